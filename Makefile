@@ -1,0 +1,57 @@
+# peergate — build, test and run targets. Every target that needs system
+# packages or Go modules calls `deps` first, so a fresh Debian bookworm
+# machine needs nothing but this repository, Go and root.
+SHELL := /bin/bash
+GO ?= go
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+BIN := bin
+# Debian packages the build, tests, demo and benchmarks use.
+DEB_PKGS := libdpdk-dev dpdk pkg-config gcc libpcap-dev iproute2 iputils-ping ethtool nftables tshark tcpreplay bird2 protobuf-compiler
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+TEST_TIMEOUT ?= 45m
+
+.PHONY: all deps build test test-short proto demo bench bench-quick bench-lpm fuzz vet fmt clean
+
+all: build
+
+# deps installs what is missing: Debian packages through apt-get (only when
+# one is absent, so repeated runs are fast) and Go modules through the proxy.
+deps:
+	@./scripts/deps.sh $(DEB_PKGS)
+	@$(GO) mod download
+
+build: deps
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# test runs the whole suite. Tests that need root, DPDK or namespaces skip
+# with a message when those are missing.
+test: deps build
+	$(GO) vet ./...
+	PEERGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+proto:
+	@./scripts/deps.sh protobuf-compiler
+	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	protoc -I proto --go_out=paths=source_relative:proto --go-grpc_out=paths=source_relative:proto \
+		$$(find proto -name '*.proto')
+
+bench-lpm: deps
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./lpm/
+
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./controlplane/manifest/
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)
