@@ -10,8 +10,11 @@ DEB_PKGS := libdpdk-dev dpdk pkg-config gcc libpcap-dev iproute2 iputils-ping et
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 TEST_TIMEOUT ?= 45m
+# The DPDK binding is compiled in when libdpdk is installed (make deps
+# installs it); without it the binaries build and explain what is missing.
+GOTAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
-.PHONY: all deps build test test-short proto demo bench bench-quick bench-lpm fuzz vet fmt clean
+.PHONY: all deps build test test-short proto demo bench bench-quick bench-lpm fuzz vet fmt clean package
 
 all: build
 
@@ -23,13 +26,13 @@ deps:
 
 build: deps
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -tags '$(GOTAGS)' -o $(BIN)/ ./cmd/...
 
 # test runs the whole suite. Tests that need root, DPDK or namespaces skip
 # with a message when those are missing.
 test: deps build
-	$(GO) vet ./...
-	PEERGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) vet -tags '$(GOTAGS)' ./...
+	PEERGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(GOTAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -53,5 +56,14 @@ vet:
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
 
+# package builds dist/peergate_<version>_amd64.deb (binaries + systemd units).
+package: build
+	./scripts/package.sh
+
+# demo: the main job. As root, builds the gateway and carries real traffic
+# between hosts of two VPCs in network namespaces (see README).
+demo: build
+	./scripts/demo.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# demo.sh — peergate's main job: the Kube-OVN VPC peering of
+# ../shared/seed-kube-ovn-vpc-peering.md with real Linux hosts.
+#
+# Topology (all names carry this run's id; everything is removed on exit):
+#
+#   ns h1 (vpc-1 host)                  ns gw (gateway)                 ns h2 (vpc-2 host)
+#   vx100 10.0.0.2/16 (VXLAN VNI 100)   dataplane (DPDK net_af_packet)  e0 172.31.0.2/16
+#   u0 192.0.2.10/24  ── veth ──  g1 (port "fabric", VTEP 192.0.2.1)
+#                                       g2 (port "vpc2", untagged) ── veth ── e0
+#
+# The seed document's manifests are applied unedited, plus a peergate file
+# that says how each VPC reaches the gateway. Then both hosts ping each other
+# as the document does (ttl=62: two VPC routers), and the gateway's counters
+# are printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${PEERGATE_BIN:-$ROOT/bin}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo: needs root (network namespaces, DPDK)" >&2
+  exit 1
+fi
+
+id=$$
+NS_GW=pg-gw-$id NS_H1=pg-h1-$id NS_H2=pg-h2-$id
+G1=pgg1-$id G2=pgg2-$id
+WORK=$(mktemp -d /tmp/peergate-demo.XXXXXX)
+SOCK=$WORK/controlplane.sock
+PIDS=()
+
+cleanup() {
+  set +e
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  for ns in "$NS_H1" "$NS_H2" "$NS_GW"; do ip netns del "$ns" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "topology: namespaces $NS_H1 $NS_H2 $NS_GW"
+for ns in "$NS_GW" "$NS_H1" "$NS_H2"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+ip link add "$G1" netns "$NS_GW" type veth peer name u0 netns "$NS_H1"
+ip link add "$G2" netns "$NS_GW" type veth peer name e0 netns "$NS_H2"
+for l in "$G1" "$G2"; do
+  ip -n "$NS_GW" link set "$l" up
+  ip netns exec "$NS_GW" ethtool -K "$l" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+done
+# vpc-1 host: a VXLAN tunnel (VNI 100) to the gateway's VTEP.
+ip -n "$NS_H1" addr add 192.0.2.10/24 dev u0
+ip -n "$NS_H1" link set u0 up
+ip -n "$NS_H1" link add vx100 type vxlan id 100 local 192.0.2.10 remote 192.0.2.1 dstport 4789 dev u0
+ip -n "$NS_H1" link set vx100 mtu 1450 up
+ip -n "$NS_H1" addr add 10.0.0.2/16 dev vx100
+ip -n "$NS_H1" route add default via 10.0.0.1
+# vpc-2 host: untagged on the gateway's second port.
+ip -n "$NS_H2" addr add 172.31.0.2/16 dev e0
+ip -n "$NS_H2" link set e0 up
+ip -n "$NS_H2" route add default via 172.31.0.1
+for pair in "$NS_H1 u0" "$NS_H1 vx100" "$NS_H2 e0"; do
+  set -- $pair
+  ip netns exec "$1" ethtool -K "$2" tso off gso off tx off >/dev/null 2>&1 || true
+done
+
+cat >"$WORK/gateway.yaml" <<YAML
+apiVersion: peergate.io/v1alpha1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  asn: 65000
+  routerID: 192.0.2.1
+  vtepIP: 192.0.2.1
+  ports:
+    - name: fabric
+      device: "net_af_packet0,iface=$G1"
+      ips: [192.0.2.1/24]
+      mtu: 1500
+    - name: vpc2
+      device: "net_af_packet1,iface=$G2"
+      mtu: 1500
+---
+apiVersion: peergate.io/v1alpha1
+kind: VPC
+metadata:
+  name: vpc-1
+spec:
+  vxlan: {port: fabric, vni: 100, vteps: [192.0.2.10]}
+---
+apiVersion: peergate.io/v1alpha1
+kind: VPC
+metadata:
+  name: vpc-2
+spec:
+  untagged: {port: vpc2}
+YAML
+
+step "controlplane and dataplane"
+"$BIN/controlplane" --listen "unix://$SOCK" --state-dir "$WORK/state" >"$WORK/controlplane.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
+ip netns exec "$NS_GW" "$BIN/dataplane" run --controlplane "unix://$SOCK" \
+  --eal "--no-huge -m 512 --no-pci --no-shconf --file-prefix=pgdemo$id" >"$WORK/dataplane.log" 2>&1 &
+PIDS+=($!)
+
+step "gwctl apply: the seed document's manifests, unedited, plus the attachments"
+GWCTL=("$BIN/gwctl" --server "unix://$SOCK")
+"${GWCTL[@]}" apply -f testdata/manifests/kubeovn-1-vpcs-and-subnets.yaml
+"${GWCTL[@]}" apply -f testdata/manifests/kubeovn-2-peerings.yaml -f "$WORK/gateway.yaml"
+"${GWCTL[@]}" get routes vpc-1
+
+# Wait until the dataplane runs the generation just applied.
+for _ in $(seq 100); do
+  "${GWCTL[@]}" get status 2>/dev/null | grep -q 'in sync' && break
+  sleep 0.1
+done
+
+status=0
+step "vpc-1-pod -> vpc-2-pod"
+ip netns exec "$NS_H1" ping -c 3 -i 0.2 172.31.0.2 || status=1
+step "vpc-2-pod -> vpc-1-pod"
+ip netns exec "$NS_H2" ping -c 3 -i 0.2 10.0.0.2 || status=1
+
+step "gateway counters"
+sleep 1.2 # one stats interval
+"${GWCTL[@]}" stats
+if [ $status -ne 0 ]; then
+  echo "demo: ping failed; logs:" >&2
+  tail -n 30 "$WORK/controlplane.log" "$WORK/dataplane.log" >&2
+fi
+exit $status
