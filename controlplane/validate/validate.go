@@ -30,7 +30,6 @@ func (d Diagnostic) String() string {
 
 // Validate checks c and returns all warnings and errors, sorted by source.
 func Validate(c *manifest.Config) (warnings []Diagnostic, errs []Diagnostic) {
-	v := newValidator(c)
-	v.run()
-	return v.sorted()
+	_, warnings, errs = Check(c)
+	return warnings, errs
 }
