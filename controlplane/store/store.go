@@ -1,0 +1,247 @@
+// Package store persists the controlplane's accepted configuration in a
+// state directory so that a restart loses nothing: the objects as
+// multi-document YAML (manifest.Marshal, readable and re-appliable with
+// gwctl) under a header carrying the generation, where each object came
+// from, and a checksum of the body.
+//
+// Writes are atomic (temporary file, fsync, rename, fsync of the
+// directory) and the previous good copy is kept beside the current one, so
+// a file cut short by a crash or a full disk is detected by its checksum
+// and the previous copy is loaded instead. The store neither validates nor
+// compiles what it holds.
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/peergate/peergate/controlplane/manifest"
+)
+
+// File names inside the state directory.
+const (
+	CurrentFile  = "config.yaml"
+	PreviousFile = "config.prev.yaml"
+)
+
+const magic = "# peergate controlplane state v1"
+
+// State is one accepted configuration.
+type State struct {
+	Generation uint64
+	Objects    []manifest.Object
+}
+
+// Store reads and writes the state of one directory. It is not safe for
+// concurrent use; the controlplane server serialises its writes.
+type Store struct {
+	dir string
+	log *slog.Logger
+}
+
+// Open returns the store of dir, creating the directory (0700) if needed.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	return &Store{dir: dir, log: log}, nil
+}
+
+// Dir returns the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Load returns the last saved state. A missing, cut or corrupted current
+// file falls back to the previous copy (logged); with neither, Load returns
+// an empty State and no error. It fails only when a file exists and cannot
+// be read, or when both copies are corrupted.
+func (s *Store) Load() (State, error) {
+	cur := filepath.Join(s.dir, CurrentFile)
+	prev := filepath.Join(s.dir, PreviousFile)
+	st, err := readFile(cur)
+	if err == nil {
+		return st, nil
+	}
+	curMissing := errors.Is(err, fs.ErrNotExist)
+	if !curMissing {
+		s.log.Error("state file unusable, falling back to the previous copy", "file", cur, "err", err)
+	}
+	pst, perr := readFile(prev)
+	switch {
+	case perr == nil:
+		if curMissing {
+			// A crash between the two renames of Save leaves only the
+			// previous copy.
+			s.log.Warn("state file missing, loading the previous copy", "file", prev)
+		} else {
+			s.log.Warn("loaded the previous state copy", "file", prev, "generation", pst.Generation)
+		}
+		return pst, nil
+	case errors.Is(perr, fs.ErrNotExist) && curMissing:
+		return State{}, nil
+	case errors.Is(perr, fs.ErrNotExist):
+		return State{}, fmt.Errorf("load state: %w (and no previous copy %s)", err, prev)
+	default:
+		if curMissing {
+			return State{}, fmt.Errorf("load state: previous copy: %w", perr)
+		}
+		return State{}, fmt.Errorf("load state: %w; previous copy: %w", err, perr)
+	}
+}
+
+// Save writes st as the current state and keeps the former current file as
+// the previous copy. When Save returns nil the state is on disk.
+func (s *Store) Save(st State) error {
+	data, err := encode(st)
+	if err != nil {
+		return err
+	}
+	cur := filepath.Join(s.dir, CurrentFile)
+	prev := filepath.Join(s.dir, PreviousFile)
+	tmp, err := os.CreateTemp(s.dir, ".config-*.tmp")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save state: close %s: %w", tmp.Name(), err)
+	}
+	// Keep the current file as the previous copy only when it is good: a
+	// corrupted current file must not push out the last good copy.
+	if _, err := readFile(cur); err == nil {
+		if err := os.Rename(cur, prev); err != nil {
+			return fmt.Errorf("save state: keep previous copy: %w", err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), cur); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("save state: open dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save state: fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// header is the metadata line of a state file.
+type header struct {
+	Generation uint64   `json:"generation"`
+	Objects    int      `json:"objects"`
+	SHA256     string   `json:"sha256"`
+	Sources    []source `json:"sources"`
+}
+
+type source struct {
+	File  string `json:"file"`
+	Index int    `json:"index"`
+}
+
+// encode writes the header as YAML comments, then a "---" line, then the
+// objects. Comments before the first "---" form a document that YAML
+// parsers, and manifest.Parse, skip: the file stays a valid manifest.
+func encode(st State) ([]byte, error) {
+	body := manifest.Marshal(st.Objects)
+	sum := sha256.Sum256(body)
+	h := header{Generation: st.Generation, Objects: len(st.Objects), SHA256: hex.EncodeToString(sum[:])}
+	for _, o := range st.Objects {
+		h.Sources = append(h.Sources, source{File: o.Source.File, Index: o.Source.Index})
+	}
+	hj, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("save state: encode header: %w", err)
+	}
+	var b bytes.Buffer
+	b.WriteString(magic + "\n")
+	b.WriteString("# Written by the controlplane; apply changes with gwctl, do not edit.\n")
+	b.WriteString("# generation: " + strconv.FormatUint(st.Generation, 10) + "\n")
+	b.WriteString("# meta: ")
+	b.Write(hj)
+	b.WriteString("\n---\n")
+	b.Write(body)
+	return b.Bytes(), nil
+}
+
+func readFile(path string) (State, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return State{}, err
+	}
+	st, err := decode(path, data)
+	if err != nil {
+		return State{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+func decode(path string, data []byte) (State, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), len(data)+1)
+	var h *header
+	n := 0
+	for first := true; sc.Scan(); first = false {
+		line := sc.Text()
+		n += len(line) + 1
+		if first && line != magic {
+			return State{}, errors.New("not a peergate state file (bad first line)")
+		}
+		if rest, ok := strings.CutPrefix(line, "# meta: "); ok {
+			h = new(header)
+			if err := json.Unmarshal([]byte(rest), h); err != nil {
+				return State{}, fmt.Errorf("header: %w", err)
+			}
+		}
+		if line == "---" {
+			break
+		}
+	}
+	if h == nil || n > len(data) {
+		return State{}, errors.New("truncated: header incomplete")
+	}
+	body := data[n:]
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != h.SHA256 {
+		return State{}, fmt.Errorf("checksum mismatch (file cut short or modified): body sha256 %s, header says %s", got, h.SHA256)
+	}
+	objs, err := manifest.Parse(path, body)
+	if err != nil {
+		return State{}, fmt.Errorf("parse: %w", err)
+	}
+	if len(objs) != h.Objects {
+		return State{}, fmt.Errorf("header says %d objects, body holds %d", h.Objects, len(objs))
+	}
+	if len(h.Sources) == len(objs) {
+		for i := range objs {
+			objs[i].Source = manifest.Source{File: h.Sources[i].File, Index: h.Sources[i].Index}
+		}
+	}
+	return State{Generation: h.Generation, Objects: objs}, nil
+}

@@ -1,0 +1,218 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/peergate/peergate/controlplane/manifest"
+)
+
+const vpcs = `kind: Vpc
+apiVersion: kubeovn.io/v1
+metadata:
+  name: vpc-1
+spec: {}
+---
+kind: Subnet
+apiVersion: kubeovn.io/v1
+metadata:
+  name: net1
+spec:
+  vpc: vpc-1
+  cidrBlock: 10.0.0.0/16
+`
+
+const vpcs2 = vpcs + `---
+kind: Vpc
+apiVersion: kubeovn.io/v1
+metadata:
+  name: vpc-2
+spec: {}
+`
+
+func objects(t *testing.T, file, text string) []manifest.Object {
+	t.Helper()
+	objs, err := manifest.Parse(file, []byte(text))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return objs
+}
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func keys(objs []manifest.Object) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.Key.String())
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEmptyDirectoryLoadsAnEmptyState(t *testing.T) {
+	st, err := open(t, t.TempDir()).Load()
+	if err != nil || st.Generation != 0 || len(st.Objects) != 0 {
+		t.Fatalf("Load = %+v, %v; want empty state", st, err)
+	}
+}
+
+func TestSavedStateLoadsBackWithGenerationObjectsAndSources(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	in := objects(t, "vpcs.yaml", vpcs)
+	if err := s.Save(State{Generation: 7, Objects: in}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := open(t, dir).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Generation != 7 {
+		t.Errorf("generation = %d, want 7", st.Generation)
+	}
+	if got, want := keys(st.Objects), keys(in); !equalStrings(got, want) {
+		t.Errorf("objects = %v, want %v", got, want)
+	}
+	for i, o := range st.Objects {
+		if o.Source != in[i].Source {
+			t.Errorf("object %d source = %+v, want %+v", i, o.Source, in[i].Source)
+		}
+		if string(o.Raw) != string(in[i].Raw) {
+			t.Errorf("object %d raw = %q, want %q", i, o.Raw, in[i].Raw)
+		}
+	}
+}
+
+func TestTheStateFileIsAValidManifest(t *testing.T) {
+	dir := t.TempDir()
+	if err := open(t, dir).Save(State{Generation: 1, Objects: objects(t, "vpcs.yaml", vpcs)}); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.LoadPaths(filepath.Join(dir, CurrentFile))
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("LoadPaths(state file) = %d objects, %v; want 2", len(objs), err)
+	}
+}
+
+func TestSaveKeepsThePreviousCopy(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Save(State{Generation: 1, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(State{Generation: 2, Objects: objects(t, "a.yaml", vpcs2)}); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := readFile(filepath.Join(dir, PreviousFile))
+	if err != nil || prev.Generation != 1 {
+		t.Fatalf("previous copy = generation %d, %v; want 1", prev.Generation, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
+		t.Errorf("state dir holds %d files, want 2 (no temporary files left)", len(ents))
+	}
+}
+
+func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(data []byte) []byte
+	}{
+		{"cut in the middle of the body", func(d []byte) []byte { return d[:len(d)-20] }},
+		{"cut at a document boundary", func(d []byte) []byte {
+			i := len(d) - len("---\nkind: Vpc\napiVersion: kubeovn.io/v1\nmetadata:\n  name: vpc-2\nspec: {}\n")
+			return d[:i]
+		}},
+		{"cut inside the header", func(d []byte) []byte { return d[:40] }},
+		{"empty", func([]byte) []byte { return nil }},
+		{"a byte changed", func(d []byte) []byte {
+			d = append([]byte(nil), d...)
+			d[len(d)-5] ^= 1
+			return d
+		}},
+		{"not a state file", func([]byte) []byte { return []byte(vpcs) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			if err := s.Save(State{Generation: 1, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Save(State{Generation: 2, Objects: objects(t, "a.yaml", vpcs2)}); err != nil {
+				t.Fatal(err)
+			}
+			cur := filepath.Join(dir, CurrentFile)
+			data, err := os.ReadFile(cur)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cur, c.damage(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st, err := open(t, dir).Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Generation != 1 || len(st.Objects) != 2 {
+				t.Fatalf("Load = generation %d with %d objects, want the previous copy (1, 2)", st.Generation, len(st.Objects))
+			}
+			// The next save must not replace the good previous copy with
+			// the damaged file.
+			if err := s.Save(State{Generation: 3, Objects: objects(t, "a.yaml", vpcs2)}); err != nil {
+				t.Fatal(err)
+			}
+			prev, err := readFile(filepath.Join(dir, PreviousFile))
+			if err != nil || prev.Generation != 1 {
+				t.Fatalf("previous copy after save = generation %d, %v; want 1", prev.Generation, err)
+			}
+		})
+	}
+}
+
+func TestCrashBetweenRenamesLoadsThePreviousCopy(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Save(State{Generation: 1, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, CurrentFile), filepath.Join(dir, PreviousFile)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load()
+	if err != nil || st.Generation != 1 {
+		t.Fatalf("Load = generation %d, %v; want 1", st.Generation, err)
+	}
+}
+
+func TestBothCopiesDamagedIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{CurrentFile, PreviousFile} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := open(t, dir).Load(); err == nil {
+		t.Fatal("Load succeeded with both copies damaged, want an error")
+	}
+}
