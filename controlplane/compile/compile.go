@@ -32,11 +32,11 @@ type Learned map[string][]LearnedRoute
 // validation finds errors, it returns them as diagnostics and an error that
 // wraps them all; warnings are returned either way.
 func Compile(c *manifest.Config, learned Learned) (*tablesv1.Tables, []validate.Diagnostic, error) {
-	warns, errs := validate.Validate(c)
+	m, warns, errs := validate.Check(c)
 	if len(errs) > 0 {
 		return nil, append(warns, errs...), diagnosticsError(errs)
 	}
-	t, err := compile(c, learned)
+	t, err := build(m, learned)
 	if err != nil {
 		return nil, warns, err
 	}
@@ -59,8 +59,4 @@ func diagnosticsError(ds []validate.Diagnostic) error {
 		errs[i] = errors.New(d.String())
 	}
 	return fmt.Errorf("invalid configuration (%d errors): %w", len(ds), errors.Join(errs...))
-}
-
-func compile(c *manifest.Config, learned Learned) (*tablesv1.Tables, error) {
-	return &tablesv1.Tables{}, nil
 }

@@ -1,0 +1,188 @@
+package compile
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/peergate/peergate/controlplane/validate"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// Route preference classes, compared after prefix length and before metric
+// (like a router's administrative distance): the VPC's own addresses, then
+// its static routes and Kube-OVN peerings, then Peering API exposures, then
+// BGP-learned routes.
+const (
+	distConnected = iota
+	distStatic
+	distPeering
+	distBGP
+)
+
+// candidate is one route a VPC could take for prefix, except for the
+// addresses in excl (a peering side's `not` list, in the same address
+// space as prefix).
+type candidate struct {
+	prefix netip.Prefix
+	excl   []netip.Prefix
+	dist   int
+	metric uint32
+	source string
+	act    *tablesv1.Action // dst_nat relative to prefix when dstNat is valid
+	dstNat netip.Prefix
+}
+
+// resolve turns candidates into an LPM route list that gives every address
+// the best candidate covering it: the longest candidate prefix that does
+// not exclude the address, then the lowest preference class, then the
+// lowest metric; ties are one route with several actions (ECMP).
+//
+// It walks the trie of all candidate and exclusion prefixes and emits a
+// route at a node only where the best set differs from the one the node
+// inherits by longest-prefix match from its nearest emitted ancestor. Where
+// every covering candidate excludes a node but an ancestor route would
+// match, it emits ACTION_DROP: excluded addresses are unreachable, not
+// routed to a less specific exposure of the same peering.
+func resolve(cands []candidate) []*tablesv1.Route {
+	type node struct{ adds, removes []int }
+	nodes := map[netip.Prefix]*node{}
+	at := func(p netip.Prefix) *node {
+		n := nodes[p]
+		if n == nil {
+			n = &node{}
+			nodes[p] = n
+		}
+		return n
+	}
+	for i, c := range cands {
+		if slices.ContainsFunc(c.excl, func(x netip.Prefix) bool { return contains(x, c.prefix) }) {
+			continue // wholly excluded
+		}
+		at(c.prefix).adds = append(at(c.prefix).adds, i)
+		for _, x := range c.excl {
+			if contains(c.prefix, x) {
+				at(x).removes = append(at(x).removes, i)
+			}
+		}
+	}
+	order := make([]netip.Prefix, 0, len(nodes))
+	for p := range nodes {
+		order = append(order, p)
+	}
+	slices.SortFunc(order, validate.ComparePrefix)
+
+	type frame struct {
+		prefix              netip.Prefix
+		covering, effective []int
+	}
+	var stack []frame
+	var out []*tablesv1.Route
+	for _, p := range order {
+		for len(stack) > 0 && !contains(stack[len(stack)-1].prefix, p) {
+			stack = stack[:len(stack)-1]
+		}
+		var parent frame
+		if len(stack) > 0 {
+			parent = stack[len(stack)-1]
+		}
+		n := nodes[p]
+		covering := make([]int, 0, len(parent.covering)+len(n.adds))
+		for _, i := range parent.covering {
+			if !slices.Contains(n.removes, i) {
+				covering = append(covering, i)
+			}
+		}
+		covering = append(covering, n.adds...)
+		best := selectBest(cands, covering)
+		if !slices.Equal(best, parent.effective) {
+			if len(best) > 0 {
+				out = append(out, routeFor(p, cands, best))
+			} else {
+				out = append(out, dropFor(p, cands, n.removes))
+			}
+		}
+		stack = append(stack, frame{p, covering, best})
+	}
+	return out
+}
+
+// contains reports whether prefix a contains prefix b.
+func contains(a, b netip.Prefix) bool {
+	return a.Addr().Is4() == b.Addr().Is4() && a.Bits() <= b.Bits() && a.Contains(b.Addr())
+}
+
+func selectBest(cands []candidate, covering []int) []int {
+	var best []int
+	for _, i := range covering {
+		if len(best) == 0 {
+			best = []int{i}
+			continue
+		}
+		c, b := cands[i], cands[best[0]]
+		switch cmp.Or(-cmp.Compare(c.prefix.Bits(), b.prefix.Bits()), cmp.Compare(c.dist, b.dist), cmp.Compare(c.metric, b.metric)) {
+		case -1:
+			best = []int{i}
+		case 0:
+			best = append(best, i)
+		}
+	}
+	slices.Sort(best)
+	return best
+}
+
+func routeFor(p netip.Prefix, cands []candidate, best []int) *tablesv1.Route {
+	r := &tablesv1.Route{Prefix: p.String(), Metric: cands[best[0]].metric}
+	var sources []string
+	for _, i := range best {
+		c := cands[i]
+		a := proto.Clone(c.act).(*tablesv1.Action)
+		if c.dstNat.IsValid() {
+			a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: c.dstNat}).String()
+		}
+		if !slices.ContainsFunc(r.Actions, func(b *tablesv1.Action) bool { return proto.Equal(a, b) }) {
+			r.Actions = append(r.Actions, a)
+		}
+		sources = append(sources, c.source)
+	}
+	slices.SortFunc(r.Actions, compareActions)
+	slices.Sort(sources)
+	r.Source = strings.Join(slices.Compact(sources), ",")
+	return r
+}
+
+func dropFor(p netip.Prefix, cands []candidate, removers []int) *tablesv1.Route {
+	var sources []string
+	for _, i := range removers {
+		sources = append(sources, cands[i].source)
+	}
+	slices.Sort(sources)
+	return &tablesv1.Route{
+		Prefix:  p.String(),
+		Source:  strings.Join(slices.Compact(sources), ","),
+		Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DROP, Peering: peeringOf(cands, removers)}},
+	}
+}
+
+func peeringOf(cands []candidate, ids []int) string {
+	var ps []string
+	for _, i := range ids {
+		ps = append(ps, cands[i].act.GetPeering())
+	}
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	return ""
+}
+
+func compareActions(a, b *tablesv1.Action) int {
+	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.DstVpc, b.DstVpc), cmp.Compare(a.Via, b.Via),
+		cmp.Compare(a.Peering, b.Peering), cmp.Compare(a.DstNat, b.DstNat), cmp.Compare(a.SrcNat, b.SrcNat),
+		cmp.Compare(a.SnatPool, b.SnatPool), cmp.Compare(a.ReversePool, b.ReversePool),
+		cmp.Compare(a.IngressFilter, b.IngressFilter), cmp.Compare(a.TtlDecrement, b.TtlDecrement))
+}

@@ -1,0 +1,154 @@
+package compile
+
+import (
+	"net/netip"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/peergate/peergate/controlplane/validate"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// routes compiles the first-lookup table of x: what x's hosts reach.
+func (b *builder) routes(x *validate.VPC) []*tablesv1.Route {
+	var cs []candidate
+	// The VPC's own delivery routes, crossing the gateway as one router.
+	// An external's static and learned routes describe the world behind
+	// it, not where its own traffic should go: they are not copied (that
+	// would hairpin everything back out of the external).
+	for _, c := range b.local[x.Name] {
+		if x.External && c.dist != distConnected {
+			continue
+		}
+		c.act = proto.Clone(c.act).(*tablesv1.Action)
+		if c.act.Kind == tablesv1.ActionKind_ACTION_DELIVER {
+			c.act.TtlDecrement = 1
+		}
+		cs = append(cs, c)
+	}
+	var srcRoutes []*tablesv1.Route
+	cs, srcRoutes = b.kubeRoutes(x, cs)
+	for _, p := range b.m.Peerings {
+		for i, own := range p.Sides {
+			if own.VPC == x.Name {
+				cs = append(cs, b.peeringCandidates(p, own, p.Sides[1-i])...)
+			}
+		}
+	}
+	return append(resolve(cs), srcRoutes...)
+}
+
+// kubeRoutes adds x's Kube-OVN static routes: through the peering link to
+// the remote VPC, two router hops. policySrc routes match the source and
+// bypass the LPM resolution.
+func (b *builder) kubeRoutes(x *validate.VPC, cs []candidate) ([]candidate, []*tablesv1.Route) {
+	var src []*tablesv1.Route
+	for _, l := range b.m.Links {
+		remote, remoteIP := l.B, l.ConnectB.Addr()
+		if l.B == x.Name {
+			remote, remoteIP = l.A, l.ConnectA.Addr()
+		} else if l.A != x.Name {
+			continue
+		}
+		fwd := func(ttl uint32) *tablesv1.Action {
+			return &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_FORWARD, DstVpc: b.vpcID[remote], TtlDecrement: ttl, Peering: l.Name()}
+		}
+		source := "kubeovn-peering:" + remote
+		// The remote end of the link answers ping like a router next door.
+		cs = append(cs, candidate{prefix: netip.PrefixFrom(remoteIP, remoteIP.BitLen()), dist: distStatic, source: source, act: fwd(1)})
+		for _, r := range x.KubeRoutes {
+			if r.NextHop != remoteIP {
+				continue
+			}
+			if r.MatchSource {
+				src = append(src, &tablesv1.Route{Prefix: r.Prefix.String(), Source: source, MatchSource: true, Actions: []*tablesv1.Action{fwd(2)}})
+				continue
+			}
+			cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: source, act: fwd(2)})
+		}
+	}
+	slices.SortStableFunc(src, func(a, b *tablesv1.Route) int {
+		return validate.ComparePrefix(netip.MustParsePrefix(a.Prefix), netip.MustParsePrefix(b.Prefix))
+	})
+	return cs, src
+}
+
+// peeringCandidates are the routes side own's VPC gets from a Peering:
+// the peer's exposure (at its `as` addresses under stateless NAT), or,
+// when the peer is masqueraded (stateful), the way back to its pool.
+func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Side) []candidate {
+	peerVPC := b.m.ByName[peer.VPC]
+	act := &tablesv1.Action{
+		Kind:          tablesv1.ActionKind_ACTION_FORWARD,
+		DstVpc:        b.vpcID[peer.VPC],
+		TtlDecrement:  1,
+		Peering:       p.Name,
+		SrcNat:        b.natTbl[sideKey{p.Name, own.VPC}],
+		SnatPool:      b.poolOf(own),
+		IngressFilter: b.filter[sideKey{p.Name, peer.VPC}],
+	}
+	source := "peering:" + p.Name
+	if peer.Stateful {
+		a := proto.Clone(act).(*tablesv1.Action)
+		a.ReversePool = b.poolOf(peer)
+		var cs []candidate
+		for _, pr := range peer.As {
+			cs = append(cs, candidate{prefix: pr, dist: distPeering, metric: peer.Metric, source: source, act: a})
+		}
+		return cs
+	}
+	// The peer's reachable pieces in its own address space.
+	type piece struct {
+		prefix netip.Prefix
+		metric uint32
+	}
+	var pieces []piece
+	for _, c := range peer.CIDRs {
+		if !peerVPC.External {
+			pieces = append(pieces, piece{c, peer.Metric})
+			continue
+		}
+		// An external exposes only what it can reach: its own subnets, its
+		// static routes and the best routes its BGP neighbours advertised.
+		for _, r := range b.local[peer.VPC] {
+			if r.act.Kind != tablesv1.ActionKind_ACTION_DELIVER || !r.prefix.Overlaps(c) {
+				continue
+			}
+			pr := r.prefix
+			if c.Bits() > pr.Bits() {
+				pr = c
+			}
+			pieces = append(pieces, piece{pr, r.metric + peer.Metric})
+		}
+	}
+	nat := len(peer.As) > 0
+	var cs []candidate
+	for _, pc := range pieces {
+		for _, seg := range peer.Segments() {
+			if !pc.prefix.Overlaps(seg.From) {
+				continue
+			}
+			from := pc.prefix
+			if seg.From.Bits() > from.Bits() {
+				from = seg.From
+			}
+			c := candidate{prefix: validate.Translate(from, seg), dist: distPeering, metric: pc.metric, source: source, act: act}
+			if nat {
+				c.dstNat = from
+			}
+			for _, n := range peer.Nots {
+				if !n.Overlaps(from) {
+					continue
+				}
+				x := n
+				if from.Bits() > x.Bits() {
+					x = from
+				}
+				c.excl = append(c.excl, validate.Translate(x, seg))
+			}
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
