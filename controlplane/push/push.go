@@ -1,0 +1,274 @@
+// Package push serves the TablePush service of proto/tables/v1: every
+// connected dataplane gets the full current tables when it says hello and
+// then each new generation, and the package records what each dataplane
+// acknowledged and the last counters it pushed, for status and stats.
+//
+// A slow dataplane never holds up the others or the publisher: each stream
+// sends the newest tables when it is ready, skipping generations that were
+// replaced in the meantime (every message is a complete Tables). The
+// package knows nothing of manifests or compilation.
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// helloTimeout bounds how long a stream may stay silent before its Hello.
+const helloTimeout = 10 * time.Second
+
+// forgetAfter is how long a disconnected dataplane stays in the status.
+const forgetAfter = time.Hour
+
+// Hub publishes tables to every connected dataplane. The zero value is not
+// usable; use New.
+type Hub struct {
+	tablesv1.UnimplementedTablePushServer
+
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cur     *tablesv1.Tables
+	changed chan struct{} // closed and replaced on every Publish
+	dps     map[string]*dataplane
+	conns   uint64
+}
+
+type dataplane struct {
+	info DataplaneInfo
+	conn uint64 // the stream that owns this entry
+}
+
+// DataplaneInfo is what the hub knows of one dataplane.
+type DataplaneInfo struct {
+	ID             string
+	Peer           string
+	Connected      bool
+	Generation     uint64 // last acknowledged as running
+	SentGeneration uint64
+	Error          string // error of the last refused generation
+	ConnectedAt    time.Time
+	DisconnectedAt time.Time
+	LastAck        time.Time
+	LastStats      time.Time
+	// Stats is the last snapshot it pushed (nil until the first); never
+	// modified after it is stored.
+	Stats *tablesv1.Stats
+}
+
+// New returns a hub with no tables.
+func New(log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{log: log, changed: make(chan struct{}), dps: map[string]*dataplane{}}
+}
+
+// Publish makes t the current tables and sends it to every dataplane. t
+// must not be modified afterwards: streams marshal it concurrently.
+func (h *Hub) Publish(t *tablesv1.Tables) {
+	h.mu.Lock()
+	h.cur = t
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// Current returns the tables last published (nil before the first).
+func (h *Hub) Current() *tablesv1.Tables {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cur
+}
+
+// Dataplanes returns a snapshot of every dataplane seen in the last hour,
+// sorted by ID.
+func (h *Hub) Dataplanes() []DataplaneInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]DataplaneInfo, 0, len(h.dps))
+	for _, d := range h.dps {
+		out = append(out, d.info)
+	}
+	slices.SortFunc(out, func(a, b DataplaneInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Connect serves one dataplane's stream until it ends.
+func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+
+	hello, err := recvHello(ctx, stream)
+	if err != nil {
+		return err
+	}
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	id := hello.GetDataplaneId()
+	if id == "" {
+		id = "anonymous@" + addr
+	}
+	conn := h.register(id, addr)
+	log := h.log.With("dataplane", id, "peer", addr)
+	log.Info("dataplane connected", "running_generation", hello.GetGeneration())
+	defer func() {
+		h.unregister(id, conn)
+		log.Info("dataplane disconnected", "err", context.Cause(ctx))
+	}()
+
+	go func() {
+		cancel(h.receive(stream, id, conn, log))
+	}()
+
+	var sent *tablesv1.Tables
+	for {
+		h.mu.Lock()
+		t, changed := h.cur, h.changed
+		h.mu.Unlock()
+		if t != nil && t != sent {
+			msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: t}}
+			if err := stream.Send(msg); err != nil {
+				return fmt.Errorf("dataplane %s: send generation %d: %w", id, t.GetGeneration(), err)
+			}
+			sent = t
+			h.update(id, conn, func(i *DataplaneInfo) { i.SentGeneration = t.GetGeneration() })
+			log.Debug("sent tables", "generation", t.GetGeneration())
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			if err := context.Cause(ctx); !errors.Is(err, errStreamEnded) && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		}
+	}
+}
+
+var errStreamEnded = errors.New("dataplane closed the stream")
+
+func recvHello(ctx context.Context, stream tablesv1.TablePush_ConnectServer) (*tablesv1.Hello, error) {
+	type result struct {
+		m   *tablesv1.DataplaneMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- result{m, err}
+	}()
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("receive hello: %w", r.err)
+		}
+		hello := r.m.GetHello()
+		if hello == nil {
+			return nil, status.Error(codes.InvalidArgument, "the first message of a TablePush stream must be a Hello")
+		}
+		return hello, nil
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", helloTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// receive records acks and stats until the stream ends.
+func (h *Hub) receive(stream tablesv1.TablePush_ConnectServer, id string, conn uint64, log *slog.Logger) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+				return errStreamEnded
+			}
+			if errors.Is(err, io.EOF) {
+				return errStreamEnded
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		now := time.Now()
+		switch msg := m.Msg.(type) {
+		case *tablesv1.DataplaneMessage_Ack:
+			a := msg.Ack
+			h.update(id, conn, func(i *DataplaneInfo) {
+				i.LastAck = now
+				if a.GetError() != "" {
+					i.Error = fmt.Sprintf("generation %d refused: %s", a.GetGeneration(), a.GetError())
+					return
+				}
+				i.Generation, i.Error = a.GetGeneration(), ""
+			})
+			if a.GetError() != "" {
+				log.Error("dataplane refused tables", "generation", a.GetGeneration(), "err", a.GetError())
+			} else {
+				log.Info("dataplane runs generation", "generation", a.GetGeneration())
+			}
+		case *tablesv1.DataplaneMessage_Stats:
+			h.update(id, conn, func(i *DataplaneInfo) { i.LastStats, i.Stats = now, msg.Stats })
+		case *tablesv1.DataplaneMessage_Hello:
+			log.Warn("ignoring a second Hello on one stream")
+		default:
+			log.Warn("ignoring an unknown dataplane message")
+		}
+	}
+}
+
+func (h *Hub) register(id, addr string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	for k, d := range h.dps {
+		if !d.info.Connected && now.Sub(d.info.DisconnectedAt) > forgetAfter {
+			delete(h.dps, k)
+		}
+	}
+	h.conns++
+	d := h.dps[id]
+	if d == nil {
+		d = &dataplane{}
+		h.dps[id] = d
+	}
+	// A reconnecting dataplane keeps what it acknowledged until it acks
+	// again: its tables survive a lost stream.
+	d.conn = h.conns
+	d.info.ID, d.info.Peer, d.info.Connected = id, addr, true
+	d.info.ConnectedAt, d.info.DisconnectedAt = now, time.Time{}
+	return h.conns
+}
+
+func (h *Hub) unregister(id string, conn uint64) {
+	h.update(id, conn, func(i *DataplaneInfo) {
+		i.Connected = false
+		i.DisconnectedAt = time.Now()
+	})
+}
+
+// update changes the entry of id if the stream conn still owns it: a
+// dataplane that reconnected before its old stream noticed the loss must
+// not be marked disconnected by the old stream.
+func (h *Hub) update(id string, conn uint64, f func(*DataplaneInfo)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.dps[id]; d != nil && d.conn == conn {
+		f(&d.info)
+	}
+}
