@@ -109,8 +109,8 @@ PIDS+=($!)
 
 step "gwctl apply: the seed document's manifests, unedited, plus the attachments"
 GWCTL=("$BIN/gwctl" --server "unix://$SOCK")
-"${GWCTL[@]}" apply -f testdata/manifests/kubeovn-1-vpcs-and-subnets.yaml
-"${GWCTL[@]}" apply -f testdata/manifests/kubeovn-2-peerings.yaml -f "$WORK/gateway.yaml"
+"${GWCTL[@]}" apply -f "$WORK/gateway.yaml" -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-1-vpcs-and-subnets.yaml
+"${GWCTL[@]}" apply -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-2-vpc-peerings.yaml
 "${GWCTL[@]}" get routes vpc-1
 
 # Wait until the dataplane runs the generation just applied.
