@@ -1,0 +1,386 @@
+// Package server is the controlplane's core and its orchestration API: it
+// holds the accepted configuration and its generation, turns every apply
+// or delete into a new configuration that is validated and compiled whole
+// (all or nothing), persists it through package store, and publishes the
+// compiled tables through package push. It serves the Gateway gRPC API
+// of proto/api/v1 next to the TablePush service, gRPC health and
+// reflection.
+//
+// It parses, validates and compiles only through packages manifest,
+// validate and compile, and never talks to a dataplane except through push.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/peergate/peergate/controlplane/compile"
+	"github.com/peergate/peergate/controlplane/manifest"
+	"github.com/peergate/peergate/controlplane/push"
+	"github.com/peergate/peergate/controlplane/store"
+	"github.com/peergate/peergate/controlplane/validate"
+	apiv1 "github.com/peergate/peergate/proto/api/v1"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// MaxRequestBytes bounds one API request (and one message of a dataplane).
+const MaxRequestBytes = 16 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Store persists accepted configurations; nil keeps them in memory only.
+	Store *store.Store
+	// Hub publishes tables; nil creates one.
+	Hub    *push.Hub
+	Logger *slog.Logger
+}
+
+// Server holds the live configuration. Its methods are safe for
+// concurrent use; changes are serialised.
+type Server struct {
+	apiv1.UnimplementedGatewayServer
+
+	log     *slog.Logger
+	store   *store.Store
+	hub     *push.Hub
+	health  *health.Server
+	started time.Time
+
+	mu         sync.Mutex
+	cfg        *manifest.Config
+	gen        uint64
+	learned    compile.Learned
+	tables     *tablesv1.Tables // compiled from cfg and learned; nil when that failed
+	compileErr error
+	accepted   uint64
+	rejected   uint64
+	lastErr    string
+	lastChange time.Time
+
+	saveMu   sync.Mutex
+	savedGen uint64
+}
+
+// New loads the stored configuration, compiles it and publishes its
+// tables. A stored configuration that no longer compiles (after an
+// upgrade that tightened validation, say) is kept and reported by Status;
+// no tables are pushed until an apply fixes it.
+func New(opts Options) (*Server, error) {
+	s := &Server{
+		log:     opts.Logger,
+		store:   opts.Store,
+		hub:     opts.Hub,
+		health:  health.NewServer(),
+		started: time.Now(),
+		cfg:     manifest.NewConfig(nil),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.hub == nil {
+		s.hub = push.New(s.log)
+	}
+	if s.store != nil {
+		st, err := s.store.Load()
+		if err != nil {
+			return nil, fmt.Errorf("load stored configuration: %w", err)
+		}
+		s.cfg, s.gen, s.savedGen = manifest.NewConfig(st.Objects), st.Generation, st.Generation
+		s.log.Info("loaded stored configuration", "dir", s.store.Dir(), "generation", st.Generation, "objects", len(st.Objects))
+	}
+	t, _, err := compile.Compile(s.cfg, nil)
+	if err != nil {
+		s.compileErr = err
+		s.log.Error("stored configuration does not compile; no tables pushed until an apply fixes it", "err", err)
+		return s, nil
+	}
+	t.Generation = s.gen
+	s.tables = t
+	s.hub.Publish(t)
+	return s, nil
+}
+
+// Hub returns the push hub the server publishes to.
+func (s *Server) Hub() *push.Hub { return s.hub }
+
+// GRPCOptions are the server options the API needs: the request size limit
+// and keepalive pings from dataplanes (package agent pings every 10 s).
+func GRPCOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// Register adds the Gateway API, the TablePush service, health and
+// reflection to g.
+func (s *Server) Register(g *grpc.Server) {
+	apiv1.RegisterGatewayServer(g, s)
+	tablesv1.RegisterTablePushServer(g, s.hub)
+	healthpb.RegisterHealthServer(g, s.health)
+	for _, name := range []string{"", apiv1.Gateway_ServiceDesc.ServiceName, tablesv1.TablePush_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	reflection.Register(g)
+}
+
+// Shutdown marks every service NOT_SERVING, ahead of a graceful stop.
+func (s *Server) Shutdown() { s.health.Shutdown() }
+
+// Result is the outcome of a change.
+type Result struct {
+	Accepted   bool
+	Generation uint64
+	Warnings   []*apiv1.Diagnostic
+	Errors     []*apiv1.Diagnostic
+	Objects    []*apiv1.ObjectResult
+}
+
+// ApplyObjects merges objs into the configuration, all or nothing. A
+// rejected apply returns Accepted false and no error; the error is for
+// failures to persist.
+func (s *Server) ApplyObjects(objs []manifest.Object, dryRun bool) (Result, error) {
+	return s.change(dryRun, func(c *manifest.Config) (*manifest.Config, []*apiv1.ObjectResult) {
+		results := make([]*apiv1.ObjectResult, 0, len(objs))
+		seen := map[manifest.Key]int{}
+		for _, o := range objs {
+			ch := apiv1.Change_CHANGE_CREATED
+			if old, ok := c.Get(o.Key); ok {
+				ch = apiv1.Change_CHANGE_CONFIGURED
+				if same(old, o) {
+					ch = apiv1.Change_CHANGE_UNCHANGED
+				}
+			}
+			// A key given twice in one request: the last document wins.
+			if i, ok := seen[o.Key]; ok {
+				results[i].Change = ch
+				continue
+			}
+			seen[o.Key] = len(results)
+			results = append(results, &apiv1.ObjectResult{Key: keyToProto(o.Key), Change: ch})
+		}
+		return c.Apply(objs), results
+	})
+}
+
+// DeleteObjects removes the objects of keys, all or nothing; unknown keys
+// are reported as not found.
+func (s *Server) DeleteObjects(keys []manifest.Key, dryRun bool) (Result, error) {
+	return s.change(dryRun, func(c *manifest.Config) (*manifest.Config, []*apiv1.ObjectResult) {
+		var results []*apiv1.ObjectResult
+		for _, k := range keys {
+			ch := apiv1.Change_CHANGE_DELETED
+			if _, ok := c.Get(k); !ok {
+				ch = apiv1.Change_CHANGE_NOT_FOUND
+			}
+			results = append(results, &apiv1.ObjectResult{Key: keyToProto(k), Change: ch})
+		}
+		return c.Delete(keys), results
+	})
+}
+
+func same(a, b manifest.Object) bool {
+	return string(manifest.Marshal([]manifest.Object{a})) == string(manifest.Marshal([]manifest.Object{b}))
+}
+
+func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Config, []*apiv1.ObjectResult)) (Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next, results := edit(s.cfg)
+	changed := false
+	for _, r := range results {
+		if c := r.Change; c != apiv1.Change_CHANGE_UNCHANGED && c != apiv1.Change_CHANGE_NOT_FOUND {
+			changed = true
+		}
+	}
+	res := Result{Generation: s.gen}
+	// Compile validates too, but returns warnings and errors in one list;
+	// validate first to tell them apart.
+	warns, errs := validate.Validate(next)
+	res.Warnings = diagnostics(warns)
+	if len(errs) > 0 {
+		res.Errors = diagnostics(errs)
+		s.reject(dryRun, fmt.Sprintf("%d errors, first: %s", len(errs), errs[0]))
+		return res, nil
+	}
+	t, _, err := compile.Compile(next, s.learned)
+	if err != nil {
+		res.Errors = textDiagnostics("", err)
+		s.reject(dryRun, err.Error())
+		return res, nil
+	}
+	res.Accepted, res.Objects = true, results
+	if dryRun || (!changed && s.tables != nil) {
+		return res, nil
+	}
+	gen := s.gen + 1
+	if s.store != nil {
+		if err := s.save(store.State{Generation: gen, Objects: next.Objects()}); err != nil {
+			s.log.Error("configuration not applied: cannot persist it", "err", err)
+			return Result{}, fmt.Errorf("persist configuration: %w", err)
+		}
+	}
+	t.Generation = gen
+	s.cfg, s.gen, s.tables, s.compileErr = next, gen, t, nil
+	s.accepted++
+	s.lastChange = time.Now()
+	s.hub.Publish(t)
+	res.Generation = gen
+	s.log.Info("configuration applied", "generation", gen, "objects", next.Len(), "warnings", len(warns))
+	return res, nil
+}
+
+func (s *Server) reject(dryRun bool, summary string) {
+	if dryRun {
+		return
+	}
+	s.rejected++
+	s.lastErr = summary
+	s.log.Warn("configuration rejected", "err", summary)
+}
+
+// save writes st unless a newer generation is already on disk (SetLearned
+// saves outside s.mu).
+func (s *Server) save(st store.State) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if st.Generation < s.savedGen {
+		return nil
+	}
+	if err := s.store.Save(st); err != nil {
+		return err
+	}
+	s.savedGen = st.Generation
+	return nil
+}
+
+// SetLearned replaces the BGP-learned routes of external VPCs, recompiles
+// and publishes a new generation. The new generation is persisted after
+// the tables are published, so routing changes are not held up by disk.
+func (s *Server) SetLearned(l compile.Learned) error {
+	s.mu.Lock()
+	s.learned = l
+	t, _, err := compile.Compile(s.cfg, l)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("compile with learned routes: %w", err)
+	}
+	s.gen++
+	t.Generation = s.gen
+	s.tables, s.compileErr = t, nil
+	s.hub.Publish(t)
+	st := store.State{Generation: s.gen, Objects: s.cfg.Objects()}
+	s.mu.Unlock()
+	if s.store == nil {
+		return nil
+	}
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("persist generation %d: %w", st.Generation, err)
+	}
+	return nil
+}
+
+// Generation returns the live generation.
+func (s *Server) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// Config returns the live configuration (immutable).
+func (s *Server) Config() *manifest.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// Tables returns the live compiled tables (nil when the configuration does
+// not compile); they must not be modified.
+func (s *Server) Tables() *tablesv1.Tables {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tables
+}
+
+func diagnostics(ds []validate.Diagnostic) []*apiv1.Diagnostic {
+	out := make([]*apiv1.Diagnostic, len(ds))
+	for i, d := range ds {
+		out[i] = &apiv1.Diagnostic{
+			Text: d.String(), File: d.Source.File, Document: int32(d.Source.Index),
+			Key: keyToProto(d.Key), Field: d.Field, Message: d.Message,
+		}
+	}
+	return out
+}
+
+// textDiagnostics splits a joined error (manifest.Parse reports one per
+// failing document) into one diagnostic each.
+func textDiagnostics(file string, err error) []*apiv1.Diagnostic {
+	var out []*apiv1.Diagnostic
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		// yaml.v3's errors span lines ("unmarshal errors:\n  line 7: ...");
+		// keep each one whole.
+		text := strings.TrimSpace(err.Error())
+		out = append(out, &apiv1.Diagnostic{Text: text, File: file, Message: text})
+	}
+	walk(err)
+	return out
+}
+
+var errNothing = errors.New("nothing to apply: give documents or objects")
+
+// parseRequest turns an apply request into objects, or into diagnostics
+// when a document does not parse.
+func parseRequest(req *apiv1.ApplyRequest) ([]manifest.Object, []*apiv1.Diagnostic, error) {
+	if len(req.GetDocuments()) == 0 && len(req.GetObjects()) == 0 {
+		return nil, nil, errNothing
+	}
+	var objs []manifest.Object
+	var diags []*apiv1.Diagnostic
+	for i, d := range req.GetDocuments() {
+		file := d.GetFile()
+		if file == "" {
+			file = fmt.Sprintf("<request document %d>", i)
+		}
+		o, err := manifest.Parse(file, d.GetYaml())
+		if err != nil {
+			diags = append(diags, textDiagnostics(file, err)...)
+			continue
+		}
+		objs = append(objs, o...)
+	}
+	if len(req.GetObjects()) > 0 {
+		const file = "<request objects>"
+		data, err := typedDocument(req.GetObjects())
+		if err != nil {
+			diags = append(diags, textDiagnostics(file, err)...)
+		} else if o, err := manifest.Parse(file, data); err != nil {
+			diags = append(diags, textDiagnostics(file, err)...)
+		} else {
+			objs = append(objs, o...)
+		}
+	}
+	return objs, diags, nil
+}
+
+// contextDone reports a cancelled request before a change starts; once a
+// change runs it completes.
+func contextDone(ctx context.Context) error { return ctx.Err() }
