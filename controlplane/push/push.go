@@ -45,6 +45,9 @@ type Hub struct {
 	changed chan struct{} // closed and replaced on every Publish
 	dps     map[string]*dataplane
 	conns   uint64
+
+	closeOnce sync.Once
+	closed    chan struct{}
 }
 
 type dataplane struct {
@@ -74,8 +77,12 @@ func New(log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{log: log, changed: make(chan struct{}), dps: map[string]*dataplane{}}
+	return &Hub{log: log, changed: make(chan struct{}), dps: map[string]*dataplane{}, closed: make(chan struct{})}
 }
+
+// Close ends every stream, so that a graceful gRPC stop does not wait for
+// dataplanes (they reconnect to the next controlplane).
+func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
 // Publish makes t the current tables and sends it to every dataplane. t
 // must not be modified afterwards: streams marshal it concurrently.
@@ -152,6 +159,8 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 		}
 		select {
 		case <-changed:
+		case <-h.closed:
+			return status.Error(codes.Unavailable, "controlplane shutting down")
 		case <-ctx.Done():
 			if err := context.Cause(ctx); !errors.Is(err, errStreamEnded) && !errors.Is(err, context.Canceled) {
 				return err

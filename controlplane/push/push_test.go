@@ -170,3 +170,13 @@ func TestAStreamThatDoesNotStartWithHelloIsRejected(t *testing.T) {
 		t.Fatalf("Recv = %v, want InvalidArgument", err)
 	}
 }
+
+func TestCloseEndsEveryStream(t *testing.T) {
+	hub, c := start(t)
+	s, _ := connect(t, c, "dp1")
+	eventually(t, "connected", func() bool { return info(hub, "dp1").Connected })
+	hub.Close()
+	if _, err := s.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Recv after Close = %v, want Unavailable", err)
+	}
+}
