@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package flowtable
+
+func prefetch(addr uintptr) {}

@@ -1,0 +1,409 @@
+package flowtable
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+const sec = int64(time.Second)
+
+var allPorts = Ports{Min: 1024, Total: 65536 - 1024, Start: 0, Span: 65536 - 1024, Tries: 16}
+
+func newTable(t testing.TB, capacity int) *Table {
+	t.Helper()
+	tab, err := New(Config{Capacity: capacity, Timeouts: DefaultTimeouts(), Seed: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+func flow(i int, proto uint8) Flow {
+	return Flow{Inner: 0x0a010100 + uint32(i%250), Remote: 0x08080808, InnerPort: uint16(10000 + i/250), RemotePort: 443, VPC: 1, Proto: proto}
+}
+
+func create(t testing.TB, tab *Table, f Flow, flags uint8, now int64) Entry {
+	t.Helper()
+	rnd := uint64(7)
+	e, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, flags, now)
+	if st != Created {
+		t.Fatalf("create %+v: %v", f, st)
+	}
+	return e
+}
+
+func lookupOut(tab *Table, f Flow, flags uint8, now int64) (Entry, bool) {
+	return tab.LookupFlow(&f, tab.HashFlow(&f), flags, now)
+}
+
+func lookupIn(tab *Table, e Entry, flags uint8, now int64) (Entry, bool) {
+	r := e.Reply()
+	return tab.LookupReply(&r, tab.HashReply(&r), flags, true, now)
+}
+
+func TestTCPStateMachine(t *testing.T) {
+	type pkt struct {
+		out   bool
+		flags uint8
+	}
+	cases := []struct {
+		name    string
+		pkts    []pkt
+		state   string
+		timeout time.Duration
+	}{
+		{"a SYN from inside opens a syn-sent session with the transitory timeout", []pkt{{true, TCPSyn}}, "syn-sent", 240 * time.Second},
+		{"a SYN-ACK reply establishes it with the established timeout", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {true, TCPAck}}, "established", 7440 * time.Second},
+		{"a FIN from inside makes it half-closed and transitory", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {true, TCPFin | TCPAck}}, "half-closed", 240 * time.Second},
+		{"FINs both ways close it", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {true, TCPFin | TCPAck}, {false, TCPFin | TCPAck}}, "closing", 240 * time.Second},
+		{"a RST from the remote end resets it", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {false, TCPRst}}, "reset", 240 * time.Second},
+		{"a RST from inside resets it", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {true, TCPRst | TCPAck}}, "reset", 240 * time.Second},
+		{"a new SYN after a reset reopens the tuple", []pkt{{true, TCPSyn}, {false, TCPSyn | TCPAck}, {false, TCPRst}, {true, TCPSyn}}, "syn-sent", 240 * time.Second},
+		{"a flow picked up mid-stream stays transitory", []pkt{{true, TCPAck}, {false, TCPAck}}, "active", 240 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tab := newTable(t, 16)
+			f := flow(1, ProtoTCP)
+			now := 1000 * sec
+			var e Entry
+			for n, p := range c.pkts {
+				var ok bool
+				switch {
+				case n == 0:
+					e = create(t, tab, f, p.flags, now)
+					ok = true
+				case p.out:
+					e, ok = lookupOut(tab, f, p.flags, now)
+				default:
+					e, ok = lookupIn(tab, e, p.flags, now)
+				}
+				if !ok {
+					t.Fatalf("packet %d: session not found", n)
+				}
+			}
+			if got := e.State.String(); got != c.state {
+				t.Errorf("state %q, want %q", got, c.state)
+			}
+			if got := time.Duration(int64(e.Deadline)*sec - now); got != c.timeout {
+				t.Errorf("timeout %v, want %v", got, c.timeout)
+			}
+		})
+	}
+}
+
+func TestEveryTimeoutExpiresItsSession(t *testing.T) {
+	cases := []struct {
+		name    string
+		proto   uint8
+		flags   []uint8 // outbound, inbound, outbound...
+		timeout time.Duration
+	}{
+		{"an established TCP session lives 7440 s idle", ProtoTCP, []uint8{TCPSyn, TCPSyn | TCPAck, TCPAck}, 7440 * time.Second},
+		{"a TCP session that never completed lives 240 s", ProtoTCP, []uint8{TCPSyn}, 240 * time.Second},
+		{"a closing TCP session lives 240 s", ProtoTCP, []uint8{TCPSyn, TCPSyn | TCPAck, TCPFin | TCPAck, TCPFin | TCPAck}, 240 * time.Second},
+		{"a UDP session lives 300 s", ProtoUDP, []uint8{0, 0}, 300 * time.Second},
+		{"an ICMP session lives 60 s", ProtoICMP, []uint8{0, 0}, 60 * time.Second},
+		{"another protocol lives 300 s", 47, []uint8{0}, 300 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tab := newTable(t, 16)
+			f := flow(3, c.proto)
+			t0 := 5000 * sec
+			e := create(t, tab, f, c.flags[0], t0)
+			for n, fl := range c.flags[1:] {
+				var ok bool
+				if n%2 == 0 {
+					e, ok = lookupIn(tab, e, fl, t0)
+				} else {
+					e, ok = lookupOut(tab, f, fl, t0)
+				}
+				if !ok {
+					t.Fatal("session lost")
+				}
+			}
+			last := t0 + int64(c.timeout) - sec
+			if _, ok := lookupIn(tab, e, TCPAck, last); !ok {
+				t.Fatalf("session gone a second before its %v timeout", c.timeout)
+			}
+			// That reply refreshed it: it now lives until last+timeout.
+			end := last + int64(c.timeout)
+			if n := tab.Sweep(end-sec, tab.Slots()); n != 0 {
+				t.Fatalf("sweep a second early freed %d", n)
+			}
+			if _, ok := lookupOut(tab, f, 0, end); ok {
+				t.Fatal("session still matches after its timeout")
+			}
+			if n := tab.Sweep(end, tab.Slots()); n != 1 {
+				t.Fatalf("sweep freed %d sessions, want 1", n)
+			}
+			if c := tab.Counters(); c.Expired != 1 || c.Live != 0 {
+				t.Fatalf("counters %+v", c)
+			}
+		})
+	}
+}
+
+func TestDNSReplyClosesItsSession(t *testing.T) {
+	cases := []struct {
+		name     string
+		keep     bool
+		wantOpen bool
+	}{
+		{"by default the reply closes the session at once", false, false},
+		{"with KeepDNS the session stays for the UDP timeout", true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			to := DefaultTimeouts()
+			to.KeepDNS = c.keep
+			tab, err := New(Config{Capacity: 8, Timeouts: to, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := flow(1, ProtoUDP)
+			f.RemotePort = DNSPort
+			e := create(t, tab, f, 0, 10*sec)
+			if _, ok := lookupIn(tab, e, 0, 10*sec); !ok {
+				t.Fatal("the DNS reply found no session")
+			}
+			_, open := lookupOut(tab, f, 0, 10*sec)
+			if open != c.wantOpen {
+				t.Fatalf("session open after the reply: %v, want %v", open, c.wantOpen)
+			}
+		})
+	}
+}
+
+func TestFullTableDropsNewSessionsAndKeepsOld(t *testing.T) {
+	tab := newTable(t, 100)
+	rnd := uint64(3)
+	now := 100 * sec
+	for i := 0; i < 100; i++ {
+		f := flow(i, ProtoUDP)
+		if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, 0, now); st != Created {
+			t.Fatalf("flow %d: %v", i, st)
+		}
+	}
+	for i := 100; i < 110; i++ {
+		f := flow(i, ProtoUDP)
+		if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, 0, now); st != Full {
+			t.Fatalf("flow %d beyond capacity: %v", i, st)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if _, ok := lookupOut(tab, flow(i, ProtoUDP), 0, now); !ok {
+			t.Fatalf("existing flow %d lost", i)
+		}
+	}
+	if c := tab.Counters(); c.DroppedFull != 10 || c.Live != 100 || c.Created != 100 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestPortExhaustionIsDroppedAndCounted(t *testing.T) {
+	tab := newTable(t, 100)
+	ports := Ports{Min: 2000, Total: 1000, Start: 10, Span: 4, Tries: 200}
+	rnd := uint64(9)
+	used := map[uint16]bool{}
+	for i := 0; i < 6; i++ {
+		f := flow(i, ProtoTCP) // same remote endpoint, different inner hosts
+		e, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &ports, &rnd, 1, 1, TCPSyn, 0)
+		if i < 4 {
+			if st != Created {
+				t.Fatalf("flow %d: %v", i, st)
+			}
+			if e.PublicPort < 2010 || e.PublicPort > 2013 || used[e.PublicPort] {
+				t.Fatalf("flow %d got port %d (used %v)", i, e.PublicPort, used)
+			}
+			used[e.PublicPort] = true
+			continue
+		}
+		if st != NoPort {
+			t.Fatalf("flow %d with 4 ports taken: %v", i, st)
+		}
+	}
+	if c := tab.Counters(); c.DroppedPortsExhausted != 2 || c.Live != 4 {
+		t.Fatalf("counters %+v", c)
+	}
+	// Another remote endpoint may reuse the same public ports.
+	f := flow(9, ProtoTCP)
+	f.Remote++
+	if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &ports, &rnd, 1, 1, TCPSyn, 0); st != Created {
+		t.Fatalf("flow to another endpoint: %v", st)
+	}
+}
+
+func TestChurnReusesMemory(t *testing.T) {
+	tab := newTable(t, 1000)
+	rnd := uint64(5)
+	now := int64(0)
+	for round := 0; round < 20; round++ {
+		for i := 0; i < 1000; i++ {
+			f := flow(round*1000+i, ProtoICMP)
+			f.InnerPort = uint16(round*1000 + i)
+			if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, 0, now); st != Created {
+				t.Fatalf("round %d flow %d: %v", round, i, st)
+			}
+		}
+		now += 61 * sec
+		if n := tab.Sweep(now, tab.Slots()); n != 1000 {
+			t.Fatalf("round %d: swept %d", round, n)
+		}
+	}
+	if c := tab.Counters(); c.Created != 20000 || c.Expired != 20000 || c.Live != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestPublicPortIsUniquePerRemoteEndpoint(t *testing.T) {
+	tab := newTable(t, 50000)
+	ports := Ports{Min: 1024, Total: 64512, Start: 0, Span: 512, Tries: 32}
+	rnd := uint64(11)
+	for i := 0; i < 40000; i++ {
+		f := Flow{Inner: 0x0a000000 + uint32(i%1000), Remote: 0x01010100 + uint32(i%3), InnerPort: uint16(i / 1000), RemotePort: 53, VPC: uint16(i % 2), Proto: ProtoUDP}
+		tab.Create(&f, tab.HashFlow(&f), 0xc0a80100+uint32(i%2), &ports, &rnd, 1, 1, 0, 0)
+	}
+	seen := map[Reply]Flow{}
+	tab.Walk(0, func(e *Entry) bool {
+		r := e.Reply()
+		if prev, dup := seen[r]; dup {
+			t.Fatalf("%+v serves %+v and %+v", r, prev, e.Flow)
+		}
+		seen[r] = e.Flow
+		return true
+	})
+	c := tab.Counters()
+	if int(c.Live) != len(seen) || c.Created+c.DroppedPortsExhausted != 40000 {
+		t.Fatalf("counters %+v, walked %d", c, len(seen))
+	}
+	t.Logf("%d sessions, %d dropped for ports", c.Live, c.DroppedPortsExhausted)
+}
+
+// Forward packets are handled by one worker, replies by another, a third
+// sweeps: every reply finds the session its forward packet created.
+func TestTwoWorkersSeeOneSessionFromBothDirections(t *testing.T) {
+	tab, err := New(Config{Capacity: 20000, Timeouts: DefaultTimeouts(), Stripes: 16, Seed: 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	entries := make(chan Entry, 256)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	wg.Add(3)
+	go func() { // worker 0: outbound
+		defer wg.Done()
+		defer close(entries)
+		rnd := uint64(1)
+		for i := 0; i < n; i++ {
+			f := flow(i, ProtoTCP)
+			e, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, TCPSyn, sec)
+			if st != Created {
+				errs <- fmt.Errorf("flow %d: %v", i, st)
+				return
+			}
+			entries <- e
+		}
+	}()
+	go func() { // worker 1: replies, then the next outbound packet
+		defer wg.Done()
+		for e := range entries {
+			got, ok := lookupIn(tab, e, TCPSyn|TCPAck, sec)
+			if !ok || got.Index != e.Index || got.Flow != e.Flow {
+				errs <- fmt.Errorf("reply of %+v found %+v (%v)", e.Flow, got, ok)
+				return
+			}
+			if again, ok := lookupOut(tab, e.Flow, TCPAck, sec); !ok || !again.State.Established() {
+				errs <- fmt.Errorf("flow %+v after its reply: %+v", e.Flow, again)
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	go func() { // sweeper: nothing is expired, it must free nothing
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if k := tab.Sweep(2*sec, 64); k != 0 {
+				errs <- fmt.Errorf("sweeper freed %d live sessions", k)
+				return
+			}
+		}
+	}()
+	go func() {
+		for len(entries) > 0 || tab.Len() < n {
+			if len(errs) > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		close(stop)
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// Two workers creating the same flows at once end up with one session each.
+func TestConcurrentCreatesOfOneFlowMakeOneSession(t *testing.T) {
+	tab, err := New(Config{Capacity: 5000, Timeouts: DefaultTimeouts(), Stripes: 4, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	idx := make([][]uint32, 2)
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rnd := uint64(w + 1)
+			for i := 0; i < 2000; i++ {
+				f := flow(i, ProtoUDP)
+				e, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, 0, sec)
+				if st != Created && st != Found {
+					t.Errorf("flow %d: %v", i, st)
+					return
+				}
+				idx[w] = append(idx[w], e.Index)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if tab.Len() != 2000 {
+		t.Fatalf("%d sessions for 2000 flows", tab.Len())
+	}
+	for i := range idx[0] {
+		if idx[0][i] != idx[1][i] {
+			t.Fatalf("flow %d: workers saw sessions %d and %d", i, idx[0][i], idx[1][i])
+		}
+	}
+}
+
+func TestKilledSessionsStopMatchingAndAreCounted(t *testing.T) {
+	tab := newTable(t, 10)
+	f := flow(1, ProtoUDP)
+	e := create(t, tab, f, 0, sec)
+	tab.Kill(&e)
+	if _, ok := lookupOut(tab, f, 0, sec); ok {
+		t.Fatal("killed session still matches")
+	}
+	if _, ok := lookupIn(tab, e, 0, sec); ok {
+		t.Fatal("killed session still matches replies")
+	}
+	if n := tab.Sweep(sec, tab.Slots()); n != 1 {
+		t.Fatalf("swept %d", n)
+	}
+	if c := tab.Counters(); c.Killed != 1 || c.Expired != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
