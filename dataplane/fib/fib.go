@@ -1,6 +1,6 @@
 // Package fib builds the dataplane's immutable lookup snapshot from one
-// compiled *tablesv1.Tables (lpm tables per VPC, classification tables,
-// NAT and filter tables in flat arrays) and publishes it through a Holder.
+// compiled *tablesv1.Tables (lpm tables per VPC, classification table, NAT
+// and filter tables in flat arrays) and publishes it through a Holder.
 // Building happens off the hot path; workers load the snapshot pointer once
 // per burst so a swap never shows half a configuration. It must not import
 // the controlplane.
@@ -18,8 +18,3 @@ func (h *Holder) Load() *Snapshot { return h.p.Load() }
 
 // Store swaps s in; workers see it from their next burst.
 func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
-
-// Snapshot is one generation's lookup structures.
-type Snapshot struct {
-	Generation uint64
-}

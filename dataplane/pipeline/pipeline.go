@@ -1,37 +1,189 @@
 package pipeline
 
-import "github.com/peergate/peergate/dataplane/fib"
+import (
+	"sync"
+	"time"
+
+	"github.com/peergate/peergate/dataplane/fib"
+)
+
+// Config tunes a Pipeline. The zero value works.
+type Config struct {
+	// StatefulNAT translates packets of stateful-NAT actions (snat_pool,
+	// reverse_pool). Nil: they are dropped as stateful_nat_unavailable.
+	StatefulNAT StatefulNAT
+	// HoldQueue is how many packets per worker may wait for a neighbour
+	// (default 64); HoldTimeout how long (default 3s).
+	HoldQueue   int
+	HoldTimeout time.Duration
+	// DefaultTTL of packets the gateway originates (default 64).
+	DefaultTTL uint8
+}
+
+// StatefulNAT is the hook of the stateful NAT (flowtable + nat packages). The
+// pipeline collects every packet of a burst that needs it and calls Translate
+// once per burst: one interface call per burst, never per packet.
+type StatefulNAT interface {
+	// Translate rewrites each request's IP packet in place (addresses, ports,
+	// checksums) and sets Result. It must not keep the slices.
+	Translate(now int64, reqs []NATRequest)
+}
+
+// NATRequest is one packet handed to StatefulNAT.
+type NATRequest struct {
+	// Packet is the IPv4 or IPv6 packet, from its IP header to its end.
+	Packet []byte
+	// SrcVPC is where the packet came from; DstVPC where it goes.
+	SrcVPC, DstVPC uint16
+	// Pool is Tables.nat_pools' 1-based index; Reverse is true for replies
+	// (Action.reverse_pool), false for masquerade (Action.snat_pool).
+	Pool    uint32
+	Reverse bool
+	// Result is set by Translate: NATOK to go on, NATDrop to drop.
+	Result NATResult
+}
+
+// NATResult is the outcome of a NATRequest.
+type NATResult uint8
+
+// NAT results.
+const (
+	NATDrop NATResult = iota
+	NATOK
+)
 
 // Pipeline is shared by all workers of one dataplane.
 type Pipeline struct {
-	fib     *fib.Holder
+	fib   *fib.Holder
+	cfg   Config
+	neigh sharedNeigh
+
+	mu      sync.Mutex
 	workers []*Worker
 }
 
 // New returns a pipeline reading its tables from h.
-func New(h *fib.Holder) *Pipeline { return &Pipeline{fib: h} }
+func New(h *fib.Holder, cfg Config) *Pipeline {
+	if cfg.HoldQueue <= 0 {
+		cfg.HoldQueue = 64
+	}
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = 3 * time.Second
+	}
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = 64
+	}
+	return &Pipeline{fib: h, cfg: cfg}
+}
 
-// Worker processes bursts on one goroutine.
+// Counters sums every worker's counters. Workers write theirs without
+// synchronisation, so a read while they run may be a few packets behind.
+func (p *Pipeline) Counters() Counters {
+	var c Counters
+	p.mu.Lock()
+	for _, w := range p.workers {
+		c.Add(&w.C)
+	}
+	p.mu.Unlock()
+	return c
+}
+
+// MaxBurst is the largest burst ProcessBurst takes at once without growing
+// its scratch space (larger bursts are processed in chunks).
+const MaxBurst = 256
+
+// Worker processes bursts on one goroutine. Its fields are its own: no
+// locks, no atomics per packet.
 type Worker struct {
 	p     *Pipeline
 	id    int
 	alloc Allocator
+	// C are this worker's counters.
+	C Counters
+
+	snap *fib.Snapshot
+	now  int64
+	out  *Output
+	ipID uint16
+
+	neigh neighCache
+	hold  holdQueue
+
+	natReqs []NATRequest
+	natCtx  []natPending
 }
 
 // NewWorker returns worker id; alloc serves slow-path packets.
 func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
 	w := &Worker{p: p, id: id, alloc: alloc}
+	w.hold.init(p.cfg.HoldQueue)
+	w.natReqs = make([]NATRequest, 0, MaxBurst)
+	w.natCtx = make([]natPending, 0, MaxBurst)
+	p.mu.Lock()
 	p.workers = append(p.workers, w)
+	p.mu.Unlock()
 	return w
 }
 
 // ProcessBurst sets the verdict of every buffer of in and appends generated
-// or released packets to out.Extra.
+// or released packets to out.Extra. now is monotonic nanoseconds.
 func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
-	for _, b := range in {
-		b.Verdict = VerdictDrop
+	w.snap = w.p.fib.Load()
+	w.now = now
+	w.out = out
+	if w.hold.n > 0 {
+		w.serviceHold()
 	}
+	for len(in) > 0 {
+		n := len(in)
+		if n > MaxBurst {
+			n = MaxBurst
+		}
+		for _, b := range in[:n] {
+			w.processOne(b)
+		}
+		if len(w.natReqs) > 0 {
+			w.finishStateful()
+		}
+		in = in[n:]
+	}
+	w.out = nil
 }
 
-// Tick ages the neighbour table and hold queue when no traffic arrives.
-func (w *Worker) Tick(now int64, out *Output) {}
+// Tick ages the hold queue when no traffic arrives.
+func (w *Worker) Tick(now int64, out *Output) {
+	w.snap = w.p.fib.Load()
+	w.now = now
+	w.out = out
+	if w.hold.n > 0 {
+		w.serviceHold()
+	}
+	w.out = nil
+}
+
+func (w *Worker) drop(b *Buf, r DropReason) {
+	b.Verdict = VerdictDrop
+	w.C.Drops[r]++
+	w.C.Verdicts[VerdictDrop]++
+}
+
+// tx marks b for transmission on port and counts it.
+func (w *Worker) tx(b *Buf, port uint16) {
+	b.Verdict = VerdictTx
+	b.OutPort = port
+	w.C.Verdicts[VerdictTx]++
+	pc := &w.C.Ports[portSlot(port)]
+	pc.TxPackets++
+	pc.TxBytes += uint64(b.Len)
+}
+
+// emit sends a packet the pipeline generated or released (not one of the
+// burst's own buffers).
+func (w *Worker) emit(b *Buf, port uint16) {
+	b.Verdict = VerdictTx
+	b.OutPort = port
+	pc := &w.C.Ports[portSlot(port)]
+	pc.TxPackets++
+	pc.TxBytes += uint64(b.Len)
+	w.out.Extra = append(w.out.Extra, b)
+}

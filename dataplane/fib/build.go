@@ -1,0 +1,352 @@
+package fib
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/peergate/peergate/lpm"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// DefaultMTU applies to ports whose MTU is 0.
+const DefaultMTU = 1500
+
+// Options adjust Build for the driver.
+type Options struct {
+	// PortMAC returns the device MAC of a port whose tables entry has none
+	// (DPDK: rte_eth_macaddr_get). Nil: a locally administered
+	// 02:70:67:00:00:<id+1>.
+	PortMAC func(id uint32) [6]byte
+}
+
+// DefaultPortMAC is the MAC used for a port without one when Options.PortMAC
+// is nil (replay mode).
+func DefaultPortMAC(id uint32) [6]byte {
+	return [6]byte{0x02, 0x70, 0x67, byte(id >> 16), byte(id >> 8), byte(id + 1)}
+}
+
+// Build compiles t into a Snapshot. It rejects references out of range so the
+// hot path can index without checks beyond what it does anyway.
+func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
+	if t == nil {
+		return nil, fmt.Errorf("fib: nil tables")
+	}
+	if o.PortMAC == nil {
+		o.PortMAC = DefaultPortMAC
+	}
+	s := &Snapshot{Generation: t.GetGeneration(), Peerings: []string{""}}
+	if v := t.GetGateway().GetVtepIp(); v != "" {
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("fib: gateway vtep_ip %q: not an IPv4 address", v)
+		}
+		s.VTEP = v4(a)
+	}
+	if len(t.GetPorts()) > 0xffff || len(t.GetVpcs()) > 0xfffe {
+		return nil, fmt.Errorf("fib: %d ports, %d vpcs: too many", len(t.GetPorts()), len(t.GetVpcs()))
+	}
+	for i, p := range t.GetPorts() {
+		if int(p.GetId()) != i {
+			return nil, fmt.Errorf("fib: port %q: id %d at index %d", p.GetName(), p.GetId(), i)
+		}
+		port := Port{ID: uint16(i), Name: p.GetName(), MTU: int(p.GetMtu())}
+		if port.MTU == 0 {
+			port.MTU = DefaultMTU
+		}
+		if p.GetMac() != "" {
+			hw, err := net.ParseMAC(p.GetMac())
+			if err != nil || len(hw) != 6 {
+				return nil, fmt.Errorf("fib: port %q: mac %q: invalid", p.GetName(), p.GetMac())
+			}
+			copy(port.MAC[:], hw)
+		} else {
+			port.MAC = o.PortMAC(p.GetId())
+		}
+		for _, ip := range p.GetIps() {
+			pfx, err := parsePrefixOrAddr(ip)
+			if err != nil {
+				return nil, fmt.Errorf("fib: port %q: ip: %w", p.GetName(), err)
+			}
+			port.IPs = append(port.IPs, pfx)
+			if pfx.Addr().Is4() {
+				port.IP4 = append(port.IP4, v4(pfx.Addr()))
+			}
+		}
+		s.Ports = append(s.Ports, port)
+	}
+	for i, nt := range t.GetNatTables() {
+		tab := NatTable{LPM: lpm.New()}
+		for j, seg := range nt.GetSegments() {
+			from, err := netip.ParsePrefix(seg.GetFrom())
+			if err != nil {
+				return nil, fmt.Errorf("fib: nat table %d segment %d: from: %w", i+1, j, err)
+			}
+			to, err := netip.ParsePrefix(seg.GetTo())
+			if err != nil {
+				return nil, fmt.Errorf("fib: nat table %d segment %d: to: %w", i+1, j, err)
+			}
+			if from.Bits() != to.Bits() || from.Addr().Is4() != to.Addr().Is4() {
+				return nil, fmt.Errorf("fib: nat table %d segment %d: %s and %s differ in length or family", i+1, j, from, to)
+			}
+			from, to = from.Masked(), to.Masked()
+			tab.Segments = append(tab.Segments, NatSegment{From: from, To: to, Bits: uint8(to.Bits()), To16: to.Addr().As16()})
+			if err := tab.LPM.Insert(from, uint32(j)); err != nil {
+				return nil, fmt.Errorf("fib: nat table %d: %w", i+1, err)
+			}
+		}
+		s.NatTables = append(s.NatTables, tab)
+	}
+	for _, f := range t.GetFilters() {
+		var fl Filter
+		for _, r := range f.GetRules() {
+			if r.GetSrcPort() > 0xffff || r.GetDstPort() > 0xffff {
+				return nil, fmt.Errorf("fib: filter rule port out of range")
+			}
+			fl.Rules = append(fl.Rules, FilterRule{Proto: uint8(r.GetProtocol()), SrcPort: uint16(r.GetSrcPort()), DstPort: uint16(r.GetDstPort())})
+		}
+		s.Filters = append(s.Filters, fl)
+	}
+	for _, p := range t.GetNatPools() {
+		np := NatPool{ID: p.GetId(), VPC: uint16(p.GetVpc())}
+		for _, x := range p.GetPrefixes() {
+			pfx, err := parsePrefixOrAddr(x)
+			if err != nil {
+				return nil, fmt.Errorf("fib: nat pool %d: %w", p.GetId(), err)
+			}
+			np.Prefixes = append(np.Prefixes, pfx)
+		}
+		s.NatPools = append(s.NatPools, np)
+	}
+	peerings := map[string]uint16{"": 0}
+	nclass := 0
+	for i, v := range t.GetVpcs() {
+		if int(v.GetId()) != i {
+			return nil, fmt.Errorf("fib: vpc %q: id %d at index %d", v.GetName(), v.GetId(), i)
+		}
+		vpc, err := s.buildVPC(t, v, peerings)
+		if err != nil {
+			return nil, fmt.Errorf("fib: vpc %q: %w", v.GetName(), err)
+		}
+		if vpc.Kind != AttachNone {
+			nclass++
+		}
+		s.VPCs = append(s.VPCs, vpc)
+	}
+	s.class.init(nclass)
+	for i := range s.VPCs {
+		v := &s.VPCs[i]
+		var k uint64
+		switch v.Kind {
+		case AttachNone:
+			continue
+		case AttachVXLAN:
+			k = classKey(classVXLAN, v.Port, v.VNI)
+		case AttachVLAN:
+			k = classKey(classVLAN, v.Port, uint32(v.OuterVLAN)<<12|uint32(v.VLAN))
+		case AttachUntagged:
+			k = classKey(classUntagged, v.Port, 0)
+		}
+		if !s.class.put(k, uint16(i)) {
+			return nil, fmt.Errorf("fib: vpc %q: attachment shared with another VPC", v.Name)
+		}
+	}
+	return s, nil
+}
+
+func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[string]uint16) (VPC, error) {
+	vpc := VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(),
+		Routes: lpm.New(), SrcRoutes: lpm.New(), Local: lpm.New(), MTU: DefaultMTU}
+	if a := v.GetAttachment(); a != nil && a.GetKind() != tablesv1.Attachment_KIND_UNSPECIFIED {
+		if int(a.GetPortId()) >= len(s.Ports) {
+			return vpc, fmt.Errorf("attachment port %d: no such port", a.GetPortId())
+		}
+		vpc.Kind = uint8(a.GetKind())
+		vpc.Port = uint16(a.GetPortId())
+		vpc.MAC = s.Ports[vpc.Port].MAC
+		vpc.MTU = s.Ports[vpc.Port].MTU
+		switch a.GetKind() {
+		case tablesv1.Attachment_KIND_VXLAN:
+			if a.GetVni() == 0 || a.GetVni() > 0xffffff {
+				return vpc, fmt.Errorf("vni %d out of range", a.GetVni())
+			}
+			vpc.VNI = a.GetVni()
+			for _, x := range a.GetVteps() {
+				ad, err := netip.ParseAddr(x)
+				if err != nil || !ad.Is4() {
+					return vpc, fmt.Errorf("vtep %q: not an IPv4 address", x)
+				}
+				vpc.VTEPs = append(vpc.VTEPs, v4(ad))
+			}
+			if len(vpc.VTEPs) == 0 {
+				return vpc, fmt.Errorf("vxlan attachment without vteps")
+			}
+			if s.VTEP == 0 {
+				return vpc, fmt.Errorf("vxlan attachment but the gateway has no vtep_ip")
+			}
+		case tablesv1.Attachment_KIND_VLAN:
+			tag := a.GetVlan()
+			if tag == 0 || tag >= 1<<24 {
+				return vpc, fmt.Errorf("vlan %d out of range", tag)
+			}
+			vpc.VLAN, vpc.OuterVLAN = uint16(tag&0xfff), uint16(tag>>12)
+			if vpc.VLAN == 0 {
+				return vpc, fmt.Errorf("vlan %d: inner tag 0", tag)
+			}
+		case tablesv1.Attachment_KIND_UNTAGGED:
+		default:
+			return vpc, fmt.Errorf("unknown attachment kind %v", a.GetKind())
+		}
+	}
+	for _, r := range v.GetRoutes() {
+		pfx, err := parsePrefixOrAddr(r.GetPrefix())
+		if err != nil {
+			return vpc, fmt.Errorf("route: %w", err)
+		}
+		pfx = pfx.Masked()
+		acts, err := s.actions(t, pfx, r.GetActions(), peerings, false)
+		if err != nil {
+			return vpc, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+		}
+		g := s.addGroup(acts)
+		if r.GetMatchSource() {
+			vpc.HasSrcRoutes = true
+			err = vpc.SrcRoutes.Insert(pfx, g)
+		} else {
+			err = vpc.Routes.Insert(pfx, g)
+		}
+		if err != nil {
+			return vpc, err
+		}
+	}
+	localAct := s.addGroup([]Action{{Kind: ActLocal}})
+	for _, x := range v.GetRouterIps() {
+		pfx, err := parsePrefixOrAddr(x)
+		if err != nil {
+			return vpc, fmt.Errorf("router ip: %w", err)
+		}
+		a := pfx.Addr()
+		vpc.RouterIPs = append(vpc.RouterIPs, a)
+		if a.Is4() && vpc.RouterIP4 == 0 {
+			vpc.RouterIP4 = v4(a)
+		}
+		if a.Is6() && !vpc.HasIP6 {
+			vpc.RouterIP6, vpc.HasIP6 = a.As16(), true
+		}
+		// Router IPs are local whatever the compiled routes say:
+		// inserted last so they replace any compiled route.
+		if err := vpc.Routes.Insert(netip.PrefixFrom(a, a.BitLen()), localAct); err != nil {
+			return vpc, err
+		}
+	}
+	for _, r := range v.GetLocalRoutes() {
+		pfx, err := parsePrefixOrAddr(r.GetPrefix())
+		if err != nil {
+			return vpc, fmt.Errorf("local route: %w", err)
+		}
+		pfx = pfx.Masked()
+		acts, err := s.actions(t, pfx, r.GetActions(), peerings, true)
+		if err != nil {
+			return vpc, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
+		}
+		if err := vpc.Local.Insert(pfx, s.addGroup(acts)); err != nil {
+			return vpc, err
+		}
+	}
+	return vpc, nil
+}
+
+func (s *Snapshot) addGroup(acts []Action) uint32 {
+	g := Group{First: uint32(len(s.Actions)), N: uint32(len(acts))}
+	s.Actions = append(s.Actions, acts...)
+	s.Groups = append(s.Groups, g)
+	return uint32(len(s.Groups) - 1)
+}
+
+func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Action, peerings map[string]uint16, local bool) ([]Action, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("no actions")
+	}
+	out := make([]Action, 0, len(in))
+	for _, a := range in {
+		act := Action{Kind: uint8(a.GetKind())}
+		switch a.GetKind() {
+		case tablesv1.ActionKind_ACTION_DELIVER, tablesv1.ActionKind_ACTION_DROP, tablesv1.ActionKind_ACTION_LOCAL:
+		case tablesv1.ActionKind_ACTION_FORWARD:
+			if local {
+				return nil, fmt.Errorf("forward action in local_routes")
+			}
+			if int(a.GetDstVpc()) >= len(t.GetVpcs()) {
+				return nil, fmt.Errorf("dst_vpc %d: no such vpc", a.GetDstVpc())
+			}
+			act.DstVPC = uint16(a.GetDstVpc())
+		default:
+			return nil, fmt.Errorf("unknown action kind %v", a.GetKind())
+		}
+		if a.GetTtlDecrement() > 8 {
+			return nil, fmt.Errorf("ttl_decrement %d too large", a.GetTtlDecrement())
+		}
+		act.TTLDec = uint8(a.GetTtlDecrement())
+		if a.GetVia() != "" {
+			via, err := netip.ParseAddr(a.GetVia())
+			if err != nil {
+				return nil, fmt.Errorf("via: %w", err)
+			}
+			act.Via, act.HasVia = via.Unmap(), true
+		}
+		if a.GetDstNat() != "" {
+			d, err := netip.ParsePrefix(a.GetDstNat())
+			if err != nil {
+				return nil, fmt.Errorf("dst_nat: %w", err)
+			}
+			if d.Bits() != pfx.Bits() || d.Addr().Is4() != pfx.Addr().Is4() {
+				return nil, fmt.Errorf("dst_nat %s does not match the route's length or family", d)
+			}
+			act.HasDstNAT, act.DstNATBits, act.DstNATPfx = true, uint8(d.Bits()), d.Masked().Addr().As16()
+		}
+		if n := a.GetSrcNat(); n > uint32(len(t.GetNatTables())) {
+			return nil, fmt.Errorf("src_nat %d: no such table", n)
+		}
+		if n := a.GetIngressFilter(); n > uint32(len(t.GetFilters())) {
+			return nil, fmt.Errorf("ingress_filter %d: no such filter", n)
+		}
+		if n := a.GetSnatPool(); n > uint32(len(t.GetNatPools())) {
+			return nil, fmt.Errorf("snat_pool %d: no such pool", n)
+		}
+		if n := a.GetReversePool(); n > uint32(len(t.GetNatPools())) {
+			return nil, fmt.Errorf("reverse_pool %d: no such pool", n)
+		}
+		act.SrcNAT, act.Filter, act.SnatPool, act.ReversePool = a.GetSrcNat(), a.GetIngressFilter(), a.GetSnatPool(), a.GetReversePool()
+		if a.GetPeering() != "" {
+			id, ok := peerings[a.GetPeering()]
+			if !ok {
+				id = uint16(len(s.Peerings))
+				peerings[a.GetPeering()] = id
+				s.Peerings = append(s.Peerings, a.GetPeering())
+			}
+			act.Peering = id
+		}
+		out = append(out, act)
+	}
+	return out, nil
+}
+
+// parsePrefixOrAddr accepts "10.0.0.0/8", "192.0.2.1/24" (kept unmasked: a
+// port address with its subnet) or a bare address (a host prefix).
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q: not a prefix or address", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func v4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}

@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/dataplane/packet"
+)
+
+// maxEncap is the most the pipeline writes in front of an IP packet: VXLAN
+// (outer Ethernet, IPv4, UDP, VXLAN, inner Ethernet) plus two VLAN tags.
+const maxEncap = packet.EthernetMinLen + packet.VXLANOverhead4 + 2*packet.VLANLen
+
+// vxlanHdrs is what VXLAN over untagged IPv4 puts in front of the inner IP
+// packet.
+const vxlanHdrs = packet.EthernetMinLen + packet.VXLANOverhead4
+
+func addrFrom4(a uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)})
+}
+
+// deliver sends the IP packet b (Off/Len on the IP header) into VPC vid
+// toward next hop k, resolving MACs (and the remote VTEP's MAC) first; a
+// packet whose neighbour is unknown is held. held says b came out of the
+// hold queue (it is not one of the current burst's buffers).
+func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16, held bool) {
+	s := w.snap
+	vpc := &s.VPCs[vid]
+	if vpc.Kind == fib.AttachNone {
+		w.fail(b, DropNoRoute, held)
+		return
+	}
+	e := w.lookupNeigh(&k)
+	if e == nil {
+		w.holdFor(b, vid, k, k, hash, etype, held)
+		return
+	}
+	var vtep uint32
+	var vtepMAC [6]byte
+	if vpc.Kind == fib.AttachVXLAN {
+		vtep = vpc.VTEPs[0]
+		km := keyMAC(uint16(vid), e.mac)
+		if le := w.lookupNeigh(&km); le != nil {
+			vtep = le.vtep
+		}
+		ok := key4(scopePort|uint32(vpc.Port), vtep)
+		oe := w.lookupNeigh(&ok)
+		if oe == nil {
+			w.holdFor(b, vid, k, ok, hash, etype, held)
+			return
+		}
+		vtepMAC = oe.mac
+	}
+	if !w.pushL2(b, vpc, e.mac, etype, vtep, vtepMAC, hash) {
+		w.fail(b, DropNoHeadroom, held)
+		return
+	}
+	if held {
+		w.C.Events[EvReleased]++
+		w.emit(b, vpc.Port)
+		return
+	}
+	w.tx(b, vpc.Port)
+}
+
+// fail drops b: a burst buffer gets VerdictDrop, a held one goes back to the
+// allocator.
+func (w *Worker) fail(b *Buf, r DropReason, held bool) {
+	if held {
+		w.C.Drops[r]++
+		if w.alloc != nil {
+			w.alloc.Free(b)
+		}
+		return
+	}
+	w.drop(b, r)
+}
+
+// pushL2 writes the attachment's headers in front of b's packet: Ethernet
+// (with 802.1Q tags) or VXLAN toward vtep. It reports false when the
+// headroom is too short.
+func (w *Worker) pushL2(b *Buf, vpc *fib.VPC, dst [6]byte, etype uint16, vtep uint32, vtepMAC [6]byte, hash uint32) bool {
+	switch vpc.Kind {
+	case fib.AttachVXLAN:
+		start := b.Off - vxlanHdrs
+		if start < 0 {
+			return false
+		}
+		m := b.Mem[start : b.Off+b.Len]
+		_ = m[vxlanHdrs-1]
+		packet.Ethernet(m).Encode(vtepMAC, vpc.MAC, packet.EtherTypeIPv4)
+		ipl := len(m) - packet.EthernetMinLen
+		w.ipID++
+		packet.IPv4(m[14:]).Encode(0, ipl, w.ipID, false, w.p.cfg.DefaultTTL, packet.ProtoUDP, w.snap.VTEP, vtep)
+		packet.UDP(m[34:]).Encode(uint16(49152|hash&0x3fff), packet.VXLANPort, ipl-packet.IPv4MinLen, 0)
+		packet.VXLAN(m[42:]).Encode(vpc.VNI)
+		packet.Ethernet(m[50:]).Encode(dst, vpc.MAC, etype)
+		b.Off, b.Len = start, len(m)
+		return true
+	case fib.AttachVLAN:
+		n := packet.EthernetMinLen + packet.VLANLen
+		if vpc.OuterVLAN != 0 {
+			n += packet.VLANLen
+		}
+		start := b.Off - n
+		if start < 0 {
+			return false
+		}
+		m := b.Mem[start:b.Off]
+		if vpc.OuterVLAN != 0 {
+			packet.Ethernet(m).Encode(dst, vpc.MAC, packet.EtherTypeQinQ)
+			packet.VLAN(m[14:]).Encode(vpc.OuterVLAN, packet.EtherTypeVLAN)
+			packet.VLAN(m[18:]).Encode(vpc.VLAN, etype)
+		} else {
+			packet.Ethernet(m).Encode(dst, vpc.MAC, packet.EtherTypeVLAN)
+			packet.VLAN(m[14:]).Encode(vpc.VLAN, etype)
+		}
+		b.Off, b.Len = start, b.Len+n
+		return true
+	default:
+		return w.pushEth(b, vpc.MAC, dst, etype)
+	}
+}
+
+// pushEth writes an untagged Ethernet header in front of b's packet.
+func (w *Worker) pushEth(b *Buf, src, dst [6]byte, etype uint16) bool {
+	start := b.Off - packet.EthernetMinLen
+	if start < 0 {
+		return false
+	}
+	packet.Ethernet(b.Mem[start:]).Encode(dst, src, etype)
+	b.Off, b.Len = start, b.Len+packet.EthernetMinLen
+	return true
+}
+
+// reflect sends a reply (b's packet, already built at Off/Len) back the way
+// p came: to its source MAC, through the same VTEP, VLAN or port.
+func (w *Worker) reflect(p *pkt, vpc *fib.VPC, etype uint16) bool {
+	b := p.b
+	var ok bool
+	if vpc == nil || p.local {
+		ok = w.pushEth(b, w.snap.Ports[b.InPort].MAC, p.srcMAC, etype)
+	} else {
+		ok = w.pushL2(b, vpc, p.srcMAC, etype, p.outerSrc, p.outerSrcMAC, w.replyHash(b))
+	}
+	if !ok {
+		return false
+	}
+	b.OutPort = b.InPort
+	b.Verdict = VerdictTx
+	pc := &w.C.Ports[portSlot(b.InPort)]
+	pc.TxPackets++
+	pc.TxBytes += uint64(b.Len)
+	return true
+}
+
+func (w *Worker) replyHash(b *Buf) uint32 {
+	d := b.Mem[b.Off : b.Off+b.Len]
+	if len(d) >= packet.IPv4MinLen && d[0]>>4 == 4 {
+		return flowHash4(binary.BigEndian.Uint32(d[12:]), binary.BigEndian.Uint32(d[16:]), d[9], 0, 0)
+	}
+	return 0
+}

@@ -1,0 +1,288 @@
+package pipeline
+
+import (
+	"encoding/binary"
+
+	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/dataplane/packet"
+)
+
+// flowHash4 is symmetric: both directions of a flow hash alike, so ECMP and
+// VXLAN source ports agree for a flow and its replies.
+func flowHash4(src, dst uint32, proto uint8, sp, dp uint16) uint32 {
+	x := uint64(src^dst)<<32 | uint64(src+dst)
+	x ^= (uint64(sp)+uint64(dp))<<8 | uint64(proto) | uint64(sp^dp)<<40
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return uint32(x)
+}
+
+// pick returns the action of group g chosen by hash.
+func pick(s *fib.Snapshot, g uint32, hash uint32) *fib.Action {
+	grp := s.Groups[g]
+	if grp.N == 1 {
+		return &s.Actions[grp.First]
+	}
+	return &s.Actions[grp.First+hash%grp.N]
+}
+
+// rewrite4 replaces the first bits bits of a with pfx's.
+func rewrite4(a uint32, pfx *[16]byte, bits uint8) uint32 {
+	if bits == 0 {
+		return a
+	}
+	p := binary.BigEndian.Uint32(pfx[12:])
+	mask := ^uint32(0) << (32 - bits)
+	return p&mask | a&^mask
+}
+
+// l4info reads the transport ports (ICMP: the echo identifier, for hashing).
+type l4info struct {
+	first        bool
+	sport, dport uint16
+	csumOff      int // offset of the L4 checksum in the IP payload, -1 none
+	icmpType     uint8
+}
+
+func parseL4(proto uint8, l4 []byte, first bool) (l4info, bool) {
+	i := l4info{first: first, csumOff: -1}
+	if !first {
+		return i, true
+	}
+	switch proto {
+	case packet.ProtoTCP:
+		if len(l4) < packet.TCPMinLen {
+			return i, false
+		}
+		i.sport, i.dport = binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
+		i.csumOff = packet.TCPChecksumOffset
+	case packet.ProtoUDP:
+		if len(l4) < packet.UDPLen {
+			return i, false
+		}
+		i.sport, i.dport = binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
+		if binary.BigEndian.Uint16(l4[6:]) != 0 {
+			i.csumOff = packet.UDPChecksumOffset
+		}
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		if len(l4) < packet.ICMPLen {
+			return i, false
+		}
+		i.icmpType = l4[0]
+		i.sport = binary.BigEndian.Uint16(l4[4:])
+		i.dport = i.sport
+		if proto == packet.ProtoICMPv6 {
+			i.csumOff = 2
+		}
+	}
+	return i, true
+}
+
+// forward4 routes an IPv4 packet that entered from VPC p.vpc.
+func (w *Worker) forward4(p *pkt) {
+	b, s := p.b, w.snap
+	d := p.d[p.l3:]
+	if len(d) < packet.IPv4MinLen {
+		w.drop(b, DropMalformed)
+		return
+	}
+	ip := packet.IPv4(d)
+	ihl, tot := ip.HeaderLen(), ip.TotalLen()
+	if ip.Version() != 4 || ihl < packet.IPv4MinLen || tot < ihl || tot > len(d) {
+		w.drop(b, DropMalformed)
+		return
+	}
+	ip = ip[:tot]
+	if !ip.HeaderChecksumOK() {
+		w.drop(b, DropIPv4Checksum)
+		return
+	}
+	proto := ip.Protocol()
+	l4, ok := parseL4(proto, ip[ihl:], ip.FragmentOffset() == 0)
+	if !ok {
+		w.drop(b, DropMalformed)
+		return
+	}
+	vpc := &s.VPCs[p.vpc]
+	src, dst := ip.Src(), ip.Dst()
+	hash := flowHash4(src, dst, proto, l4.sport, l4.dport)
+
+	var g uint32
+	found := false
+	if vpc.HasSrcRoutes {
+		g, found = vpc.SrcRoutes.Lookup4(src)
+	}
+	if !found {
+		if g, found = vpc.Routes.Lookup4(dst); !found {
+			w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+			return
+		}
+	}
+	act := pick(s, g, hash)
+	dvpc := vpc
+	dvpcID := p.vpc
+	newSrc, newDst := src, dst
+	dec := act.TTLDec
+	nh := dst
+	switch act.Kind {
+	case fib.ActLocal:
+		w.local4(p, vpc)
+		return
+	case fib.ActDeliver:
+		if act.HasVia && act.Via.Is4() {
+			nh = addr4(act.Via.As4())
+		}
+	case fib.ActForward:
+		dvpcID = int(act.DstVPC)
+		dvpc = &s.VPCs[dvpcID]
+		if act.SnatPool != 0 || act.ReversePool != 0 {
+			if act.TTLDec > 0 && ip.TTL() <= act.TTLDec {
+				w.dropICMP4(p, ip, vpc, DropTTLExpired, packet.ICMPTimeExceeded, 0, 0)
+				return
+			}
+			if act.TTLDec > 0 {
+				ip.DecTTL(act.TTLDec)
+			}
+			w.stateful(p, tot, act, dvpcID, hash)
+			return
+		}
+		if act.SrcNAT != 0 {
+			nt := &s.NatTables[act.SrcNAT-1]
+			i, ok := nt.LPM.Lookup4(src)
+			if !ok {
+				w.drop(b, DropSrcNotExposed)
+				return
+			}
+			seg := &nt.Segments[i]
+			newSrc = rewrite4(src, &seg.To16, seg.Bits)
+		}
+		if act.HasDstNAT {
+			newDst = rewrite4(dst, &act.DstNATPfx, act.DstNATBits)
+		}
+		if act.Filter != 0 && !s.Filters[act.Filter-1].Allows(proto, l4.sport, l4.dport) {
+			w.drop(b, DropFiltered)
+			return
+		}
+		g2, ok := dvpc.Local.Lookup4(newDst)
+		if !ok {
+			w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+			return
+		}
+		act2 := pick(s, g2, hash)
+		if act2.Kind != fib.ActDeliver {
+			w.drop(b, DropRouteDrop)
+			return
+		}
+		dec += act2.TTLDec
+		nh = newDst
+		if act2.HasVia && act2.Via.Is4() {
+			nh = addr4(act2.Via.As4())
+		}
+	default:
+		w.drop(b, DropRouteDrop)
+		return
+	}
+	if dec > 0 && ip.TTL() <= dec {
+		w.dropICMP4(p, ip, vpc, DropTTLExpired, packet.ICMPTimeExceeded, 0, 0)
+		return
+	}
+	mtu := dvpc.MTU
+	if dvpc.Kind == fib.AttachVXLAN {
+		mtu -= packet.VXLANOverhead4
+	}
+	if tot > mtu {
+		if ip.DontFragment() {
+			w.dropICMP4(p, ip, vpc, DropTooBig, packet.ICMPDestUnreachable, packet.ICMPCodeFragNeeded, uint16(mtu))
+		} else {
+			w.drop(b, DropFragmentation)
+		}
+		return
+	}
+	if dec > 0 {
+		ip.DecTTL(dec)
+	}
+	if newSrc != src || newDst != dst {
+		nat4(ip, ihl, proto, &l4, src, newSrc, dst, newDst)
+		w.C.Events[EvStatelessNAT]++
+		if proto == packet.ProtoICMP && l4.first && packet.IsICMPv4Error(l4.icmpType) {
+			w.translateEmbedded4(ip[ihl:], act)
+		}
+	}
+	b.Off += p.l3
+	b.Len = tot
+	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), hash, packet.EtherTypeIPv4, false)
+}
+
+// nat4 rewrites addresses and updates the IPv4 and transport checksums
+// incrementally (RFC 1624). A UDP checksum of 0 (none) stays 0.
+func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, newDst uint32) {
+	hc := ip.Checksum()
+	hc = packet.Update32(hc, src, newSrc)
+	hc = packet.Update32(hc, dst, newDst)
+	ip.SetChecksum(hc)
+	binary.BigEndian.PutUint32(ip[12:], newSrc)
+	binary.BigEndian.PutUint32(ip[16:], newDst)
+	if l4.csumOff < 0 || proto == packet.ProtoICMP {
+		return
+	}
+	c := ip[ihl+l4.csumOff:]
+	old := binary.BigEndian.Uint16(c)
+	n := packet.Update32(packet.Update32(old, src, newSrc), dst, newDst)
+	if proto == packet.ProtoUDP && n == 0 {
+		n = 0xffff
+	}
+	binary.BigEndian.PutUint16(c, n)
+}
+
+// translateEmbedded4 applies the reverse mapping to the datagram embedded in
+// an ICMP error that crosses a stateless NAT: its source is the translated
+// packet's destination and the other way round.
+func (w *Worker) translateEmbedded4(icmp []byte, act *fib.Action) {
+	if len(icmp) < packet.ICMPLen+packet.IPv4MinLen {
+		return
+	}
+	e := packet.IPv4(icmp[packet.ICMPLen:])
+	eihl := e.HeaderLen()
+	if e.Version() != 4 || eihl < packet.IPv4MinLen || len(e) < eihl {
+		return
+	}
+	s := w.snap
+	esrc, edst := e.Src(), e.Dst()
+	nsrc, ndst := esrc, edst
+	if act.HasDstNAT {
+		nsrc = rewrite4(esrc, &act.DstNATPfx, act.DstNATBits)
+	}
+	if act.SrcNAT != 0 {
+		nt := &s.NatTables[act.SrcNAT-1]
+		if i, ok := nt.LPM.Lookup4(edst); ok {
+			seg := &nt.Segments[i]
+			ndst = rewrite4(edst, &seg.To16, seg.Bits)
+		}
+	}
+	if nsrc == esrc && ndst == edst {
+		return
+	}
+	el4 := l4info{csumOff: -1}
+	if e.FragmentOffset() == 0 {
+		switch e.Protocol() {
+		case packet.ProtoTCP:
+			if len(e) >= eihl+packet.TCPChecksumOffset+2 {
+				el4.csumOff = packet.TCPChecksumOffset
+			}
+		case packet.ProtoUDP:
+			if len(e) >= eihl+packet.UDPLen && binary.BigEndian.Uint16(e[eihl+6:]) != 0 {
+				el4.csumOff = packet.UDPChecksumOffset
+			}
+		}
+	}
+	nat4(e[:len(e):len(e)], eihl, e.Protocol(), &el4, esrc, nsrc, edst, ndst)
+	// The ICMP checksum covers the embedded bytes: recompute it (errors are
+	// rare and short).
+	packet.ICMP(icmp).SetChecksum(0)
+	packet.ICMP(icmp).SetChecksum(packet.Checksum(icmp, 0))
+}
+
+func addr4(a [4]byte) uint32 { return binary.BigEndian.Uint32(a[:]) }

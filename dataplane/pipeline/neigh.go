@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"sync"
+)
+
+// Neighbour and VTEP learning live in one table keyed by (scope, address):
+//   - scopeVPC|vpc: an IP neighbour inside a VPC (ARP/ND on its attachment);
+//   - scopePort|port: an underlay neighbour (remote VTEP) on a port;
+//   - scopeVTEP|vpc: which remote VTEP sits behind an inner MAC (address
+//     holds the MAC in its first 6 bytes).
+//
+// Each worker has its own fixed-size open-addressing cache (no map, no lock
+// on the hot path); learning also writes a shared table under a mutex so
+// other workers find on a miss what one worker learned.
+const (
+	scopeVPC  = 0 << 24
+	scopePort = 1 << 24
+	scopeVTEP = 2 << 24
+)
+
+type neighKey struct {
+	scope uint32
+	addr  [16]byte
+}
+
+type neighEntry struct {
+	key  neighKey
+	mac  [6]byte
+	used bool
+	// resolved: mac (or vtep) is valid; otherwise a request is outstanding.
+	resolved bool
+	vtep     uint32
+	// updated is when the entry was learned; requested when the last
+	// request went out.
+	updated, requested int64
+}
+
+const (
+	neighCacheSize = 4096 // per worker, power of two
+	neighProbe     = 8
+	// neighLifetime: a learned entry is trusted this long without refresh.
+	neighLifetime = int64(20 * 60 * 1e9)
+	// arpRetry: at most one request per neighbour per interval.
+	arpRetry = int64(1e9)
+)
+
+type neighCache struct {
+	e [neighCacheSize]neighEntry
+}
+
+func neighHash(k *neighKey) uint32 {
+	h := uint64(k.scope) * 0x9e3779b97f4a7c15
+	for i := 0; i < 16; i += 8 {
+		v := uint64(k.addr[i]) | uint64(k.addr[i+1])<<8 | uint64(k.addr[i+2])<<16 | uint64(k.addr[i+3])<<24 |
+			uint64(k.addr[i+4])<<32 | uint64(k.addr[i+5])<<40 | uint64(k.addr[i+6])<<48 | uint64(k.addr[i+7])<<56
+		h = (h ^ v) * 0xff51afd7ed558ccd
+	}
+	return uint32(h >> 32)
+}
+
+// get returns the entry for k or nil.
+func (c *neighCache) get(k *neighKey) *neighEntry {
+	i := neighHash(k)
+	for n := uint32(0); n < neighProbe; n++ {
+		e := &c.e[(i+n)&(neighCacheSize-1)]
+		if e.used && e.key == *k {
+			return e
+		}
+	}
+	return nil
+}
+
+// slot returns the entry for k, creating it (evicting the oldest of the
+// probe window) when absent.
+func (c *neighCache) slot(k *neighKey) *neighEntry {
+	i := neighHash(k)
+	var victim *neighEntry
+	for n := uint32(0); n < neighProbe; n++ {
+		e := &c.e[(i+n)&(neighCacheSize-1)]
+		if e.used && e.key == *k {
+			return e
+		}
+		if !e.used {
+			if victim == nil || victim.used {
+				victim = e
+			}
+		} else if victim == nil || (victim.used && e.updated < victim.updated) {
+			victim = e
+		}
+	}
+	*victim = neighEntry{key: *k, used: true}
+	return victim
+}
+
+// sharedNeigh is the cross-worker table, touched only on learning and on
+// cache misses.
+type sharedNeigh struct {
+	mu sync.Mutex
+	m  map[neighKey]neighEntry
+}
+
+func (s *sharedNeigh) put(e *neighEntry) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[neighKey]neighEntry{}
+	}
+	s.m[e.key] = *e
+	s.mu.Unlock()
+}
+
+func (s *sharedNeigh) get(k *neighKey) (neighEntry, bool) {
+	s.mu.Lock()
+	e, ok := s.m[*k]
+	s.mu.Unlock()
+	return e, ok
+}
+
+// lookup returns a resolved, fresh entry for k, consulting the shared table
+// on a local miss.
+func (w *Worker) lookupNeigh(k *neighKey) *neighEntry {
+	e := w.neigh.get(k)
+	if e != nil && e.resolved && w.now-e.updated < neighLifetime {
+		return e
+	}
+	if se, ok := w.p.neigh.get(k); ok && se.resolved && w.now-se.updated < neighLifetime {
+		e = w.neigh.slot(k)
+		*e = se
+		return e
+	}
+	return nil
+}
+
+// learn records mac (and vtep) for k and reports whether it changed anything
+// (a new entry, a new MAC, or a resolution).
+func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
+	e := w.neigh.get(k)
+	if e != nil && e.resolved && e.mac == mac && e.vtep == vtep && w.now-e.updated < neighLifetime/2 {
+		return false
+	}
+	e = w.neigh.slot(k)
+	e.mac, e.vtep, e.resolved, e.updated = mac, vtep, true, w.now
+	w.p.neigh.put(e)
+	return true
+}
+
+// shouldRequest reports whether a request for k may go out now, and records
+// that it does.
+func (w *Worker) shouldRequest(k *neighKey) bool {
+	e := w.neigh.slot(k)
+	if e.resolved && w.now-e.updated < neighLifetime {
+		return false
+	}
+	if e.requested != 0 && w.now-e.requested < arpRetry {
+		return false
+	}
+	e.resolved = false
+	e.requested = w.now
+	if e.requested == 0 {
+		e.requested = 1
+	}
+	return true
+}
+
+func key4(scope uint32, a uint32) neighKey {
+	k := neighKey{scope: scope}
+	k.addr[10], k.addr[11] = 0xff, 0xff
+	k.addr[12], k.addr[13], k.addr[14], k.addr[15] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a)
+	return k
+}
+
+func key16(scope uint32, a [16]byte) neighKey { return neighKey{scope: scope, addr: a} }
+
+func keyMAC(vpc uint16, mac [6]byte) neighKey {
+	k := neighKey{scope: scopeVTEP | uint32(vpc)}
+	copy(k.addr[:6], mac[:])
+	return k
+}
