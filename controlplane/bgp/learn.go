@@ -1,0 +1,219 @@
+package bgp
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// onWatch receives gobgp's event stream: session state changes and the
+// adj-rib-in updates of every neighbour, as received (pre-policy). One
+// watcher carries both, in the order gobgp's main loop produced them, so a
+// session's updates are always seen between its up and down events.
+//
+// gobgp does not report adj-rib-in drops when a session ends; the store
+// knows what the neighbour taught and withdraws it.
+func (s *Speaker) onWatch(r *api.WatchEventResponse) {
+	switch ev := r.Event.(type) {
+	case *api.WatchEventResponse_Peer:
+		s.onPeer(ev.Peer)
+	case *api.WatchEventResponse_Table:
+		s.onPaths(ev.Table.GetPaths())
+	}
+}
+
+func (s *Speaker) onPeer(ev *api.WatchEventResponse_PeerEvent) {
+	if ev.GetType() != api.WatchEventResponse_PeerEvent_STATE && ev.GetType() != api.WatchEventResponse_PeerEvent_INIT {
+		return
+	}
+	st := ev.GetPeer().GetState()
+	addr, err := netip.ParseAddr(st.GetNeighborAddress())
+	if err != nil {
+		return
+	}
+	established := st.GetSessionState() == api.PeerState_ESTABLISHED
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.neighbors[addr.Unmap()]
+	if n == nil || n.up == established {
+		return
+	}
+	s.setUpLocked(n, established)
+}
+
+// setUpLocked records a session change; going down withdraws everything the
+// neighbour taught first, so the SessionDown event follows its withdrawals.
+func (s *Speaker) setUpLocked(n *neighbor, up bool) {
+	n.up = up
+	n.since = time.Now()
+	kind := SessionUp
+	if !up {
+		kind = SessionDown
+		if w := n.forgetAll(); len(w) > 0 {
+			s.pushUpdatesLocked(n.cfg.VPC, w)
+		}
+	}
+	s.log.Info("bgp session "+map[bool]string{true: "up", false: "down"}[up],
+		"vpc", n.cfg.VPC, "neighbor", n.name, "asn", n.cfg.ASN)
+	s.pending = append(s.pending, Event{Kind: kind, VPC: n.cfg.VPC, Neighbor: n.name})
+	s.signal()
+}
+
+// pathParser turns gobgp API paths back into what the store needs. It
+// reuses its messages: it runs on the single watch goroutine only.
+type pathParser struct {
+	pfx   api.IPAddressPrefix
+	nh    api.NextHopAttribute
+	med   api.MultiExitDiscAttribute
+	asp   api.AsPathAttribute
+	mp    api.MpReachNLRIAttribute
+	asn   uint32
+	lastN string
+	lastA netip.Addr
+}
+
+type parsedPath struct {
+	neighbor netip.Addr
+	prefix   netip.Prefix
+	withdraw bool
+	val      val
+}
+
+const typePrefix = "type.googleapis.com/apipb."
+
+func typeIs(a *anypb.Any, name string) bool {
+	u := a.GetTypeUrl()
+	return len(u) == len(typePrefix)+len(name) && strings.HasSuffix(u, name)
+}
+
+var unmarshal = proto.UnmarshalOptions{}
+
+// parse reports false for what is not a unicast route (end-of-RIB markers,
+// other NLRI types).
+func (pp *pathParser) parse(p *api.Path, out *parsedPath) bool {
+	nlri := p.GetNlri()
+	if nlri == nil || !typeIs(nlri, "IPAddressPrefix") {
+		return false
+	}
+	if err := unmarshal.Unmarshal(nlri.GetValue(), &pp.pfx); err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(pp.pfx.Prefix)
+	if err != nil {
+		return false
+	}
+	pfx, err := a.Unmap().Prefix(int(pp.pfx.PrefixLen))
+	if err != nil {
+		return false
+	}
+	if p.GetNeighborIp() != pp.lastN {
+		nb, err := netip.ParseAddr(p.GetNeighborIp())
+		if err != nil {
+			return false
+		}
+		pp.lastN, pp.lastA = p.GetNeighborIp(), nb.Unmap()
+	}
+	*out = parsedPath{neighbor: pp.lastA, prefix: pfx, withdraw: p.GetIsWithdraw()}
+	if out.withdraw {
+		return true
+	}
+	var nh netip.Addr
+	var med uint32
+	asLen := 0
+	for _, attr := range p.GetPattrs() {
+		switch {
+		case typeIs(attr, "NextHopAttribute"):
+			if unmarshal.Unmarshal(attr.GetValue(), &pp.nh) == nil {
+				nh, _ = netip.ParseAddr(pp.nh.NextHop)
+			}
+		case typeIs(attr, "MpReachNLRIAttribute"):
+			if unmarshal.Unmarshal(attr.GetValue(), &pp.mp) == nil && len(pp.mp.NextHops) > 0 {
+				nh, _ = netip.ParseAddr(pp.mp.NextHops[0])
+			}
+		case typeIs(attr, "MultiExitDiscAttribute"):
+			if unmarshal.Unmarshal(attr.GetValue(), &pp.med) == nil {
+				med = pp.med.Med
+			}
+		case typeIs(attr, "AsPathAttribute"):
+			if unmarshal.Unmarshal(attr.GetValue(), &pp.asp) != nil {
+				continue
+			}
+			for _, seg := range pp.asp.Segments {
+				// An AS_SET counts as one hop (RFC 4271 9.1.2.2).
+				if seg.Type == api.AsSegment_AS_SET || seg.Type == api.AsSegment_AS_CONFED_SET {
+					asLen++
+				} else {
+					asLen += len(seg.Numbers)
+				}
+				for _, n := range seg.Numbers {
+					// gobgp keeps looped paths in adj-rib-in but never
+					// uses them; neither do we.
+					if n == pp.asn {
+						out.withdraw = true
+					}
+				}
+			}
+		}
+	}
+	out.val = makeVal(nh, med, asLen)
+	return true
+}
+
+func (s *Speaker) onPaths(paths []*api.Path) {
+	if len(paths) == 0 {
+		return
+	}
+	pp := &s.parser
+	pp.asn = s.global.ASN
+	parsed := make([]parsedPath, 0, len(paths))
+	var one parsedPath
+	for _, p := range paths {
+		if pp.parse(p, &one) {
+			parsed = append(parsed, one)
+		}
+	}
+	if len(parsed) == 0 {
+		return
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var (
+		n   *neighbor
+		cur netip.Addr
+		ups []RouteUpdate
+	)
+	flush := func() {
+		if len(ups) > 0 {
+			s.pushUpdatesLocked(n.cfg.VPC, ups)
+			ups = nil // the queue may keep the slice
+		}
+	}
+	for i := range parsed {
+		p := &parsed[i]
+		if n == nil || p.neighbor != cur {
+			flush()
+			cur, n = p.neighbor, s.neighbors[p.neighbor]
+		}
+		// Updates of a neighbour that was removed or whose session is down
+		// are leftovers of an old session: drop them.
+		if n == nil || !n.up {
+			continue
+		}
+		if p.withdraw {
+			if v, ok := n.forget(p.prefix); ok {
+				ups = append(ups, RouteUpdate{Route: n.route(p.prefix, v), Withdraw: true})
+			}
+			continue
+		}
+		if n.learn(p.prefix, p.val) {
+			ups = append(ups, RouteUpdate{Route: n.route(p.prefix, p.val)})
+		}
+	}
+	flush()
+	s.signal()
+}

@@ -1,0 +1,173 @@
+package bgp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+)
+
+// The learned-route store holds what every neighbour currently announces,
+// so that a session that drops can withdraw exactly what it taught and
+// Routes() can answer without asking gobgp to convert its RIB to API
+// messages. It is kept small on purpose (a full table is ~1 M routes per
+// neighbour): keys and values are plain integers and bytes, no pointers, so
+// the garbage collector does not scan the maps and each slot stays near 32
+// bytes (v4) or 48 bytes (v6) before the map's load factor.
+
+// key4 is an IPv4 prefix: address in the top 32 bits, length in the low 8.
+type key4 uint64
+
+// key6 is an IPv6 prefix.
+type key6 struct {
+	hi, lo uint64
+	bits   uint8
+}
+
+// val is what the compiler needs of a path.
+type val struct {
+	nh    [16]byte // IPv4 next hops are stored 4-in-6 with nh4 set
+	med   uint32
+	asLen uint16
+	nh4   bool
+}
+
+func makeKey4(p netip.Prefix) key4 {
+	a := p.Addr().As4()
+	return key4(uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits()))
+}
+
+func (k key4) prefix() netip.Prefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
+	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
+}
+
+func makeKey6(p netip.Prefix) key6 {
+	a := p.Addr().As16()
+	return key6{hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]), bits: uint8(p.Bits())}
+}
+
+func (k key6) prefix() netip.Prefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))
+}
+
+func makeVal(nh netip.Addr, med uint32, asLen int) val {
+	v := val{med: med, asLen: uint16(min(asLen, 0xffff))}
+	if nh.Is4() || nh.Is4In6() {
+		v.nh4 = true
+		nh = nh.Unmap()
+	}
+	if nh.IsValid() {
+		v.nh = nh.As16()
+	}
+	return v
+}
+
+func (v val) nextHop() netip.Addr {
+	if v.nh4 {
+		return netip.AddrFrom16(v.nh).Unmap()
+	}
+	if v.nh == ([16]byte{}) {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16(v.nh)
+}
+
+// neighbor is one configured neighbour and what it taught.
+type neighbor struct {
+	cfg   Neighbor
+	name  string // cfg.Address.String(), shared by all its Routes
+	up    bool
+	since time.Time
+	v4    map[key4]val
+	v6    map[key6]val
+}
+
+func newNeighbor(cfg Neighbor) *neighbor {
+	return &neighbor{
+		cfg:  cfg,
+		name: cfg.Address.String(),
+		v4:   make(map[key4]val),
+		v6:   make(map[key6]val),
+	}
+}
+
+func (n *neighbor) route(p netip.Prefix, v val) Route {
+	return Route{
+		VPC:       n.cfg.VPC,
+		Prefix:    p,
+		NextHop:   v.nextHop(),
+		MED:       v.med,
+		Neighbor:  n.name,
+		ASPathLen: int(v.asLen),
+	}
+}
+
+// learn records p; it reports false when nothing changed (a re-announcement
+// with the same attributes), so no event is sent for it.
+func (n *neighbor) learn(p netip.Prefix, v val) bool {
+	if p.Addr().Is4() {
+		k := makeKey4(p)
+		if old, ok := n.v4[k]; ok && old == v {
+			return false
+		}
+		n.v4[k] = v
+		return true
+	}
+	k := makeKey6(p)
+	if old, ok := n.v6[k]; ok && old == v {
+		return false
+	}
+	n.v6[k] = v
+	return true
+}
+
+// forget removes p and returns what it was, if it was held.
+func (n *neighbor) forget(p netip.Prefix) (val, bool) {
+	if p.Addr().Is4() {
+		k := makeKey4(p)
+		v, ok := n.v4[k]
+		if ok {
+			delete(n.v4, k)
+		}
+		return v, ok
+	}
+	k := makeKey6(p)
+	v, ok := n.v6[k]
+	if ok {
+		delete(n.v6, k)
+	}
+	return v, ok
+}
+
+// routes appends every route of n to out.
+func (n *neighbor) routes(out []Route) []Route {
+	for k, v := range n.v4 {
+		out = append(out, n.route(k.prefix(), v))
+	}
+	for k, v := range n.v6 {
+		out = append(out, n.route(k.prefix(), v))
+	}
+	return out
+}
+
+// forgetAll empties n and returns the withdrawals of what it held.
+func (n *neighbor) forgetAll() []RouteUpdate {
+	out := make([]RouteUpdate, 0, len(n.v4)+len(n.v6))
+	for k, v := range n.v4 {
+		out = append(out, RouteUpdate{Route: n.route(k.prefix(), v), Withdraw: true})
+	}
+	for k, v := range n.v6 {
+		out = append(out, RouteUpdate{Route: n.route(k.prefix(), v), Withdraw: true})
+	}
+	// New maps rather than clear(): a map never shrinks, and a neighbour
+	// that taught a full table should not pin its memory while down.
+	n.v4 = make(map[key4]val)
+	n.v6 = make(map[key6]val)
+	return out
+}
+
+func (n *neighbor) count() int { return len(n.v4) + len(n.v6) }
