@@ -1,0 +1,131 @@
+package flowtable
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+const burst = 32
+
+func fill(b *testing.B, sessions int) (*Table, []Flow) {
+	b.Helper()
+	tab, err := New(Config{Capacity: sessions, Timeouts: DefaultTimeouts(), Seed: 77})
+	if err != nil {
+		b.Fatal(err)
+	}
+	flows := make([]Flow, sessions)
+	rnd := uint64(12345)
+	for i := range flows {
+		flows[i] = Flow{Inner: 0x0a000000 + uint32(i>>8), Remote: 0x08000000 + uint32(i*2654435761), InnerPort: uint16(i), RemotePort: 443, VPC: 1, Proto: ProtoTCP}
+		f := &flows[i]
+		if _, st := tab.Create(f, tab.HashFlow(f), 0xc0a80100+uint32(i&3), &allPorts, &rnd, 1, 1, TCPSyn, sec); st != Created {
+			b.Fatalf("fill %d: %v", i, st)
+		}
+	}
+	// Visit the flows in a random order so lookups miss the cache the way
+	// real traffic does.
+	for i := len(flows) - 1; i > 0; i-- {
+		rnd ^= rnd << 13
+		rnd ^= rnd >> 7
+		rnd ^= rnd << 17
+		j := int(rnd % uint64(i+1))
+		flows[i], flows[j] = flows[j], flows[i]
+	}
+	return tab, flows
+}
+
+// BenchmarkEstablished measures one outbound packet of an existing session:
+// a burst of 32 is hashed, its buckets and sessions prefetched, then looked
+// up and refreshed.
+func BenchmarkEstablished(b *testing.B) {
+	for _, n := range []int{1000, 1 << 20} {
+		b.Run(fmt.Sprintf("sessions=%d/burst", n), func(b *testing.B) {
+			tab, flows := fill(b, n)
+			var h [burst]uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			found := 0
+			for i := 0; i < b.N; i += burst {
+				base := i % (n - burst)
+				fs := flows[base : base+burst]
+				for k := range fs {
+					h[k] = tab.HashFlow(&fs[k])
+					tab.PrefetchBucket(h[k])
+				}
+				for k := range fs {
+					tab.PeekFlow(h[k])
+				}
+				for k := range fs {
+					if _, ok := tab.LookupFlow(&fs[k], h[k], TCPAck, 2*sec); ok {
+						found++
+					}
+				}
+			}
+			b.StopTimer()
+			if found < b.N-burst {
+				b.Fatalf("found %d of %d", found, b.N)
+			}
+		})
+		b.Run(fmt.Sprintf("sessions=%d/single", n), func(b *testing.B) {
+			tab, flows := fill(b, n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				f := &flows[i%n]
+				if _, ok := tab.LookupFlow(f, tab.HashFlow(f), TCPAck, 2*sec); !ok {
+					b.Fatal("miss")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNewSessions measures session creation in steady churn: every
+// iteration creates a session and sweeps two slots, with UDP sessions timing
+// out so the table stays about half full.
+func BenchmarkNewSessions(b *testing.B) {
+	const capacity = 1 << 20
+	to := DefaultTimeouts()
+	to.UDP = time.Second
+	tab, err := New(Config{Capacity: capacity, Timeouts: to, Seed: 5})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ports := Ports{Min: 1024, Total: 64512, Start: 0, Span: 64512, Tries: 16}
+	rnd := uint64(99)
+	now := int64(0)
+	dropped := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%(capacity/4) == 0 {
+			now += int64(time.Second)
+		}
+		f := Flow{Inner: 0x0a000000 + uint32(i>>10), Remote: 0x08000000 + uint32(i&1023)*7919, InnerPort: uint16(i), RemotePort: 53, VPC: 1, Proto: ProtoUDP}
+		if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80100+uint32(i&3), &ports, &rnd, 1, 1, 0, now); st != Created {
+			dropped++
+		}
+		tab.Sweep(now, 2)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Msessions/s")
+	b.ReportMetric(float64(dropped), "dropped")
+}
+
+// BenchmarkBytesPerSession reports the memory a table holds per session of
+// capacity (all of it allocated by New).
+func BenchmarkBytesPerSession(b *testing.B) {
+	for _, n := range []int{1000, 1 << 20, 10 << 20} {
+		b.Run(fmt.Sprintf("capacity=%d", n), func(b *testing.B) {
+			var tab *Table
+			for i := 0; i < b.N; i++ {
+				var err error
+				if tab, err = New(Config{Capacity: n, Timeouts: DefaultTimeouts(), Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(tab.Bytes())/float64(n), "bytes/session")
+		})
+	}
+}
