@@ -172,6 +172,12 @@ func (w *Worker) forward4(p *pkt) {
 			return
 		}
 		act2 := pick(s, g2, hash)
+		if act2.Kind == fib.ActLocal {
+			// The peer VPC's own address (a Kube-OVN connect IP): answered
+			// back toward the sender.
+			w.local4(p, vpc)
+			return
+		}
 		if act2.Kind != fib.ActDeliver {
 			w.drop(b, DropRouteDrop)
 			return

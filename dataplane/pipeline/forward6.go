@@ -115,6 +115,12 @@ func (w *Worker) forward6(p *pkt) {
 			return
 		}
 		act2 := pick(s, g2, hash)
+		if act2.Kind == fib.ActLocal {
+			// The peer VPC's own address (a Kube-OVN connect IP): answered
+			// back toward the sender.
+			w.local6(p, ip, vpc)
+			return
+		}
 		if act2.Kind != fib.ActDeliver {
 			w.drop(b, DropRouteDrop)
 			return
@@ -173,6 +179,7 @@ func (w *Worker) dropICMP6(p *pkt, ip packet.IPv6, vpc *fib.VPC, r DropReason, t
 	if w.icmpError6(p, ip, vpc, typ, code, param) {
 		w.C.Drops[r]++
 		w.C.Events[EvICMPErrorSent]++
+		w.C.Verdicts[VerdictTx]++
 		return
 	}
 	w.drop(p.b, r)

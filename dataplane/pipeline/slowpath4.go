@@ -17,6 +17,7 @@ func (w *Worker) dropICMP4(p *pkt, ip packet.IPv4, vpc *fib.VPC, r DropReason, t
 	if w.icmpError4(p, ip, vpc, typ, code, mtu) {
 		w.C.Drops[r]++
 		w.C.Events[EvICMPErrorSent]++
+		w.C.Verdicts[VerdictTx]++
 		return
 	}
 	w.drop(p.b, r)

@@ -1,0 +1,3 @@
+package replay
+
+//go:generate go run ./gen -out ../../testdata/pcap
