@@ -57,7 +57,9 @@ func (b *builder) rx(t int, port string, data []byte, note string) {
 	b.sc.Notes = append(b.sc.Notes, fmt.Sprintf("t=%d rx %s: %s", t, port, note))
 }
 
-func (b *builder) tx(t int, port string, data []byte) { b.out[port] = append(b.out[port], frame{t, data}) }
+func (b *builder) tx(t int, port string, data []byte) {
+	b.out[port] = append(b.out[port], frame{t, data})
+}
 
 func (b *builder) drop(reason string) { b.sc.Drops[reason]++ }
 

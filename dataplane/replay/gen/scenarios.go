@@ -33,7 +33,9 @@ func fromVTEP(id uint16, inner []byte) []byte {
 // toVTEP is what the gateway must send to the remote VTEP.
 func toVTEP(inner []byte) []byte { return vxlan(gw0, vtepMAC, gwVTEP, vtep, 0, 0, vni, inner) }
 
-func arpFrame(src, dst net.HardwareAddr, a []byte) []byte { return eth(src, dst, layers.EthernetTypeARP, a) }
+func arpFrame(src, dst net.HardwareAddr, a []byte) []byte {
+	return eth(src, dst, layers.EthernetTypeARP, a)
+}
 
 // underlayARP: the remote VTEP resolves the gateway's VTEP address.
 func underlayARP(b *builder) {
