@@ -130,6 +130,7 @@ func (s *Server) GetRoutes(_ context.Context, req *apiv1.GetRoutesRequest) (*api
 	}
 	resp := &apiv1.GetRoutesResponse{
 		Generation: t.GetGeneration(), NatTables: t.GetNatTables(), NatPools: t.GetNatPools(), Filters: t.GetFilters(),
+		Ports: t.GetPorts(),
 	}
 	for _, v := range t.GetVpcs() {
 		resp.VpcNames = append(resp.VpcNames, v.GetName())

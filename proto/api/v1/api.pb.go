@@ -2206,9 +2206,11 @@ type GetRoutesResponse struct {
 	// VPC names by id (Action.dst_vpc indexes this list).
 	VpcNames []string `protobuf:"bytes,3,rep,name=vpc_names,json=vpcNames,proto3" json:"vpc_names,omitempty"`
 	// The tables Action indexes refer to (1-based, as in Tables).
-	NatTables     []*v1.NatTable `protobuf:"bytes,4,rep,name=nat_tables,json=natTables,proto3" json:"nat_tables,omitempty"`
-	NatPools      []*v1.NatPool  `protobuf:"bytes,5,rep,name=nat_pools,json=natPools,proto3" json:"nat_pools,omitempty"`
-	Filters       []*v1.Filter   `protobuf:"bytes,6,rep,name=filters,proto3" json:"filters,omitempty"`
+	NatTables []*v1.NatTable `protobuf:"bytes,4,rep,name=nat_tables,json=natTables,proto3" json:"nat_tables,omitempty"`
+	NatPools  []*v1.NatPool  `protobuf:"bytes,5,rep,name=nat_pools,json=natPools,proto3" json:"nat_pools,omitempty"`
+	Filters   []*v1.Filter   `protobuf:"bytes,6,rep,name=filters,proto3" json:"filters,omitempty"`
+	// Ports by id (Attachment.port_id indexes this list).
+	Ports         []*v1.Port `protobuf:"bytes,7,rep,name=ports,proto3" json:"ports,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2281,6 +2283,13 @@ func (x *GetRoutesResponse) GetNatPools() []*v1.NatPool {
 func (x *GetRoutesResponse) GetFilters() []*v1.Filter {
 	if x != nil {
 		return x.Filters
+	}
+	return nil
+}
+
+func (x *GetRoutesResponse) GetPorts() []*v1.Port {
+	if x != nil {
+		return x.Ports
 	}
 	return nil
 }
@@ -2958,7 +2967,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"generation\x121\n" +
 	"\aobjects\x18\x02 \x03(\v2\x17.peergate.api.v1.ObjectR\aobjects\"$\n" +
 	"\x10GetRoutesRequest\x12\x10\n" +
-	"\x03vpc\x18\x01 \x01(\tR\x03vpc\"\xaa\x02\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\"\xda\x02\n" +
 	"\x11GetRoutesResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -2968,7 +2977,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"nat_tables\x18\x04 \x03(\v2\x1c.peergate.tables.v1.NatTableR\tnatTables\x128\n" +
 	"\tnat_pools\x18\x05 \x03(\v2\x1b.peergate.tables.v1.NatPoolR\bnatPools\x124\n" +
-	"\afilters\x18\x06 \x03(\v2\x1a.peergate.tables.v1.FilterR\afilters\"\x12\n" +
+	"\afilters\x18\x06 \x03(\v2\x1a.peergate.tables.v1.FilterR\afilters\x12.\n" +
+	"\x05ports\x18\a \x03(\v2\x18.peergate.tables.v1.PortR\x05ports\"\x12\n" +
 	"\x10GetTablesRequest\"G\n" +
 	"\x11GetTablesResponse\x122\n" +
 	"\x06tables\x18\x01 \x01(\v2\x1a.peergate.tables.v1.TablesR\x06tables\"\x0f\n" +
@@ -3094,9 +3104,10 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*v1.NatTable)(nil),           // 45: peergate.tables.v1.NatTable
 	(*v1.NatPool)(nil),            // 46: peergate.tables.v1.NatPool
 	(*v1.Filter)(nil),             // 47: peergate.tables.v1.Filter
-	(*v1.Tables)(nil),             // 48: peergate.tables.v1.Tables
-	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
-	(*v1.Stats)(nil),              // 50: peergate.tables.v1.Stats
+	(*v1.Port)(nil),               // 48: peergate.tables.v1.Port
+	(*v1.Tables)(nil),             // 49: peergate.tables.v1.Tables
+	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
+	(*v1.Stats)(nil),              // 51: peergate.tables.v1.Stats
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	1,  // 0: peergate.api.v1.ApplyRequest.documents:type_name -> peergate.api.v1.Document
@@ -3140,36 +3151,37 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	45, // 38: peergate.api.v1.GetRoutesResponse.nat_tables:type_name -> peergate.tables.v1.NatTable
 	46, // 39: peergate.api.v1.GetRoutesResponse.nat_pools:type_name -> peergate.tables.v1.NatPool
 	47, // 40: peergate.api.v1.GetRoutesResponse.filters:type_name -> peergate.tables.v1.Filter
-	48, // 41: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
-	49, // 42: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
-	38, // 43: peergate.api.v1.StatusResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStatus
-	49, // 44: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
-	49, // 45: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
-	49, // 46: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
-	49, // 47: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
-	49, // 48: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
-	41, // 49: peergate.api.v1.StatsResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStats
-	49, // 50: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
-	50, // 51: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
-	2,  // 52: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
-	4,  // 53: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
-	30, // 54: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
-	32, // 55: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
-	34, // 56: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
-	36, // 57: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
-	39, // 58: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
-	3,  // 59: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
-	5,  // 60: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
-	31, // 61: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
-	33, // 62: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
-	35, // 63: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
-	37, // 64: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
-	40, // 65: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
-	59, // [59:66] is the sub-list for method output_type
-	52, // [52:59] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	48, // 41: peergate.api.v1.GetRoutesResponse.ports:type_name -> peergate.tables.v1.Port
+	49, // 42: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
+	50, // 43: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
+	38, // 44: peergate.api.v1.StatusResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStatus
+	50, // 45: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	50, // 46: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
+	50, // 47: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
+	50, // 48: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
+	50, // 49: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
+	41, // 50: peergate.api.v1.StatsResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStats
+	50, // 51: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
+	51, // 52: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
+	2,  // 53: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
+	4,  // 54: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
+	30, // 55: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
+	32, // 56: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
+	34, // 57: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
+	36, // 58: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
+	39, // 59: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
+	3,  // 60: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
+	5,  // 61: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
+	31, // 62: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
+	33, // 63: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
+	35, // 64: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
+	37, // 65: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
+	40, // 66: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
+	60, // [60:67] is the sub-list for method output_type
+	53, // [53:60] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }

@@ -1,0 +1,263 @@
+// Command controlplane is peergate's control plane daemon: it owns the
+// desired configuration, validates and compiles it, persists every
+// accepted configuration in its state directory, serves the orchestration
+// API (gwctl) and pushes the compiled tables to every connected dataplane.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/peergate/peergate/controlplane/manifest"
+	"github.com/peergate/peergate/controlplane/push"
+	"github.com/peergate/peergate/controlplane/server"
+	"github.com/peergate/peergate/controlplane/store"
+)
+
+const (
+	defaultListen   = "unix:///run/peergate/controlplane.sock"
+	defaultStateDir = "/var/lib/peergate"
+	// shutdownGrace bounds a graceful stop: unary calls in flight finish,
+	// then whatever remains is cut.
+	shutdownGrace = 5 * time.Second
+)
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+const usage = `controlplane - peergate control plane daemon
+
+Usage:
+  controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
+
+Owns the gateway's configuration: loads the configuration it persisted
+last from --state-dir, applies the --config files and directories on top
+(all or nothing: an invalid --config stops the start), serves the
+orchestration API used by gwctl, and pushes compiled tables to every
+dataplane that connects (dataplane --controlplane ADDR). Every accepted
+change is written to the state directory before it goes live.
+
+ADDR is unix:///path/to.sock (the socket is created mode 0600; a stale
+socket left by a crash is replaced) or host:port for TCP. --listen may be
+given more than once, e.g. a unix socket for gwctl and a TCP address for
+remote dataplanes. Both services are served on every address. The API has
+no authentication: keep TCP addresses on a management network.
+
+SIGTERM or SIGINT stops it gracefully; dataplanes keep forwarding with
+their last tables and reconnect when it is back.
+
+Flags:
+`
+
+const example = `
+Example:
+  controlplane --listen unix:///run/peergate/controlplane.sock \
+      --listen 127.0.0.1:7443 --state-dir /var/lib/peergate \
+      --config /etc/peergate/manifests
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("controlplane", flag.ContinueOnError)
+	var listens, configs listFlag
+	fs.Var(&listens, "listen", "address to serve on: unix:///path or host:port (repeatable; default "+defaultListen+")")
+	stateDir := fs.String("state-dir", defaultStateDir, "directory where the accepted configuration is persisted")
+	fs.Var(&configs, "config", "manifest file or directory (*.yaml, *.yml) applied at start (repeatable)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), example)
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "controlplane: unexpected arguments %q (see --help)\n", fs.Args())
+		return 2
+	}
+	if len(listens) == 0 {
+		listens = listFlag{defaultListen}
+	}
+	log, err := newLogger(*level, *format)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, log, listens, *stateDir, configs); err != nil {
+		log.Error("controlplane stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string) error {
+	st, err := store.Open(stateDir, log)
+	if err != nil {
+		return err
+	}
+	hub := push.New(log)
+	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log})
+	if err != nil {
+		return err
+	}
+	if len(configs) > 0 {
+		if err := applyConfig(log, srv, configs); err != nil {
+			return err
+		}
+	}
+
+	g := grpc.NewServer(server.GRPCOptions()...)
+	srv.Register(g)
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for _, addr := range listens {
+		ln, err := listen(addr)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	errc := make(chan error, len(lns))
+	for i, ln := range lns {
+		log.Info("serving", "address", listens[i], "state_dir", stateDir, "generation", srv.Generation())
+		go func() { errc <- g.Serve(ln) }()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		g.Stop()
+		return fmt.Errorf("serve: %w", err)
+	}
+	srv.Shutdown()
+	hub.Close()
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownGrace):
+		log.Warn("graceful stop timed out, closing remaining connections")
+		g.Stop()
+	}
+	return nil
+}
+
+func applyConfig(log *slog.Logger, srv *server.Server, paths []string) error {
+	objs, err := manifest.LoadPaths(paths...)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	res, err := srv.ApplyObjects(objs, false)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	for _, w := range res.Warnings {
+		log.Warn("--config", "warning", w.GetText())
+	}
+	if !res.Accepted {
+		for _, e := range res.Errors {
+			log.Error("--config", "error", e.GetText())
+		}
+		return fmt.Errorf("--config %s: invalid configuration (%d errors), nothing applied", strings.Join(paths, " "), len(res.Errors))
+	}
+	log.Info("applied --config", "paths", paths, "objects", len(objs), "generation", res.Generation)
+	return nil
+}
+
+// listen opens a unix socket (mode 0600) or a TCP listener.
+func listen(addr string) (net.Listener, error) {
+	path, isUnix := strings.CutPrefix(addr, "unix://")
+	if !isUnix {
+		path, isUnix = strings.CutPrefix(addr, "unix:")
+	}
+	if !isUnix {
+		hostport := strings.TrimPrefix(addr, "tcp://")
+		ln, err := net.Listen("tcp", hostport)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	if path == "" {
+		return nil, fmt.Errorf("listen %s: empty socket path", addr)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	// The umask makes the socket 0600 from its creation: no window in which
+	// another user could connect. Nothing else creates files at this point.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// removeStaleSocket deletes a socket nobody answers on (left by a crash);
+// a live one or a file that is not a socket is an error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another process serves on %s", path)
+	}
+	return os.Remove(path)
+}
