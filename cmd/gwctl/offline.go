@@ -192,7 +192,6 @@ Example:
 	}
 }
 
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
