@@ -177,12 +177,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func globalFlags(fs *flag.FlagSet, o *opts) {
-	def := defaultServer
-	if v := os.Getenv(serverEnv); v != "" {
-		def = v
+	// Registered on the main flag set and again on each command's, so they
+	// may stand before or after the command; the second registration keeps
+	// what the first parsed.
+	if o.server == "" {
+		o.server = defaultServer
+		if v := os.Getenv(serverEnv); v != "" {
+			o.server = v
+		}
 	}
-	fs.StringVar(&o.server, "server", def, "`ADDR` of the controlplane: unix:///path or host:port (env "+serverEnv+")")
-	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit of the whole command")
+	if o.timeout == 0 {
+		o.timeout = 30 * time.Second
+	}
+	fs.StringVar(&o.server, "server", o.server, "`ADDR` of the controlplane: unix:///path or host:port (env "+serverEnv+")")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "time limit of the whole command")
 }
 
 // parseInterspersed parses flags anywhere among the arguments, as kubectl

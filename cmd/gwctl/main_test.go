@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/peergate/peergate/controlplane/server"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+const (
+	kubeOVN    = "../../testdata/manifests/kube-ovn-vpc-peering"
+	externalAs = "../../testdata/manifests/peering-api-3-external-as"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func gwctl(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+func TestOfflineCommands(t *testing.T) {
+	badYAML := "kind: Subnet\napiVersion: kubeovn.io/v1\nmetadata: {name: n}\nspec: {vpc: v, cidrBlock: 10.0.0.0/8, bogus: 1}\n"
+	cases := []struct {
+		name       string
+		stdin      string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"validate accepts the Kube-OVN example and prints its warnings on stderr", "", []string{"validate", "-f", kubeOVN}, 0, "valid: 2 VPCs", "warning: "},
+		{"validate rejects the third Peering use case with the explanation", "", []string{"validate", "-f", externalAs}, 1, "", "fourth use case"},
+		{"validate names the file and field of an unknown field", badYAML, []string{"validate", "-f", "-"}, 1, "", "<stdin>"},
+		{"validate without files is a usage error", "", []string{"validate"}, 2, "", "no manifests given"},
+		{"validate of a missing file fails", "", []string{"validate", "-f", "/nonexistent.yaml"}, 1, "", "no such file"},
+		{"compile prints tables", "", []string{"compile", "-f", kubeOVN}, 0, "VPC vpc-1 (id 0)", ""},
+		{"compile refuses an unknown output format", "", []string{"compile", "-f", kubeOVN, "-o", "xml"}, 2, "", `-o "xml"`},
+		{"compile of invalid manifests fails", "", []string{"compile", "-f", externalAs}, 1, "", "error: "},
+		{"an unknown command is a usage error", "", []string{"frobnicate"}, 2, "", "unknown command"},
+		{"help prints the commands", "", []string{"help"}, 0, "validate -f PATH", ""},
+		{"--help of a command prints its help on stdout", "", []string{"apply", "--help"}, 0, "gwctl apply -f PATH", ""},
+		{"help of a command prints its flags", "", []string{"help", "get"}, 0, "--server ADDR", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := gwctl(t, c.stdin, c.args...)
+			if r.code != c.wantCode || !strings.Contains(r.stdout, c.wantStdout) || !strings.Contains(r.stderr, c.wantStderr) {
+				t.Fatalf("gwctl %v = exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d, stdout containing %q, stderr containing %q",
+					c.args, r.code, r.stdout, r.stderr, c.wantCode, c.wantStdout, c.wantStderr)
+			}
+		})
+	}
+}
+
+func TestCompileJSONIsTheTablesMessage(t *testing.T) {
+	r := gwctl(t, "", "compile", "-f", kubeOVN, "-o", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var tb tablesv1.Tables
+	if err := protojson.Unmarshal([]byte(r.stdout), &tb); err != nil {
+		t.Fatalf("output is not a Tables message: %v", err)
+	}
+	if len(tb.GetVpcs()) != 2 {
+		t.Errorf("tables hold %d VPCs, want 2", len(tb.GetVpcs()))
+	}
+}
+
+// startServer runs the controlplane's API in process on a unix socket.
+func startServer(t *testing.T) string {
+	t.Helper()
+	s, err := server.New(server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "gwctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "cp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(server.GRPCOptions()...)
+	s.Register(g)
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	return "unix://" + sock
+}
+
+func TestRemoteCommands(t *testing.T) {
+	addr := startServer(t)
+	steps := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"get status before any apply shows generation 0", []string{"get", "status"}, 0, "generation:        0", ""},
+		{"a dry run applies nothing", []string{"apply", "--dry-run", "-f", kubeOVN}, 0, "Vpc/vpc-1 created (dry run)", "dry run: valid"},
+		{"apply creates the objects", []string{"apply", "-f", kubeOVN}, 0, "generation 1", ""},
+		{"apply again changes nothing", []string{"apply", "-f", kubeOVN}, 0, "Vpc/vpc-1 unchanged", ""},
+		{"an invalid apply is rejected and says what stays live", []string{"apply", "-f", externalAs}, 1, "", "generation 1 stays live"},
+		{"get vpcs lists both VPCs", []string{"get", "vpcs"}, 0, "vxlan port fabric vni 100", ""},
+		{"get peerings shows the Kube-OVN pair", []string{"get", "peerings"}, 0, "vpc-1<->vpc-2", ""},
+		{"get routes shows the peering route", []string{"get", "routes", "vpc-2"}, 0, "10.0.0.0/16", ""},
+		{"get routes of an unknown VPC fails", []string{"get", "routes", "nope"}, 1, "", "no VPC"},
+		{"get routes -o json prints the response", []string{"get", "routes", "vpc-1", "-o", "json"}, 0, `"vpcNames"`, ""},
+		{"get objects -o yaml prints a manifest", []string{"get", "objects", "-o", "yaml"}, 0, "cidrBlock: 10.0.0.0/16", ""},
+		{"get status counts the rejection", []string{"get", "status"}, 0, "applies rejected:  1", ""},
+		{"get of an unknown resource is a usage error", []string{"get", "flows"}, 2, "", "unknown resource"},
+		{"stats without dataplanes says so", []string{"stats"}, 0, "no dataplane", ""},
+		{"delete of an ambiguous kind is a usage error", []string{"delete", "vpc", "vpc-1"}, 2, "", "ambiguous"},
+		{"a delete that breaks references is rejected", []string{"delete", "gateway", "gateway"}, 1, "", "stays live"},
+		{"delete of the pods succeeds", []string{"delete", "-f", kubeOVN + "/kube-ovn-vpc-peering-3-pods.yaml"}, 0, "Pod/vpc-1-pod deleted", ""},
+		{"delete of a missing object reports it", []string{"delete", "Peering", "nope"}, 0, "Peering/nope not found", ""},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			r := gwctl(t, "", append([]string{"--server", addr}, s.args...)...)
+			if r.code != s.wantCode || !strings.Contains(r.stdout, s.wantStdout) || !strings.Contains(r.stderr, s.wantStderr) {
+				t.Fatalf("gwctl %v = exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d, stdout containing %q, stderr containing %q",
+					s.args, r.code, r.stdout, r.stderr, s.wantCode, s.wantStdout, s.wantStderr)
+			}
+		})
+	}
+}
+
+func TestAnUnreachableServerIsExplained(t *testing.T) {
+	r := gwctl(t, "", "--server", "unix:///nonexistent/cp.sock", "get", "status")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the controlplane") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
