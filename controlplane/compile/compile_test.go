@@ -118,7 +118,7 @@ func TestLearnedRoutes(t *testing.T) {
 			name: "an external delivers via the next hop inside its subnet, else via the neighbour",
 			doc:  gateway + peering("a", vpc1Side, e1), vpc: "e1", local: true,
 			learned: Learned{"e1": {lr("8.8.8.0/24", "203.0.113.5", "203.0.113.1", 0, 1), lr("9.9.9.0/24", "172.16.0.1", "203.0.113.1", 7, 1)}},
-			want: "8.8.8.0/24 m0 DELIVER>e1 via 203.0.113.5\n9.9.9.0/24 m7 DELIVER>e1 via 203.0.113.1\n203.0.113.0/29 m0 DELIVER>e1\n203.0.113.2/32 m0 LOCAL\n",
+			want:    "8.8.8.0/24 m0 DELIVER>e1 via 203.0.113.5\n9.9.9.0/24 m7 DELIVER>e1 via 203.0.113.1\n203.0.113.0/29 m0 DELIVER>e1\n203.0.113.2/32 m0 LOCAL\n",
 		},
 		{
 			name: "the lowest MED wins, then the shortest AS path, and equal best routes are ECMP",
