@@ -44,6 +44,7 @@ type port struct {
 	data     int // for a punt interface: index of its data port; -1 otherwise
 	ifname   string
 	started  bool
+	fenced   string // af_packet interface fenced off the kernel
 }
 
 func (p *port) isPunt() bool { return p.data >= 0 }
@@ -95,10 +96,18 @@ func New(cfg Config, newProc NewProcessor) (rt *Runtime, err error) {
 		}
 	}
 	for _, p := range r.ports {
-		if p.isPunt() {
-			if err := configureKernelIface(p.ifname, r.ports[p.data].cfg); err != nil {
-				return nil, fmt.Errorf("runtime: port %q: punt interface: %w", r.ports[p.data].cfg.Name, err)
+		if !p.isPunt() {
+			continue
+		}
+		d := r.ports[p.data]
+		if err := configureKernelIface(p.ifname, d.cfg); err != nil {
+			return nil, fmt.Errorf("runtime: port %q: punt interface: %w", d.cfg.Name, err)
+		}
+		if iface := afPacketIface(d.cfg.Device); iface != "" {
+			if err := fenceKernel(iface); err != nil {
+				return nil, fmt.Errorf("runtime: port %q: %w", d.cfg.Name, err)
 			}
+			d.fenced = iface
 		}
 	}
 	for i := 0; i < c.Workers; i++ {
@@ -288,6 +297,11 @@ func (r *Runtime) Close() error {
 		}
 		if e := p.id.Remove(); e != nil {
 			err = errors.Join(err, fmt.Errorf("runtime: port %q: %w", p.cfg.Name, e))
+		}
+		if p.fenced != "" {
+			if e := unfenceKernel(p.fenced); e != nil {
+				err = errors.Join(err, fmt.Errorf("runtime: port %q: %w", p.cfg.Name, e))
+			}
 		}
 	}
 	r.ports = nil
