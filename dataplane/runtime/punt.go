@@ -54,7 +54,9 @@ func afPacketIface(device string) string {
 	return ""
 }
 
-func fenceTable(iface string) string { return "peergate_fence_" + strings.NewReplacer("-", "_", ".", "_").Replace(iface) }
+func fenceTable(iface string) string {
+	return "peergate_fence_" + strings.NewReplacer("-", "_", ".", "_").Replace(iface)
+}
 
 func fenceKernel(iface string) error {
 	t := fenceTable(iface)
