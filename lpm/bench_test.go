@@ -1,0 +1,379 @@
+package lpm
+
+// Benchmarks on the full Internet table, peergate beside gaissmai/bart in
+// one run (make bench-lpm). Sub-benchmark names are the implementation, so
+// the output reads as a side-by-side table:
+//
+//	BenchmarkLookup4/peergate   BenchmarkLookup4/bart-fast   BenchmarkLookup4/bart
+//
+// Addresses are drawn inside random prefixes of the table (fixed seed), so
+// every lookup walks to a real route; Lookup4Uniform draws them uniformly.
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gaissmai/bart"
+)
+
+type fullTable struct {
+	routes       []Route
+	v4, v6       []Route
+	pg           *Table
+	bt           *bart.Table[uint32]
+	bf           *bart.Fast[uint32]
+	addr4        []uint32
+	addr4u       []uint32
+	addr4n       []netip.Addr
+	addr4un      []netip.Addr
+	addr6        []netip.Addr
+	hi6, lo6     []uint64
+	skip         string
+	buildErr     error
+	routesSorted []Route
+}
+
+var (
+	fullOnce sync.Once
+	full     fullTable
+)
+
+const nAddr = 1 << 20 // power of two: the loops index with i&(nAddr-1)
+
+// loadFull reads the table and builds every implementation once per process.
+func loadFull(b *testing.B) *fullTable {
+	b.Helper()
+	fullOnce.Do(func() {
+		path, ok := findTestData("internet-prefixes.txt.gz")
+		if !ok {
+			full.skip = "shared/data/internet-prefixes.txt.gz not found above the working directory"
+			return
+		}
+		_ = path
+		full.routes = loadInternet(b)
+		full.routesSorted = slices.Clone(full.routes)
+		slices.SortFunc(full.routesSorted, func(x, y Route) int { return comparePrefix(x.Prefix, y.Prefix) })
+		for _, r := range full.routes {
+			if r.Prefix.Addr().Is4() {
+				full.v4 = append(full.v4, r)
+			} else {
+				full.v6 = append(full.v6, r)
+			}
+		}
+		full.pg, full.buildErr = Build(full.routesSorted)
+		full.bt = new(bart.Table[uint32])
+		full.bf = new(bart.Fast[uint32])
+		for _, r := range full.routes {
+			full.bt.Insert(r.Prefix, r.Value)
+			full.bf.Insert(r.Prefix, r.Value)
+		}
+		rnd := rand.New(rand.NewPCG(42, 42))
+		for range nAddr {
+			p := full.v4[rnd.IntN(len(full.v4))].Prefix
+			a4 := p.Addr().As4()
+			a := binary.BigEndian.Uint32(a4[:])
+			if p.Bits() < 32 {
+				a |= rnd.Uint32() >> p.Bits()
+			}
+			full.addr4 = append(full.addr4, a)
+			full.addr4n = append(full.addr4n, netip.AddrFrom4(addr4Bytes(a)))
+			u := rnd.Uint32()
+			full.addr4u = append(full.addr4u, u)
+			full.addr4un = append(full.addr4un, netip.AddrFrom4(addr4Bytes(u)))
+
+			p = full.v6[rnd.IntN(len(full.v6))].Prefix
+			a16 := p.Addr().As16()
+			hi, lo := binary.BigEndian.Uint64(a16[:8]), binary.BigEndian.Uint64(a16[8:])
+			if l := p.Bits(); l < 64 {
+				hi |= rnd.Uint64() >> l
+				lo = rnd.Uint64()
+			} else if l < 128 {
+				lo |= rnd.Uint64() >> (l - 64)
+			}
+			binary.BigEndian.PutUint64(a16[:8], hi)
+			binary.BigEndian.PutUint64(a16[8:], lo)
+			full.hi6 = append(full.hi6, hi)
+			full.lo6 = append(full.lo6, lo)
+			full.addr6 = append(full.addr6, netip.AddrFrom16(a16))
+		}
+	})
+	if full.skip != "" {
+		b.Skip(full.skip)
+	}
+	if full.buildErr != nil {
+		b.Fatal(full.buildErr)
+	}
+	return &full
+}
+
+func addr4Bytes(a uint32) [4]byte {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], a)
+	return b
+}
+
+var sink uint32
+
+func BenchmarkLookup4(b *testing.B) {
+	f := loadFull(b)
+	b.Run("peergate", func(b *testing.B) {
+		s := f.pg.Snapshot()
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := s.Lookup4(f.addr4[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("peergate-netip", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.pg.Lookup(f.addr4n[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("bart-fast", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.bf.Lookup(f.addr4n[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("bart", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.bt.Lookup(f.addr4n[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+}
+
+func BenchmarkLookup4Uniform(b *testing.B) {
+	f := loadFull(b)
+	b.Run("peergate", func(b *testing.B) {
+		s := f.pg.Snapshot()
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := s.Lookup4(f.addr4u[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("bart-fast", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.bf.Lookup(f.addr4un[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+}
+
+// BenchmarkLookup4Batch reports ns per address for bursts of 32.
+func BenchmarkLookup4Batch(b *testing.B) {
+	f := loadFull(b)
+	b.Run("peergate", func(b *testing.B) {
+		vals := make([]uint32, 32)
+		i := 0
+		for b.Loop() {
+			f.pg.Lookup4Batch(f.addr4[i:i+32], vals)
+			i = (i + 32) & (nAddr - 1)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/32, "ns/addr")
+	})
+}
+
+func BenchmarkLookup6(b *testing.B) {
+	f := loadFull(b)
+	b.Run("peergate", func(b *testing.B) {
+		s := f.pg.Snapshot()
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			j := i & (nAddr - 1)
+			v, _ := s.Lookup6(f.hi6[j], f.lo6[j])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("peergate-netip", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.pg.Lookup(f.addr6[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("bart-fast", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.bf.Lookup(f.addr6[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+	b.Run("bart", func(b *testing.B) {
+		var x uint32
+		for i := 0; b.Loop(); i++ {
+			v, _ := f.bt.Lookup(f.addr6[i&(nAddr-1)])
+			x += v
+		}
+		sink = x
+	})
+}
+
+// heapOf returns the heap bytes that build leaves reachable.
+func heapOf(build func() any) int {
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	x := build()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	runtime.KeepAlive(x)
+	return int(m1.HeapAlloc) - int(m0.HeapAlloc)
+}
+
+// BenchmarkMemory reports heap bytes per route of the full table (IPv4 and
+// IPv6 together). The measured build runs once, whatever b.N is.
+func BenchmarkMemory(b *testing.B) {
+	f := loadFull(b)
+	n := float64(len(f.routes))
+	impls := []struct {
+		name  string
+		build func() any
+	}{
+		{"peergate", func() any { t, _ := Build(f.routesSorted); return t }},
+		{"bart-lite", func() any {
+			t := new(bart.Lite)
+			for _, r := range f.routes {
+				t.Insert(r.Prefix)
+			}
+			return t
+		}},
+		{"bart", func() any {
+			t := new(bart.Table[uint32])
+			for _, r := range f.routes {
+				t.Insert(r.Prefix, r.Value)
+			}
+			return t
+		}},
+		{"bart-fast", func() any {
+			t := new(bart.Fast[uint32])
+			for _, r := range f.routes {
+				t.Insert(r.Prefix, r.Value)
+			}
+			return t
+		}},
+	}
+	for _, im := range impls {
+		b.Run(im.name, func(b *testing.B) {
+			bytes := heapOf(im.build)
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(bytes)/n, "B/route")
+			b.ReportMetric(float64(bytes)/(1<<20), "MiB")
+		})
+	}
+	b.Run("peergate-stats", func(b *testing.B) {
+		st := f.pg.Stats()
+		for b.Loop() {
+		}
+		b.ReportMetric(float64(st.Bytes)/n, "B/route")
+		b.ReportMetric(float64(st.LookupBytes)/n, "lookup-B/route")
+		b.ReportMetric(float64(st.RIBBytes)/n, "rib-B/route")
+	})
+}
+
+// BenchmarkBuild builds the full table: peergate from the sorted list,
+// bart by inserting (it has no bulk build).
+func BenchmarkBuild(b *testing.B) {
+	f := loadFull(b)
+	b.Run("peergate", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Build(f.routesSorted); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bart", func(b *testing.B) {
+		for b.Loop() {
+			t := new(bart.Table[uint32])
+			for _, r := range f.routesSorted {
+				t.Insert(r.Prefix, r.Value)
+			}
+		}
+	})
+}
+
+// BenchmarkUpdate deletes a random route of the full table and inserts it
+// back, timing each operation on its own to report the p50 and p99
+// latency. peergate's updates are copy-on-write and publish a snapshot
+// readers can use concurrently; bart-persist is bart's equivalent
+// (InsertPersist/DeletePersist), bart its in-place update, which needs the
+// caller to lock out readers.
+func BenchmarkUpdate(b *testing.B) {
+	f := loadFull(b)
+	pick := func(rnd *rand.Rand) Route { return f.routes[rnd.IntN(len(f.routes))] }
+	report := func(b *testing.B, lat []time.Duration) {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	}
+	b.Run("peergate", func(b *testing.B) {
+		t, err := Build(f.routesSorted)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rnd := rand.New(rand.NewPCG(7, 7))
+		var lat []time.Duration
+		for b.Loop() {
+			r := pick(rnd)
+			t0 := time.Now()
+			t.Delete(r.Prefix)
+			t1 := time.Now()
+			if err := t.Insert(r.Prefix, r.Value); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, t1.Sub(t0), time.Since(t1))
+		}
+		report(b, lat)
+	})
+	b.Run("bart-persist", func(b *testing.B) {
+		t := f.bt.Clone()
+		rnd := rand.New(rand.NewPCG(7, 7))
+		var lat []time.Duration
+		for b.Loop() {
+			r := pick(rnd)
+			t0 := time.Now()
+			t = t.DeletePersist(r.Prefix)
+			t1 := time.Now()
+			t = t.InsertPersist(r.Prefix, r.Value)
+			lat = append(lat, t1.Sub(t0), time.Since(t1))
+		}
+		report(b, lat)
+	})
+	b.Run("bart", func(b *testing.B) {
+		t := f.bt.Clone()
+		rnd := rand.New(rand.NewPCG(7, 7))
+		var lat []time.Duration
+		for b.Loop() {
+			r := pick(rnd)
+			t0 := time.Now()
+			t.Delete(r.Prefix)
+			t1 := time.Now()
+			t.Insert(r.Prefix, r.Value)
+			lat = append(lat, t1.Sub(t0), time.Since(t1))
+		}
+		report(b, lat)
+	})
+}
