@@ -178,4 +178,8 @@ func LcoreID() int {
 	return int(id)
 }
 
+// TSCHz is the timestamp counter's frequency as DPDK measured it: the
+// clock behind "cycles per packet".
+func TSCHz() uint64 { return uint64(C.rte_get_tsc_hz()) }
+
 var errNoMem = errors.New("out of memory")

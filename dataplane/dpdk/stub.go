@@ -43,6 +43,9 @@ func Cleanup() error { return notBuilt("eal cleanup") }
 // RegisterThread fails: the binary was built without DPDK.
 func RegisterThread() (int, error) { return -1, notBuilt("register thread") }
 
+// TSCHz is 0 without the binding.
+func TSCHz() uint64 { return 0 }
+
 // UnregisterThread does nothing.
 func UnregisterThread() {}
 
