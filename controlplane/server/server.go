@@ -270,12 +270,12 @@ func (s *Server) save(st store.State) error {
 // the tables are published, so routing changes are not held up by disk.
 func (s *Server) SetLearned(l compile.Learned) error {
 	s.mu.Lock()
-	s.learned = l
 	t, _, err := compile.Compile(s.cfg, l)
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("compile with learned routes: %w", err)
 	}
+	s.learned = l
 	s.gen++
 	t.Generation = s.gen
 	s.tables, s.compileErr = t, nil
