@@ -136,7 +136,7 @@ func (b *builder) poolOf(s *validate.Side) uint32 {
 // routes, BGP-learned routes (externals), and the gateway's own addresses.
 // Their actions carry ttl_decrement 0 (second-stage lookup).
 func (b *builder) localCandidates(x *validate.VPC) []candidate {
-	var cs []candidate
+	cs := make([]candidate, 0, len(x.Subnets)+len(x.Routes)+len(x.RouterIPs)+len(x.KubePeerings)+len(b.learned[x.Name]))
 	deliver := func(via string) *tablesv1.Action {
 		return &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_DELIVER, DstVpc: b.vpcID[x.Name], Via: via}
 	}
@@ -182,8 +182,9 @@ func bestLearned(rs []LearnedRoute) []LearnedRoute {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1].Prefix.Masked() == r.Prefix.Masked() &&
-			(out[n-1].MED != r.MED || out[n-1].ASPathLen != r.ASPathLen) {
-			continue
+			(out[n-1].MED != r.MED || out[n-1].ASPathLen != r.ASPathLen ||
+				out[n-1].Neighbor == r.Neighbor && out[n-1].NextHop == r.NextHop) {
+			continue // worse, or the same path again
 		}
 		out = append(out, r)
 	}

@@ -3,6 +3,50 @@
 // (proto/tables/v1.Tables). It owns the meaning of the configuration; it
 // does no I/O beyond reading manifest files in Files, and knows nothing of
 // gRPC or the dataplane's lookup structures.
+//
+// Per VPC it builds two route tables.
+//
+// local_routes (second lookup, after a packet crossed into the VPC; ttl 0):
+// each subnet ACTION_DELIVER; each peergate static route DELIVER via its
+// next hop; for externals the best BGP-learned routes (lowest MED, then
+// shortest AS path, equal ones ECMP) DELIVER via the route's next hop when
+// it lies in the VPC's subnets, else via the neighbour's address; the
+// router IPs and Kube-OVN localConnectIPs as /32 (/128) ACTION_LOCAL.
+//
+// routes (first lookup, packets from the VPC's hosts):
+//   - the local routes with ttl_decrement 1 (the gateway is one router);
+//     for an external only its subnets and router IPs: its static and
+//     learned routes describe the world behind it, and copying them would
+//     hairpin its traffic back out;
+//   - Kube-OVN staticRoutes through a vpcPeering: ACTION_FORWARD to the
+//     remote VPC, ttl_decrement 2 (two VPC routers); policySrc routes are
+//     emitted with match_source after the destination routes; the remote
+//     localConnectIP is reachable (FORWARD, ttl 1) like a router next door;
+//   - Peering API: the peer side's ips minus not, at their `as` addresses
+//     under stateless NAT, as FORWARD (ttl 1) with dst_nat per aligned
+//     segment of the i-th-address mapping, src_nat = this side's NAT table
+//     (ips minus not onto as; identity without as) so unexposed sources are
+//     dropped, ingress_filter = the peer side's rules, metric = the peer
+//     side's metric. A stateful side keeps the identity source check and
+//     adds snat_pool (one pool per VPC and prefix set, shared by all its
+//     peerings); the peer VPC gets the pool prefixes as FORWARD back with
+//     reverse_pool. An external peer's exposure is intersected with what it
+//     can reach (subnets, static routes, best learned routes), each piece
+//     with the route's metric (MED) plus the side's metric.
+//
+// Resolution. All candidates of a table are resolved as a router would:
+// for each address the longest candidate prefix that covers it and does
+// not exclude it wins, then the preference class (own addresses, static
+// and Kube-OVN, Peering API, BGP), then the lowest metric; ties are one
+// Route with several actions (ECMP). Exclusions (`not`) are not split into
+// CIDRs: a candidate keeps its prefix, and a more specific route is
+// emitted where the best choice changes, so a learned route that straddles
+// a `not` stays one route plus, for the excluded part, the next best
+// candidate (another peering's route), or ACTION_DROP when nothing else
+// covers it. Excluded addresses are thus unreachable through that peering,
+// never routed to a less specific exposure of the same peering. The output
+// is the minimal set of routes whose longest-prefix match gives that
+// answer, sorted by prefix, so golden files are stable.
 package compile
 
 import (

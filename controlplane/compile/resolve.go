@@ -48,32 +48,29 @@ type candidate struct {
 // match, it emits ACTION_DROP: excluded addresses are unreachable, not
 // routed to a less specific exposure of the same peering.
 func resolve(cands []candidate) []*tablesv1.Route {
-	type node struct{ adds, removes []int }
-	nodes := map[netip.Prefix]*node{}
-	at := func(p netip.Prefix) *node {
-		n := nodes[p]
-		if n == nil {
-			n = &node{}
-			nodes[p] = n
-		}
-		return n
+	// One event per candidate prefix (add) and per exclusion inside it
+	// (remove), sorted so that each trie node's events are adjacent and
+	// nodes come parent first.
+	type event struct {
+		prefix netip.Prefix
+		cand   int
+		remove bool
 	}
+	events := make([]event, 0, len(cands))
 	for i, c := range cands {
 		if slices.ContainsFunc(c.excl, func(x netip.Prefix) bool { return contains(x, c.prefix) }) {
 			continue // wholly excluded
 		}
-		at(c.prefix).adds = append(at(c.prefix).adds, i)
+		events = append(events, event{c.prefix, i, false})
 		for _, x := range c.excl {
 			if contains(c.prefix, x) {
-				at(x).removes = append(at(x).removes, i)
+				events = append(events, event{x, i, true})
 			}
 		}
 	}
-	order := make([]netip.Prefix, 0, len(nodes))
-	for p := range nodes {
-		order = append(order, p)
-	}
-	slices.SortFunc(order, validate.ComparePrefix)
+	slices.SortFunc(events, func(a, b event) int {
+		return cmp.Or(validate.ComparePrefix(a.prefix, b.prefix), cmp.Compare(a.cand, b.cand))
+	})
 
 	type frame struct {
 		prefix              netip.Prefix
@@ -81,7 +78,19 @@ func resolve(cands []candidate) []*tablesv1.Route {
 	}
 	var stack []frame
 	var out []*tablesv1.Route
-	for _, p := range order {
+	var adds, removes, scratch []int
+	for start := 0; start < len(events); {
+		p := events[start].prefix
+		adds, removes = adds[:0], removes[:0]
+		end := start
+		for ; end < len(events) && events[end].prefix == p; end++ {
+			if events[end].remove {
+				removes = append(removes, events[end].cand)
+			} else {
+				adds = append(adds, events[end].cand)
+			}
+		}
+		start = end
 		for len(stack) > 0 && !contains(stack[len(stack)-1].prefix, p) {
 			stack = stack[:len(stack)-1]
 		}
@@ -89,20 +98,26 @@ func resolve(cands []candidate) []*tablesv1.Route {
 		if len(stack) > 0 {
 			parent = stack[len(stack)-1]
 		}
-		n := nodes[p]
-		covering := make([]int, 0, len(parent.covering)+len(n.adds))
-		for _, i := range parent.covering {
-			if !slices.Contains(n.removes, i) {
-				covering = append(covering, i)
+		covering := parent.covering
+		if len(adds) > 0 || len(removes) > 0 {
+			covering = make([]int, 0, len(parent.covering)+len(adds))
+			for _, i := range parent.covering {
+				if !slices.Contains(removes, i) {
+					covering = append(covering, i)
+				}
 			}
+			covering = append(covering, adds...)
 		}
-		covering = append(covering, n.adds...)
-		best := selectBest(cands, covering)
-		if !slices.Equal(best, parent.effective) {
+		best := selectBest(cands, covering, scratch)
+		if slices.Equal(best, parent.effective) {
+			scratch = best[:0] // inherited: reuse the buffer
+			best = parent.effective
+		} else {
+			scratch = nil // best now belongs to the frame
 			if len(best) > 0 {
 				out = append(out, routeFor(p, cands, best))
 			} else {
-				out = append(out, dropFor(p, cands, n.removes))
+				out = append(out, dropFor(p, cands, removes))
 			}
 		}
 		stack = append(stack, frame{p, covering, best})
@@ -115,17 +130,18 @@ func contains(a, b netip.Prefix) bool {
 	return a.Addr().Is4() == b.Addr().Is4() && a.Bits() <= b.Bits() && a.Contains(b.Addr())
 }
 
-func selectBest(cands []candidate, covering []int) []int {
-	var best []int
+// selectBest returns the best of covering, in buf's storage.
+func selectBest(cands []candidate, covering []int, buf []int) []int {
+	best := buf[:0]
 	for _, i := range covering {
 		if len(best) == 0 {
-			best = []int{i}
+			best = append(best, i)
 			continue
 		}
-		c, b := cands[i], cands[best[0]]
+		c, b := &cands[i], &cands[best[0]]
 		switch cmp.Or(-cmp.Compare(c.prefix.Bits(), b.prefix.Bits()), cmp.Compare(c.dist, b.dist), cmp.Compare(c.metric, b.metric)) {
 		case -1:
-			best = []int{i}
+			best = append(best[:0], i)
 		case 0:
 			best = append(best, i)
 		}

@@ -12,7 +12,13 @@ import (
 
 // routes compiles the first-lookup table of x: what x's hosts reach.
 func (b *builder) routes(x *validate.VPC) []*tablesv1.Route {
-	var cs []candidate
+	n := len(b.local[x.Name])
+	for _, p := range b.m.Peerings {
+		for _, s := range p.Sides {
+			n += len(b.local[s.VPC]) // an external peer's routes, at most
+		}
+	}
+	cs := make([]candidate, 0, n)
 	// The VPC's own delivery routes, crossing the gateway as one router.
 	// An external's static and learned routes describe the world behind
 	// it, not where its own traffic should go: they are not copied (that
@@ -123,9 +129,10 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 		}
 	}
 	nat := len(peer.As) > 0
-	var cs []candidate
+	segs := peer.Segments()
+	cs := make([]candidate, 0, len(pieces))
 	for _, pc := range pieces {
-		for _, seg := range peer.Segments() {
+		for _, seg := range segs {
 			if !pc.prefix.Overlaps(seg.From) {
 				continue
 			}

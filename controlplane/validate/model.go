@@ -200,6 +200,17 @@ func (s *Side) ExposedSegments() []Segment {
 
 // Translate maps p, which lies inside seg.From, onto seg.To.
 func Translate(p netip.Prefix, seg Segment) netip.Prefix {
+	if seg.From.Addr() == seg.To.Addr() {
+		return p
+	}
+	if f, t, a := seg.From.Addr(), seg.To.Addr(), p.Addr(); f.Is4() && t.Is4() && a.Is4() {
+		// The common case without big.Int: compilation handles up to
+		// millions of learned routes.
+		fb, tb, ab := f.As4(), t.As4(), a.As4()
+		off := be32(ab) - be32(fb)
+		n := be32(tb) + off
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), p.Bits())
+	}
 	off := new(big.Int).Sub(addrInt(p.Addr()), addrInt(seg.From.Addr()))
 	a := intAddr(new(big.Int).Add(addrInt(seg.To.Addr()), off), seg.To.Addr().Is4())
 	return netip.PrefixFrom(a, p.Bits())
@@ -295,4 +306,8 @@ func ComparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
