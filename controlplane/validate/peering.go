@@ -63,7 +63,7 @@ func (v *validator) side(o *manifest.Object, s, other manifest.PeeringSide) (*Si
 	side := &Side{VPC: s.VPC, Metric: s.Metric}
 	x, known := v.m.ByName[s.VPC]
 	if !known {
-		v.errorf(o, f, "unknown VPC %q", s.VPC)
+		v.errorf(o, f, "unknown VPC %q: declare it with a peergate.io/v1alpha1 VPC (external: true for an external) or a kubeovn.io/v1 Vpc", s.VPC)
 	}
 	for i, ip := range s.IPs {
 		fi := fmt.Sprintf("%s.ips[%d]", f, i)

@@ -109,7 +109,7 @@ func TestEveryRuleRejectsItsFailingExample(t *testing.T) {
 		{"a Peering beside a Kube-OVN peering of the same pair is rejected", twoVPCs + kubeOK + peering("p", okPeering),
 			`Peering/p: spec: a second peering between vpc-1 and vpc-2 (the first is Vpc/vpc-1, test.yaml:doc 3): two VPCs have at most one peering`},
 		{"a Peering naming an unknown VPC is rejected", twoVPCs + peering("p", "  vpc-1:\n    ips: [{cidr: 10.1.1.0/24}]\n  vpc-9:\n    ips: [{cidr: 10.9.0.0/24}]\n"),
-			`Peering/p: spec.vpc-9: unknown VPC "vpc-9"`},
+			`Peering/p: spec.vpc-9: unknown VPC "vpc-9": declare it with a peergate.io/v1alpha1 VPC (external: true for an external) or a kubeovn.io/v1 Vpc`},
 		{"a Subnet naming an unknown VPC is rejected", twoVPCs + "---\nkind: Subnet\napiVersion: kubeovn.io/v1\nmetadata: {name: s}\nspec: {vpc: vpc-9, cidrBlock: 10.9.0.0/24}\n",
 			`Subnet/s: spec.vpc: unknown VPC "vpc-9"`},
 		{"a Kube-OVN peering with an unknown VPC is rejected", twoVPCs + kubeVpc("vpc-1", "  vpcPeerings: [{remoteVpc: vpc-9, localConnectIP: 169.254.0.1/30}]\n"),
