@@ -157,7 +157,7 @@ func TestLearnedRoutes(t *testing.T) {
 			name: "a longer prefix wins over a lower metric",
 			doc:  gateway + peering("a", vpc1Side, e1) + peering("b", vpc1Side, e2), vpc: "vpc-1",
 			learned: Learned{"e1": {lr("0.0.0.0/0", "203.0.113.3", "n1", 0, 1)}, "e2": {lr("8.8.0.0/16", "198.51.100.3", "n2", 100, 1)}},
-			want:    "0.0.0.0/0 m0 FORWARD>e1\n8.8.0.0/16 m110 FORWARD>e2\n10.0.0.0/8 m0 DROP\n10.1.1.0/24 m0 DELIVER>vpc-1\n10.1.1.1/32 m0 LOCAL\n198.51.100.0/29 m10 FORWARD>e2\n203.0.113.0/29 m0 FORWARD>e1\n",
+			want:    "0.0.0.0/0 m0 FORWARD>e1\n8.8.0.0/16 m110 FORWARD>e2\n10.0.0.0/8 m0 DROP\n10.1.1.0/24 m0 DELIVER>vpc-1\n10.1.1.1/32 m0 LOCAL\n198.51.100.0/29 m10 FORWARD>e2\n",
 		},
 		{
 			name: "learned routes of an external are not its own hosts' routes",

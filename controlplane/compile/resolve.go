@@ -46,7 +46,9 @@ type candidate struct {
 // inherits by longest-prefix match from its nearest emitted ancestor. Where
 // every covering candidate excludes a node but an ancestor route would
 // match, it emits ACTION_DROP: excluded addresses are unreachable, not
-// routed to a less specific exposure of the same peering.
+// routed to a less specific exposure of the same peering. A route whose
+// actions equal the inherited ones is left out: it would change nothing
+// but the metric and source shown to operators.
 func resolve(cands []candidate) []*tablesv1.Route {
 	// One event per candidate prefix (add) and per exclusion inside it
 	// (remove), sorted so that each trie node's events are adjacent and
@@ -109,20 +111,33 @@ func resolve(cands []candidate) []*tablesv1.Route {
 			covering = append(covering, adds...)
 		}
 		best := selectBest(cands, covering, scratch)
-		if slices.Equal(best, parent.effective) {
+		var r *tablesv1.Route
+		if !slices.Equal(best, parent.effective) {
+			if len(best) > 0 {
+				r = routeFor(p, cands, best)
+			} else {
+				r = dropFor(p, cands, removes)
+			}
+			// Another candidate with the same actions as the inherited
+			// route changes nothing for the dataplane: leave it out.
+			if len(parent.effective) > 0 && sameActions(r, routeFor(p, cands, parent.effective)) {
+				r = nil
+			}
+		}
+		if r == nil {
 			scratch = best[:0] // inherited: reuse the buffer
 			best = parent.effective
 		} else {
 			scratch = nil // best now belongs to the frame
-			if len(best) > 0 {
-				out = append(out, routeFor(p, cands, best))
-			} else {
-				out = append(out, dropFor(p, cands, removes))
-			}
+			out = append(out, r)
 		}
 		stack = append(stack, frame{p, covering, best})
 	}
 	return out
+}
+
+func sameActions(a, b *tablesv1.Route) bool {
+	return slices.EqualFunc(a.Actions, b.Actions, func(x, y *tablesv1.Action) bool { return proto.Equal(x, y) })
 }
 
 // contains reports whether prefix a contains prefix b.
