@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -82,15 +83,20 @@ func run() int {
 	fs.Var(&configs, "config", "manifest file or directory (*.yaml, *.yml) applied at start (repeatable)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
+	printUsage := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), example)
+		fmt.Fprint(w, example)
 	}
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(os.Stdout)
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "controlplane: %v\n\n", err)
+		printUsage(os.Stderr)
 		return 2
 	}
 	if fs.NArg() > 0 {

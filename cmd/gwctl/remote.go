@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/peergate/peergate/controlplane/manifest"
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
@@ -46,7 +47,10 @@ Example:
 			}
 			req := &apiv1.ApplyRequest{DryRun: o.dryRun}
 			for _, d := range docs {
-				req.Documents = append(req.Documents, &apiv1.Document{File: d.file, Yaml: d.data})
+				if !utf8.Valid(d.data) {
+					return fmt.Errorf("%s: not UTF-8 text; manifests are UTF-8 YAML", d.file)
+				}
+				req.Documents = append(req.Documents, &apiv1.Document{File: d.file, Yaml: string(d.data)})
 			}
 			resp, err := o.client.Apply(ctx, req)
 			if err != nil {
@@ -424,7 +428,7 @@ func getObjects(ctx context.Context, o *opts, kind string) error {
 				fmt.Fprintln(o.stdout, "---")
 			}
 			y := obj.GetYaml()
-			o.stdout.Write(y)
+			io.WriteString(o.stdout, y)
 			if len(y) > 0 && y[len(y)-1] != '\n' {
 				fmt.Fprintln(o.stdout)
 			}

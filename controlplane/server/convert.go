@@ -29,7 +29,7 @@ func objectToProto(o manifest.Object) *apiv1.Object {
 		Metadata: &apiv1.Metadata{Name: o.Metadata.Name, Namespace: o.Metadata.Namespace, Labels: o.Metadata.Labels, Annotations: o.Metadata.Annotations},
 		File:     o.Source.File,
 		Document: int32(o.Source.Index),
-		Yaml:     raw,
+		Yaml:     string(raw),
 	}
 	switch {
 	case o.KubeOVNVpc != nil:

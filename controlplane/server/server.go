@@ -360,7 +360,7 @@ func parseRequest(req *apiv1.ApplyRequest) ([]manifest.Object, []*apiv1.Diagnost
 		if file == "" {
 			file = fmt.Sprintf("<request document %d>", i)
 		}
-		o, err := manifest.Parse(file, d.GetYaml())
+		o, err := manifest.Parse(file, []byte(d.GetYaml()))
 		if err != nil {
 			diags = append(diags, textDiagnostics(file, err)...)
 			continue

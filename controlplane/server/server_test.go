@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -90,7 +91,7 @@ func apply(t *testing.T, e env, dryRun bool, docs ...string) *apiv1.ApplyRespons
 	t.Helper()
 	req := &apiv1.ApplyRequest{DryRun: dryRun}
 	for i, d := range docs {
-		req.Documents = append(req.Documents, &apiv1.Document{File: []string{"a.yaml", "b.yaml", "c.yaml"}[i], Yaml: []byte(d)})
+		req.Documents = append(req.Documents, &apiv1.Document{File: []string{"a.yaml", "b.yaml", "c.yaml"}[i], Yaml: d})
 	}
 	resp, err := e.client.Apply(context.Background(), req)
 	if err != nil {
@@ -276,7 +277,7 @@ func TestAnEmptyApplyIsAnInvalidArgument(t *testing.T) {
 
 func TestARequestOverTheSizeLimitIsRefused(t *testing.T) {
 	e := start(t, "")
-	big := make([]byte, server.MaxRequestBytes+1)
+	big := strings.Repeat("#", server.MaxRequestBytes+1)
 	_, err := e.client.Apply(context.Background(), &apiv1.ApplyRequest{Documents: []*apiv1.Document{{Yaml: big}}})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("Apply(17 MiB) = %v, want ResourceExhausted", err)
@@ -312,5 +313,30 @@ func TestLearnedRoutesPublishANewGeneration(t *testing.T) {
 	}
 	if g := e.srv.Hub().Current().GetGeneration(); g != 2 {
 		t.Errorf("published generation = %d, want 2", g)
+	}
+}
+
+func TestReflectionListsTheServices(t *testing.T) {
+	e := start(t, "")
+	stream, err := reflectionpb.NewServerReflectionClient(e.cc).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	got := strings.Join(names, " ")
+	for _, want := range []string{"peergate.api.v1.Gateway", "peergate.tables.v1.TablePush", "grpc.health.v1.Health"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("reflection lists %q, want %s among them", got, want)
+		}
 	}
 }

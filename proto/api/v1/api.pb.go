@@ -94,9 +94,10 @@ func (Change) EnumDescriptor() ([]byte, []int) {
 // separated by "---".
 type Document struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name diagnostics use ("vpcs.yaml"); "" becomes "<request>".
-	File          string `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
-	Yaml          []byte `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// Name diagnostics use ("vpcs.yaml"); "" becomes "<request document N>".
+	File string `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// UTF-8 YAML text (a string, so that grpcurl and JSON clients send it as is).
+	Yaml          string `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,11 +139,11 @@ func (x *Document) GetFile() string {
 	return ""
 }
 
-func (x *Document) GetYaml() []byte {
+func (x *Document) GetYaml() string {
 	if x != nil {
 		return x.Yaml
 	}
-	return nil
+	return ""
 }
 
 type ApplyRequest struct {
@@ -642,7 +643,7 @@ type Object struct {
 	File     string `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
 	Document int32  `protobuf:"varint,4,opt,name=document,proto3" json:"document,omitempty"`
 	// The object's YAML as stored (ignored on apply).
-	Yaml []byte `protobuf:"bytes,5,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	Yaml string `protobuf:"bytes,5,opt,name=yaml,proto3" json:"yaml,omitempty"`
 	// Types that are valid to be assigned to Spec:
 	//
 	//	*Object_KubeovnVpc
@@ -713,11 +714,11 @@ func (x *Object) GetDocument() int32 {
 	return 0
 }
 
-func (x *Object) GetYaml() []byte {
+func (x *Object) GetYaml() string {
 	if x != nil {
 		return x.Yaml
 	}
-	return nil
+	return ""
 }
 
 func (x *Object) GetSpec() isObject_Spec {
@@ -2809,7 +2810,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x10api/v1/api.proto\x12\x0fpeergate.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16tables/v1/tables.proto\"2\n" +
 	"\bDocument\x12\x12\n" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12\x12\n" +
-	"\x04yaml\x18\x02 \x01(\fR\x04yaml\"\x93\x01\n" +
+	"\x04yaml\x18\x02 \x01(\tR\x04yaml\"\x93\x01\n" +
 	"\fApplyRequest\x127\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x19.peergate.api.v1.DocumentR\tdocuments\x121\n" +
 	"\aobjects\x18\x02 \x03(\v2\x17.peergate.api.v1.ObjectR\aobjects\x12\x17\n" +
@@ -2856,7 +2857,7 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\bmetadata\x18\x02 \x01(\v2\x19.peergate.api.v1.MetadataR\bmetadata\x12\x12\n" +
 	"\x04file\x18\x03 \x01(\tR\x04file\x12\x1a\n" +
 	"\bdocument\x18\x04 \x01(\x05R\bdocument\x12\x12\n" +
-	"\x04yaml\x18\x05 \x01(\fR\x04yaml\x12B\n" +
+	"\x04yaml\x18\x05 \x01(\tR\x04yaml\x12B\n" +
 	"\vkubeovn_vpc\x18\n" +
 	" \x01(\v2\x1f.peergate.api.v1.KubeOvnVpcSpecH\x00R\n" +
 	"kubeovnVpc\x125\n" +
