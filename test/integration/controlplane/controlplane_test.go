@@ -419,7 +419,26 @@ func TestADataplaneFollowsTheControlplaneAcrossRestarts(t *testing.T) {
 		t.Errorf("dataplane got generation %d with %d VPCs, want 1 with 2", dp.last.GetGeneration(), len(dp.last.GetVpcs()))
 	}
 	eventually(t, "gwctl stats shows the pushed counters", func() bool {
-		return strings.Contains(e.gwctl(0, "stats", "-o", "json").stdout, `"rxPackets": "42"`)
+		var st struct {
+			Dataplanes []struct {
+				ID    string `json:"id"`
+				Stats struct {
+					Ports []struct {
+						Name      string `json:"name"`
+						RxPackets string `json:"rxPackets"`
+					} `json:"ports"`
+				} `json:"stats"`
+			} `json:"dataplanes"`
+		}
+		if err := json.Unmarshal([]byte(e.gwctl(0, "stats", "-o", "json").stdout), &st); err != nil {
+			t.Fatalf("stats JSON: %v", err)
+		}
+		for _, d := range st.Dataplanes {
+			if d.ID == "dp-it" && len(d.Stats.Ports) == 1 && d.Stats.Ports[0].RxPackets == "42" {
+				return true
+			}
+		}
+		return false
 	})
 
 	t.Run("a new generation reaches the dataplane", func(t *testing.T) {
