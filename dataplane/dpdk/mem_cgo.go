@@ -34,10 +34,14 @@ func (b *Burst) Close() {
 
 func (b *Burst) c() **C.struct_rte_mbuf { return (**C.struct_rte_mbuf)(b.arr) }
 
+// u is the array's address as an integer for the hot-path helpers (C
+// memory: nothing for the garbage collector to track).
+func (b *Burst) u() C.uintptr_t { return C.uintptr_t(uintptr(b.arr)) }
+
 // FreeMbufs frees every mbuf of the burst in one call and empties it.
 func (b *Burst) FreeMbufs() {
 	if b.n > 0 {
-		C.rte_pktmbuf_free_bulk(b.c(), C.uint(b.n))
+		C.pg_pktmbuf_free_bulk(b.u(), C.uint(b.n))
 		b.n = 0
 	}
 }

@@ -41,17 +41,20 @@ enum {
 
 static inline int pg_errno(void) { return rte_errno; }
 
-static inline uint16_t pg_rx_burst(uint16_t port, uint16_t q, struct rte_mbuf **pkts, uint16_t n) {
-	return rte_eth_rx_burst(port, q, pkts, n);
+// The burst arrays are C memory passed as integers: cgo then skips its
+// per-call check that no Go pointer hides behind a pointer argument.
+static inline uint16_t pg_rx_burst(uint16_t port, uint16_t q, uintptr_t pkts, uint16_t n) {
+	return rte_eth_rx_burst(port, q, (struct rte_mbuf **)pkts, n);
 }
 
-static inline uint16_t pg_tx_burst(uint16_t port, uint16_t q, struct rte_mbuf **pkts, uint16_t n) {
-	return rte_eth_tx_burst(port, q, pkts, n);
+static inline uint16_t pg_tx_burst(uint16_t port, uint16_t q, uintptr_t pkts, uint16_t n) {
+	return rte_eth_tx_burst(port, q, (struct rte_mbuf **)pkts, n);
 }
 
 // pg_tx_burst_free sends pkts and frees what the queue did not take, so a
 // full TX ring drops (and the caller counts) instead of leaking or blocking.
-static inline uint16_t pg_tx_burst_free(uint16_t port, uint16_t q, struct rte_mbuf **pkts, uint16_t n) {
+static inline uint16_t pg_tx_burst_free(uint16_t port, uint16_t q, uintptr_t arr, uint16_t n) {
+	struct rte_mbuf **pkts = (struct rte_mbuf **)arr;
 	uint16_t sent = rte_eth_tx_burst(port, q, pkts, n);
 	if (sent < n)
 		rte_pktmbuf_free_bulk(pkts + sent, n - sent);
@@ -67,6 +70,10 @@ static inline int pg_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf 
 }
 
 static inline void pg_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
+
+static inline void pg_pktmbuf_free_bulk(uintptr_t pkts, unsigned n) {
+	rte_pktmbuf_free_bulk((struct rte_mbuf **)pkts, n);
+}
 
 static inline struct rte_mempool *pg_pool_create(const char *name, unsigned n, unsigned cache,
 						 uint16_t data_room, int socket) {

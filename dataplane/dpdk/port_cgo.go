@@ -228,14 +228,14 @@ func (p PortID) ResetStats() error {
 // RxBurst receives up to b.Cap() packets from queue q into b (replacing its
 // contents) and returns how many. One cgo call.
 func (p PortID) RxBurst(q uint16, b *Burst) int {
-	b.n = int(C.pg_rx_burst(C.uint16_t(p), C.uint16_t(q), b.c(), C.uint16_t(b.cap)))
+	b.n = int(C.pg_rx_burst(C.uint16_t(p), C.uint16_t(q), b.u(), C.uint16_t(b.cap)))
 	return b.n
 }
 
 // TxBurst sends b's packets on queue q, keeps the ones the queue did not take
 // at the front of b, and returns how many were sent. One cgo call.
 func (p PortID) TxBurst(q uint16, b *Burst) int {
-	sent := int(C.pg_tx_burst(C.uint16_t(p), C.uint16_t(q), b.c(), C.uint16_t(b.n)))
+	sent := int(C.pg_tx_burst(C.uint16_t(p), C.uint16_t(q), b.u(), C.uint16_t(b.n)))
 	if sent > 0 && sent < b.n {
 		arr := unsafe.Slice((*unsafe.Pointer)(b.arr), b.n)
 		copy(arr, arr[sent:])
@@ -250,7 +250,7 @@ func (p PortID) TxBurstFree(q uint16, b *Burst) int {
 	if b.n == 0 {
 		return 0
 	}
-	sent := int(C.pg_tx_burst_free(C.uint16_t(p), C.uint16_t(q), b.c(), C.uint16_t(b.n)))
+	sent := int(C.pg_tx_burst_free(C.uint16_t(p), C.uint16_t(q), b.u(), C.uint16_t(b.n)))
 	b.n = 0
 	return sent
 }

@@ -1,0 +1,107 @@
+// Command dpdk compares peergate's DPDK runtime with dpdk-testpmd on the
+// same devices in one run: a net_pcap port replaying a pcap forever
+// (infinite_rx=1) into a net_null port, one forwarding core each, first
+// testpmd (--forward-mode=io, then macswap) as a separate process, then
+// peergate's runtime in this process with the equivalent processor (and,
+// with -tables, the real pipeline). It prints Mpps, the ratio to testpmd and
+// cycles per packet.
+//
+//	go run -tags dpdk ./bench/dpdk -seconds 5
+//
+// Without hugepages it uses --no-huge -m 1024 --no-pci for both; it needs
+// root only where the EAL does. The pcap is generated (VXLAN, -inner bytes
+// of inner frame) unless -pcap is given.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+)
+
+type result struct {
+	Name         string    `json:"name"`
+	Mpps         float64   `json:"mpps"`
+	Ratio        float64   `json:"ratio_to_testpmd_io,omitempty"`
+	CyclesPerPkt float64   `json:"cycles_per_packet,omitempty"`
+	Command      string    `json:"command"`
+	Samples      []float64 `json:"samples_mpps"`
+}
+
+func main() {
+	seconds := flag.Float64("seconds", 5, "measuring time per run (after 1 s of warm-up)")
+	pcap := flag.String("pcap", "", "pcap to replay (default: generated VXLAN packets)")
+	inner := flag.Int("inner", 60, "inner Ethernet frame size of the generated VXLAN packets (without FCS)")
+	count := flag.Int("packets", 1024, "packets in the generated pcap")
+	core := flag.Int("core", 1, "CPU of the forwarding core (testpmd's lcore and peergate's worker)")
+	testpmd := flag.String("testpmd", "dpdk-testpmd", "testpmd binary")
+	tables := flag.String("tables", "", "compiled tables (JSON) for a run through the real pipeline")
+	inPort := flag.Uint("in-port", 0, "with -tables: the tables' port id of the pcap port")
+	outPort := flag.Uint("out-port", 1, "with -tables: the tables' port id of the null port")
+	rounds := flag.Int("rounds", 3, "interleaved rounds; medians are reported")
+	asJSON := flag.Bool("json", false, "print JSON")
+	quiet := flag.Bool("q", false, "hide the EAL's and testpmd's logs")
+	only := flag.Bool("peergate-only", false, "skip testpmd (profiling)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the peergate runs")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	if *pcap == "" {
+		dir, err := os.MkdirTemp("", "pgbench")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(dir)
+		*pcap = filepath.Join(dir, "vxlan.pcap")
+		if err := writeVXLANPcap(*pcap, *count, *inner); err != nil {
+			fail(err)
+		}
+	}
+	b := bench{pcap: *pcap, dur: time.Duration(*seconds * float64(time.Second)), core: *core,
+		testpmd: *testpmd, quiet: *quiet, log: log, skipTestpmd: *only}
+	res, err := b.run(*tables, uint16(*inPort), uint16(*outPort), *rounds)
+	if err != nil {
+		fail(err)
+	}
+	pprof.StopCPUProfile()
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+		return
+	}
+	fmt.Printf("%-28s %8s %8s %10s   %s\n", "run", "Mpps", "ratio", "cycles/pkt", "samples")
+	for _, r := range res {
+		fmt.Printf("%-28s %8.2f %8.3f %10.1f   %.2f\n", r.Name, r.Mpps, r.Ratio, r.CyclesPerPkt, r.Samples)
+	}
+	for _, r := range res {
+		fmt.Printf("# %s: %s\n", r.Name, r.Command)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench/dpdk:", err)
+	os.Exit(1)
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("PEERGATE_BENCH_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
