@@ -100,6 +100,64 @@ func (r *rnode) pushed(inh uint32, val *[256]uint32) {
 	}
 }
 
+// pushedGroups is pushed restricted to the groups in gmask (bit g: slots
+// 64g..64g+63); other slots of val are left as they are.
+func (r *rnode) pushedGroups(inh uint32, val *[256]uint32, gmask uint) {
+	if gmask == 0xf {
+		r.pushed(inh, val)
+		return
+	}
+	for g := uint(0); g < 4; g++ {
+		if gmask&(1<<g) != 0 {
+			fill := val[g<<6 : g<<6+64]
+			for i := range fill {
+				fill[i] = inh
+			}
+		}
+	}
+	for _, e := range r.pfx {
+		idx := uint32(e >> 32)
+		l := uint(bits.Len32(idx) - 1)
+		lo := (uint(idx) - 1<<l) << (8 - l)
+		hi := lo + 1<<(8-l)
+		for g := lo >> 6; g <= (hi-1)>>6; g++ {
+			if gmask&(1<<g) == 0 {
+				continue
+			}
+			a, b := max(lo, g<<6), min(hi, g<<6+64)
+			fill := val[a:b]
+			for i := range fill {
+				fill[i] = uint32(e)
+			}
+		}
+	}
+}
+
+// covering returns the value slot s gets from r's prefixes, inh if none.
+func (r *rnode) covering(s uint, inh uint32) uint32 {
+	if len(r.pfx) == 0 {
+		return inh
+	}
+	for l := uint(8); l >= 1; l-- {
+		if i, ok := r.findPfx(uint32(1<<l | s>>(8-l))); ok {
+			return uint32(r.pfx[i])
+		}
+	}
+	return inh
+}
+
+// groupsOf returns the mask of groups that the prefix at idx spans.
+func groupsOf(idx uint32) uint {
+	l := uint(bits.Len32(idx) - 1)
+	lo := (uint(idx) - 1<<l) << (8 - l)
+	hi := lo + 1<<(8-l) - 1
+	m := uint(0)
+	for g := lo >> 6; g <= hi>>6; g++ {
+		m |= 1 << g
+	}
+	return m
+}
+
 // scratch is per-level working memory for an update, pooled so that a
 // table at rest holds none of it.
 type scratch struct {
@@ -145,7 +203,7 @@ func (w *writer) init() {
 		val[i] = NoValue
 	}
 	for f := range 2 {
-		w.root[f] = w.writeRoot(w.encode(&rec{}, w.rib[f], &val, nil))
+		w.root[f] = w.writeRoot(w.encode(&rec{}, w.rib[f], &val, nil, 0xf))
 	}
 }
 
@@ -155,7 +213,7 @@ func errReserved(p netip.Prefix) error { return fmt.Errorf("lpm: prefix %v: %w",
 
 func (w *writer) writeRoot(r rec) uint32 {
 	n := uint32(len(w.nodes) / recWords)
-	w.nodes = append(w.nodes, r[:]...)
+	w.nodes = appendDouble(w.nodes, r[:]...)
 	return n
 }
 
@@ -182,11 +240,14 @@ func (w *writer) free(r *rec) {
 // encode returns the record of rn given its slot values and the records of
 // the children that changed (over, in slot order); every other child is
 // copied from old's blocks. Blocks whose content did not change are reused.
-func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override) rec {
-	var out rec
+func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override, gmask uint) rec {
+	out := *old
 	var runs [64]uint32
 	oi := 0
 	for g := range 4 {
+		if gmask&(1<<g) == 0 {
+			continue // unchanged: same children, no override, same leaves
+		}
 		ov, ol, ob := old[g*grpWords], old[g*grpWords+1], old[g*grpWords+2]
 		nv := rn.kids[g]
 		cb := uint32(ob >> 32)
@@ -202,12 +263,12 @@ func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override) 
 				i := uint(bits.TrailingZeros64(v))
 				s := uint(g)<<6 | i
 				if oi < len(over) && over[oi].slot == s {
-					w.nodes = append(w.nodes, over[oi].rec[:]...)
+					w.nodes = appendDouble(w.nodes, over[oi].rec[:]...)
 					oi++
 					continue
 				}
 				r := uint(ob>>32) + uint(bits.OnesCount64(ov&(1<<i-1)))
-				w.nodes = append(w.nodes, w.nodes[r*recWords:(r+1)*recWords]...)
+				w.nodes = appendDouble(w.nodes, w.nodes[r*recWords:(r+1)*recWords]...)
 			}
 		}
 		// Leaf runs skip child slots, so a child does not split a run.
@@ -233,7 +294,7 @@ func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override) 
 			lb = 0
 			if cnt > 0 {
 				lb = uint32(len(w.leaves))
-				w.leaves = append(w.leaves, runs[:cnt]...)
+				w.leaves = appendDouble(w.leaves, runs[:cnt]...)
 			}
 		}
 		out[g*grpWords] = nv
@@ -319,7 +380,6 @@ func (w *writer) modify(old *rec, rn *rnode, lvl int, inh uint32, o *op) (rec, b
 	lv := &w.sc.lv[lvl]
 	if lvl < o.target {
 		s := uint(o.key[lvl])
-		rn.pushed(inh, &lv.val)
 		var crn *rnode
 		var crec rec
 		created := false
@@ -332,7 +392,7 @@ func (w *writer) modify(old *rec, rn *rnode, lvl int, inh uint32, o *op) (rec, b
 			}
 			crn, created = &rnode{}, true
 		}
-		nc, changed, empty := w.modify(&crec, crn, lvl+1, lv.val[s], o)
+		nc, changed, empty := w.modify(&crec, crn, lvl+1, rn.covering(s, inh), o)
 		if !changed {
 			return *old, false, false
 		}
@@ -350,9 +410,18 @@ func (w *writer) modify(old *rec, rn *rnode, lvl int, inh uint32, o *op) (rec, b
 			w.free(old)
 			return rec{}, true, true
 		}
-		return w.encode(old, rn, &lv.val, over), true, false
+		gm := uint(1) << (s >> 6)
+		if *old == (rec{}) { // a new node: every group needs its leaves
+			gm = 0xf
+		}
+		rn.pushedGroups(inh, &lv.val, gm)
+		return w.encode(old, rn, &lv.val, over, gm), true, false
 	}
-	rn.pushed(inh, &lv.old)
+	gm := groupsOf(o.idx)
+	if *old == (rec{}) {
+		gm = 0xf
+	}
+	rn.pushedGroups(inh, &lv.old, gm)
 	if o.del {
 		if !rn.delPfx(o.idx) {
 			return *old, false, false
@@ -369,18 +438,22 @@ func (w *writer) modify(old *rec, rn *rnode, lvl int, inh uint32, o *op) (rec, b
 			return *old, false, false
 		}
 	}
-	rn.pushed(inh, &lv.val)
-	return w.rewrite(old, rn, lvl, nil), true, false
+	rn.pushedGroups(inh, &lv.val, gm)
+	return w.rewrite(old, rn, lvl, gm), true, false
 }
 
 // rewrite re-encodes node old after its slot values moved from lv.old to
 // lv.val, pushing the new inherited value into every child whose slot
 // value changed.
-func (w *writer) rewrite(old *rec, rn *rnode, lvl int, over []override) rec {
+func (w *writer) rewrite(old *rec, rn *rnode, lvl int, gm uint) rec {
 	lv := &w.sc.lv[lvl]
-	over = append(lv.over[:0], over...)
+	over := lv.over[:0]
 	r := 0
 	for g := range 4 {
+		if gm&(1<<g) == 0 {
+			r += bits.OnesCount64(rn.kids[g])
+			continue
+		}
 		for v := rn.kids[g]; v != 0; v &= v - 1 {
 			s := uint(g)<<6 | uint(bits.TrailingZeros64(v))
 			if lv.old[s] != lv.val[s] {
@@ -391,7 +464,7 @@ func (w *writer) rewrite(old *rec, rn *rnode, lvl int, over []override) rec {
 		}
 	}
 	lv.over = over
-	return w.encode(old, rn, &lv.val, over)
+	return w.encode(old, rn, &lv.val, over, gm)
 }
 
 // pushDown re-encodes the subtree old after its inherited value changed.
@@ -399,7 +472,7 @@ func (w *writer) pushDown(old *rec, rn *rnode, lvl int, was, now uint32) rec {
 	lv := &w.sc.lv[lvl]
 	rn.pushed(was, &lv.old)
 	rn.pushed(now, &lv.val)
-	return w.rewrite(old, rn, lvl, nil)
+	return w.rewrite(old, rn, lvl, 0xf)
 }
 
 func (w *writer) get(p netip.Prefix) (uint32, bool) {
@@ -440,8 +513,11 @@ func (w *writer) maybeCompact() {
 
 func (w *writer) compact() {
 	src := *w
-	w.nodes = make([]uint64, 0, len(src.nodes)-src.deadN)
-	w.leaves = make([]uint32, 0, len(src.leaves)-src.deadL)
+	// Headroom for the dead blocks of the next updates spares a regrowth
+	// copy of the whole array between compactions.
+	ln, ll := len(src.nodes)-src.deadN, len(src.leaves)-src.deadL
+	w.nodes = make([]uint64, 0, 2*ln+2*recWords)
+	w.leaves = make([]uint32, 0, 2*ll+64)
 	for f := range 2 {
 		r := src.recAt(src.root[f])
 		w.root[f] = w.writeRoot(w.copyRec(&src, &r))
@@ -464,7 +540,7 @@ func (w *writer) copyRec(src *writer, r *rec) rec {
 		ncb := uint32(0)
 		if k := bits.OnesCount64(vec); k > 0 {
 			ncb = uint32(len(w.nodes) / recWords)
-			w.nodes = append(w.nodes, make([]uint64, k*recWords)...)
+			w.nodes = grow(w.nodes, k*recWords)
 			cb := uint32(b >> 32)
 			for i := range uint32(k) {
 				c := src.recAt(cb + i)
@@ -475,6 +551,26 @@ func (w *writer) copyRec(src *writer, r *rec) rec {
 		out[g*grpWords+2] = uint64(ncb)<<32 | uint64(nlb)
 	}
 	return out
+}
+
+// appendDouble is append that doubles a full array instead of growing it
+// by Go's 1.25 for large slices: every regrowth copies the whole table, so
+// it must be rare.
+func appendDouble[T uint32 | uint64](s []T, x ...T) []T {
+	if len(s)+len(x) > cap(s) {
+		n := make([]T, len(s), 2*cap(s)+len(x)+64)
+		copy(n, s)
+		s = n
+	}
+	return append(s, x...)
+}
+
+// grow extends s by n words to be overwritten by the caller.
+func grow(s []uint64, n int) []uint64 {
+	s = slices.Grow(s, n)
+	s = s[:len(s)+n]
+	clear(s[len(s)-n:])
+	return s
 }
 
 // build fills an empty writer with routes: first the route trie, then one
@@ -561,7 +657,7 @@ func (w *writer) encodeAll(rn *rnode, lvl int, inh uint32) rec {
 		cb := uint32(0)
 		if k := bits.OnesCount64(nv); k > 0 {
 			cb = uint32(len(w.nodes) / recWords)
-			w.nodes = append(w.nodes, make([]uint64, k*recWords)...)
+			w.nodes = grow(w.nodes, k*recWords)
 			i := uint32(0)
 			for v := nv; v != 0; v &= v - 1 {
 				s := uint(g)<<6 | uint(bits.TrailingZeros64(v))
