@@ -151,7 +151,7 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 		}
 	}
 
-	g := grpc.NewServer(server.GRPCOptions()...)
+	g := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(g)
 	var lns []net.Listener
 	defer func() {

@@ -97,7 +97,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(server.GRPCOptions()...)
+	g := grpc.NewServer(s.GRPCOptions()...)
 	s.Register(g)
 	go g.Serve(ln)
 	t.Cleanup(g.Stop)

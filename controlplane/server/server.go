@@ -20,10 +20,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/peergate/peergate/controlplane/compile"
 	"github.com/peergate/peergate/controlplane/manifest"
@@ -114,13 +116,28 @@ func New(opts Options) (*Server, error) {
 // Hub returns the push hub the server publishes to.
 func (s *Server) Hub() *push.Hub { return s.hub }
 
-// GRPCOptions are the server options the API needs: the request size limit
-// and keepalive pings from dataplanes (package agent pings every 10 s).
-func GRPCOptions() []grpc.ServerOption {
+// GRPCOptions are the server options the API needs: the request size
+// limit, keepalive pings from dataplanes (package agent pings every 10 s)
+// and a log line per API call (debug; failures of the server's own making
+// at error level).
+func (s *Server) GRPCOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(s.logCall),
 	}
+}
+
+func (s *Server) logCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	code := status.Code(err)
+	level := slog.LevelDebug
+	if code == codes.Internal || code == codes.Unknown {
+		level = slog.LevelError
+	}
+	s.log.Log(ctx, level, "api call", "method", info.FullMethod, "code", code.String(), "took", time.Since(start), "err", err)
+	return resp, err
 }
 
 // Register adds the Gateway API, the TablePush service, health and

@@ -72,7 +72,7 @@ func start(t *testing.T, stateDir string) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(server.GRPCOptions()...)
+	g := grpc.NewServer(s.GRPCOptions()...)
 	s.Register(g)
 	ln := bufconn.Listen(1 << 20)
 	go g.Serve(ln)

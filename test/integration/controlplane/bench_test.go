@@ -55,7 +55,7 @@ func BenchmarkLearnedRoutesToDataplane(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer(server.GRPCOptions()...)
+	g := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(g)
 	go g.Serve(ln)
 	defer g.Stop()
