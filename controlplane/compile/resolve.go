@@ -112,7 +112,7 @@ func resolve(cands []candidate) []*tablesv1.Route {
 		}
 		best := selectBest(cands, covering, scratch)
 		var r *tablesv1.Route
-		if !slices.Equal(best, parent.effective) {
+		if !slices.Equal(best, parent.effective) && !sameSingleAction(cands, best, parent.effective) {
 			if len(best) > 0 {
 				r = routeFor(p, cands, best)
 			} else {
@@ -134,6 +134,17 @@ func resolve(cands []candidate) []*tablesv1.Route {
 		stack = append(stack, frame{p, covering, best})
 	}
 	return out
+}
+
+// sameSingleAction is the cheap common case of sameActions: one candidate
+// each, sharing one action template without destination NAT (e.g. two
+// routes learned from one external).
+func sameSingleAction(cands []candidate, a, b []int) bool {
+	if len(a) != 1 || len(b) != 1 {
+		return false
+	}
+	x, y := &cands[a[0]], &cands[b[0]]
+	return x.act == y.act && !x.dstNat.IsValid() && !y.dstNat.IsValid()
 }
 
 func sameActions(a, b *tablesv1.Route) bool {
