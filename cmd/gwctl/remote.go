@@ -474,20 +474,48 @@ func getStatus(ctx context.Context, o *opts) error {
 		fmt.Fprintln(w, "no dataplane has connected")
 		return nil
 	}
+	connected, synced := 0, 0
+	for _, d := range st.GetDataplanes() {
+		if d.GetConnected() {
+			connected++
+			if inSync(st, d) {
+				synced++
+			}
+		}
+	}
+	// Scripts wait for "in sync": print it only when it is true.
+	switch {
+	case connected > 0 && synced == connected:
+		fmt.Fprintf(w, "dataplanes: %d connected, all in sync with generation %d\n\n", connected, st.GetGeneration())
+	default:
+		fmt.Fprintf(w, "dataplanes: %d connected, %d of them running generation %d\n\n", connected, synced, st.GetGeneration())
+	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "DATAPLANE\tPEER\tSTATE\tGENERATION\tSENT\tLAST ACK\tERROR")
 	for _, d := range st.GetDataplanes() {
-		state := "connected"
-		if !d.GetConnected() {
-			state = "disconnected " + ago(d.GetDisconnectedAt().AsTime())
-		}
 		lastAck := "-"
 		if d.GetLastAck() != nil {
 			lastAck = ago(d.GetLastAck().AsTime())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", d.GetId(), orDash(d.GetPeer()), state, d.GetGeneration(), d.GetSentGeneration(), lastAck, orDash(d.GetError()))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", d.GetId(), orDash(d.GetPeer()), dataplaneState(st, d), d.GetGeneration(), d.GetSentGeneration(), lastAck, orDash(d.GetError()))
 	}
 	return tw.Flush()
+}
+
+func inSync(st *apiv1.StatusResponse, d *apiv1.DataplaneStatus) bool {
+	return d.GetConnected() && d.GetGeneration() == st.GetGeneration() && d.GetLastAck() != nil
+}
+
+func dataplaneState(st *apiv1.StatusResponse, d *apiv1.DataplaneStatus) string {
+	switch {
+	case !d.GetConnected():
+		return "disconnected " + ago(d.GetDisconnectedAt().AsTime())
+	case inSync(st, d):
+		return "in sync"
+	case d.GetError() != "":
+		return "refused"
+	}
+	return "updating"
 }
 
 func ago(t time.Time) string {

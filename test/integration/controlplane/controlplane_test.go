@@ -415,6 +415,9 @@ func TestADataplaneFollowsTheControlplaneAcrossRestarts(t *testing.T) {
 		}
 	}
 	eventually(t, "gwctl get status shows dp-it running generation 1", runs("1"))
+	if out := e.gwctl(0, "get", "status").stdout; !strings.Contains(out, "all in sync with generation 1") || !strings.Contains(out, "dp-it") {
+		t.Errorf("get status does not show dp-it in sync:\n%s", out)
+	}
 	if dp.last.GetGeneration() != 1 || len(dp.last.GetVpcs()) != 2 {
 		t.Errorf("dataplane got generation %d with %d VPCs, want 1 with 2", dp.last.GetGeneration(), len(dp.last.GetVpcs()))
 	}
