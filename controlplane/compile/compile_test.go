@@ -16,6 +16,7 @@ const gateway = `apiVersion: peergate.io/v1alpha1
 kind: Gateway
 metadata: {name: gw}
 spec:
+  vtepIP: 192.0.2.1
   ports:
     - {name: fabric, device: "net_null0", ips: [192.0.2.1/24]}
     - {name: e1, device: "net_null1"}

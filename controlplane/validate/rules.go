@@ -417,6 +417,9 @@ func (v *validator) attachments() {
 					a.VTEPs = append(a.VTEPs, ad)
 				}
 			}
+			if v.m.Gateway != nil && !v.m.Gateway.VTEPIP.IsValid() {
+				v.errorf(o, "spec.vxlan", "VXLAN needs the gateway's own VTEP address: set spec.vtepIP in the Gateway")
+			}
 			if len(s.VXLAN.VTEPs) == 0 {
 				v.errorf(o, "spec.vxlan.vteps", "at least one remote VTEP is required")
 			}
