@@ -417,3 +417,66 @@ func TestUnitFlagsExistInTheDaemons(t *testing.T) {
 		})
 	}
 }
+
+// TestDevbindChecksItsInputBeforeTouchingDrivers runs peergate-devbind on
+// inputs that must not reach modprobe or dpdk-devbind.py, so it is safe on
+// any machine.
+func TestDevbindChecksItsInputBeforeTouchingDrivers(t *testing.T) {
+	script := filepath.Join(repoRoot(t), "deploy", "libexec", "peergate-devbind")
+	for _, tc := range []struct {
+		name    string
+		pci     string
+		wantErr bool
+		wantMsg string
+	}{
+		{"no PCI device means a vdev-only setup and succeeds", "", false, "no NIC to bind"},
+		{"an address that does not exist is named and fails", "9999:99:99.9", true, "PCI device 9999:99:99.9 not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(script)
+			cmd.Env = append(os.Environ(), "PEERGATE_PCI="+tc.pci)
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("peergate-devbind with PEERGATE_PCI=%q: err %v, want failure %v\n%s", tc.pci, err, tc.wantErr, out)
+			}
+			if !strings.Contains(string(out), tc.wantMsg) {
+				t.Errorf("peergate-devbind said %q, want %q", out, tc.wantMsg)
+			}
+		})
+	}
+}
+
+// TestShellScriptsParse catches syntax errors in the scripts that only run
+// on a deployed host or in the VM.
+func TestShellScriptsParse(t *testing.T) {
+	root := repoRoot(t)
+	for _, tc := range []struct{ shell, path string }{
+		{"sh", "deploy/libexec/peergate-devbind"},
+		{"bash", "deploy/vagrant/provision.sh"},
+		{"bash", "scripts/package.sh"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			if out, err := exec.Command(tc.shell, "-n", filepath.Join(root, tc.path)).CombinedOutput(); err != nil {
+				t.Errorf("%s -n %s: %v\n%s", tc.shell, tc.path, err, out)
+			}
+		})
+	}
+}
+
+// TestVagrantfileValidates runs `vagrant validate` (Debian's vagrant
+// package; with vagrant-libvirt installed the libvirt settings are checked
+// too). VirtualBox is not in Debian, so its block is only parsed.
+func TestVagrantfileValidates(t *testing.T) {
+	vagrant, err := exec.LookPath("vagrant")
+	if err != nil {
+		t.Skip("vagrant not found (apt-get install vagrant vagrant-libvirt)")
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(vagrant, "validate")
+	cmd.Dir = repoRoot(t)
+	// Keep vagrant's state out of the tree and out of $HOME.
+	cmd.Env = append(os.Environ(), "VAGRANT_DOTFILE_PATH="+filepath.Join(tmp, "dot"), "VAGRANT_HOME="+filepath.Join(tmp, "home"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("vagrant validate: %v\n%s", err, out)
+	}
+}
