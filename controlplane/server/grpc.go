@@ -41,8 +41,6 @@ func (s *Server) Apply(ctx context.Context, req *apiv1.ApplyRequest) (*apiv1.App
 }
 
 func (s *Server) noteRejected(dryRun bool, diags []*apiv1.Diagnostic) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reject(dryRun, diags[0].GetText())
 }
 

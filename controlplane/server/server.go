@@ -59,6 +59,13 @@ type Server struct {
 	health  *health.Server
 	started time.Time
 
+	// changeMu serialises changes (apply, delete, learned routes) across
+	// validation, compilation and persistence, which take seconds with a
+	// full Internet table; mu guards the fields below and is held only to
+	// read or swap them, so that Status, List and GetRoutes never wait
+	// for a compilation. Fields written under mu are written only by the
+	// holder of changeMu, which may therefore read them without mu.
+	changeMu   sync.Mutex
 	mu         sync.Mutex
 	cfg        *manifest.Config
 	gen        uint64
@@ -212,8 +219,8 @@ func same(a, b manifest.Object) bool {
 }
 
 func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Config, []*apiv1.ObjectResult)) (Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.changeMu.Lock()
+	defer s.changeMu.Unlock()
 	next, results := edit(s.cfg)
 	changed := false
 	for _, r := range results {
@@ -249,9 +256,11 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 		}
 	}
 	t.Generation = gen
+	s.mu.Lock()
 	s.cfg, s.gen, s.tables, s.compileErr = next, gen, t, nil
 	s.accepted++
 	s.lastChange = time.Now()
+	s.mu.Unlock()
 	s.hub.Publish(t)
 	res.Generation = gen
 	s.log.Info("configuration applied", "generation", gen, "objects", next.Len(), "warnings", len(warns))
@@ -262,8 +271,10 @@ func (s *Server) reject(dryRun bool, summary string) {
 	if dryRun {
 		return
 	}
+	s.mu.Lock()
 	s.rejected++
 	s.lastErr = summary
+	s.mu.Unlock()
 	s.log.Warn("configuration rejected", "err", summary)
 }
 
@@ -286,19 +297,20 @@ func (s *Server) save(st store.State) error {
 // and publishes a new generation. The new generation is persisted after
 // the tables are published, so routing changes are not held up by disk.
 func (s *Server) SetLearned(l compile.Learned) error {
-	s.mu.Lock()
+	s.changeMu.Lock()
 	t, _, err := compile.Compile(s.cfg, l)
 	if err != nil {
-		s.mu.Unlock()
+		s.changeMu.Unlock()
 		return fmt.Errorf("compile with learned routes: %w", err)
 	}
-	s.learned = l
-	s.gen++
-	t.Generation = s.gen
-	s.tables, s.compileErr = t, nil
-	s.hub.Publish(t)
-	st := store.State{Generation: s.gen, Objects: s.cfg.Objects()}
+	gen := s.gen + 1
+	t.Generation = gen
+	s.mu.Lock()
+	s.learned, s.gen, s.tables, s.compileErr = l, gen, t, nil
 	s.mu.Unlock()
+	s.hub.Publish(t)
+	st := store.State{Generation: gen, Objects: s.cfg.Objects()}
+	s.changeMu.Unlock()
 	if s.store == nil {
 		return nil
 	}

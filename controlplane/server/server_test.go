@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -338,5 +339,31 @@ func TestReflectionListsTheServices(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("reflection lists %q, want %s among them", got, want)
 		}
+	}
+}
+
+func TestConcurrentChangesGetDistinctGenerations(t *testing.T) {
+	e := start(t, t.TempDir())
+	apply(t, e, false, vpcs)
+	const n = 8
+	errc := make(chan error, 2*n)
+	for i := range n {
+		go func() {
+			doc := strings.Replace(subnetChanged, "10.1.0.0/16", fmt.Sprintf("10.%d.0.0/16", 10+i), 1)
+			_, err := e.client.Apply(context.Background(), &apiv1.ApplyRequest{Documents: []*apiv1.Document{{File: "x.yaml", Yaml: doc}}})
+			errc <- err
+		}()
+		go func() { errc <- e.srv.SetLearned(compile.Learned{}) }()
+	}
+	for range 2 * n {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := generation(t, e); g != 1+2*n {
+		t.Errorf("generation = %d, want %d (one per change)", g, 1+2*n)
+	}
+	if g := e.srv.Hub().Current().GetGeneration(); g != 1+2*n {
+		t.Errorf("published generation = %d, want %d", g, 1+2*n)
 	}
 }
