@@ -10,103 +10,135 @@ import (
 	"unsafe"
 )
 
-// rec is one node record as stored in the flat node array.
+// rec is one node record as stored in the flat node array. Word 3 (the
+// spare word of group 0) holds the node's route block reference, which only
+// the writer reads: offset (32 bits) | length << 32 | capacity << 48.
 type rec = [recWords]uint64
 
-// rnode is the writer's copy of one trie node: the prefixes that end in
-// this node's stride and its children, in the same shape as the lookup trie.
-// A prefix of relative length l (1..8) whose l stride bits are b has the
-// index 1<<l | b, so sorting by index sorts by length first.
-type rnode struct {
-	pfx   []uint64 // index<<32 | value, sorted by index
-	kids  [4]uint64
-	child []*rnode // in slot order
+const ribWord = 3
+
+// Prefixes that end inside a node's stride are stored in the node's route
+// block. A prefix of relative length l (1..8) whose l stride bits are b has
+// the index 1<<l | b, so sorting by index sorts by length first, which is
+// the order leaf pushing needs (longer prefixes overwrite shorter ones).
+
+func ribRef(r *rec) (off, n, c uint32) {
+	w := r[ribWord]
+	return uint32(w), uint32(w>>32) & 0xffff, uint32(w >> 48)
 }
 
-func (r *rnode) empty() bool { return len(r.pfx) == 0 && len(r.child) == 0 }
+func setRibRef(r *rec, off, n, c uint32) {
+	r[ribWord] = uint64(off) | uint64(n)<<32 | uint64(c)<<48
+}
 
-func (r *rnode) hasKid(s uint) bool { return r.kids[s>>6]&(1<<(s&63)) != 0 }
+func kidsOf(r *rec) [4]uint64 {
+	return [4]uint64{r[0], r[grpWords], r[2*grpWords], r[3*grpWords]}
+}
 
-func (r *rnode) rank(s uint) int {
-	n := 0
-	for g := uint(0); g < s>>6; g++ {
-		n += bits.OnesCount64(r.kids[g])
+func noKids(k *[4]uint64) bool { return k[0]|k[1]|k[2]|k[3] == 0 }
+
+// ribStore holds every node's route block: indices and values in two
+// parallel arrays. Readers never see it, so the writer edits it in place
+// and reuses freed power-of-two blocks at once.
+type ribStore struct {
+	idx  []uint16
+	val  []uint32
+	free [10][]uint32 // free block offsets by log2 capacity
+	dead int          // entries in freed blocks that are not reusable
+}
+
+func (s *ribStore) alloc(c uint32) uint32 {
+	k := bits.Len32(c - 1)
+	if c == 1<<k {
+		if l := s.free[k]; len(l) > 0 {
+			off := l[len(l)-1]
+			s.free[k] = l[:len(l)-1]
+			return off
+		}
 	}
-	return n + bits.OnesCount64(r.kids[s>>6]&(1<<(s&63)-1))
+	off := uint32(len(s.idx))
+	s.idx = appendDouble(s.idx, make([]uint16, c)...)
+	s.val = appendDouble(s.val, make([]uint32, c)...)
+	return off
 }
 
-func (r *rnode) addKid(s uint, c *rnode) {
-	i := r.rank(s)
-	r.kids[s>>6] |= 1 << (s & 63)
-	r.child = slices.Insert(r.child, i, c)
-}
-
-func (r *rnode) delKid(s uint) {
-	i := r.rank(s)
-	r.kids[s>>6] &^= 1 << (s & 63)
-	r.child = slices.Delete(r.child, i, i+1)
-	if len(r.child) == 0 {
-		r.child = nil
+func (s *ribStore) release(off, c uint32) {
+	if c == 0 {
+		return
 	}
+	if k := bits.Len32(c - 1); c == 1<<k {
+		s.free[k] = append(s.free[k], off)
+		return
+	}
+	s.dead += int(c)
 }
 
-func (r *rnode) findPfx(idx uint32) (int, bool) {
-	return slices.BinarySearchFunc(r.pfx, idx, func(e uint64, idx uint32) int {
-		return cmp.Compare(uint32(e>>32), idx)
-	})
+func (s *ribStore) find(r *rec, idx uint32) (int, bool) {
+	off, n, _ := ribRef(r)
+	return slices.BinarySearch(s.idx[off:off+n], uint16(idx))
 }
 
-// setPfx stores v at idx and reports whether idx existed and whether
-// anything changed.
-func (r *rnode) setPfx(idx, v uint32) (existed, changed bool) {
-	e := uint64(idx)<<32 | uint64(v)
-	i, ok := r.findPfx(idx)
+// set stores v at idx in r's block (growing it if needed) and reports
+// whether idx existed and whether anything changed.
+func (s *ribStore) set(r *rec, idx, v uint32) (existed, changed bool) {
+	off, n, c := ribRef(r)
+	i, ok := slices.BinarySearch(s.idx[off:off+n], uint16(idx))
 	if ok {
-		if r.pfx[i] == e {
+		if s.val[off+uint32(i)] == v {
 			return true, false
 		}
-		r.pfx[i] = e
+		s.val[off+uint32(i)] = v
 		return true, true
 	}
-	r.pfx = slices.Insert(r.pfx, i, e)
+	if n == c {
+		nc := uint32(1) << bits.Len32(n) // next power of two above n
+		noff := s.alloc(nc)
+		copy(s.idx[noff:noff+n], s.idx[off:off+n])
+		copy(s.val[noff:noff+n], s.val[off:off+n])
+		s.release(off, c)
+		off, c = noff, nc
+	}
+	at := off + uint32(i)
+	copy(s.idx[at+1:off+n+1], s.idx[at:off+n])
+	copy(s.val[at+1:off+n+1], s.val[at:off+n])
+	s.idx[at], s.val[at] = uint16(idx), v
+	setRibRef(r, off, n+1, c)
 	return false, true
 }
 
-func (r *rnode) delPfx(idx uint32) bool {
-	i, ok := r.findPfx(idx)
-	if ok {
-		r.pfx = slices.Delete(r.pfx, i, i+1)
-		if len(r.pfx) == 0 {
-			r.pfx = nil
-		}
+func (s *ribStore) del(r *rec, idx uint32) bool {
+	off, n, c := ribRef(r)
+	i, ok := slices.BinarySearch(s.idx[off:off+n], uint16(idx))
+	if !ok {
+		return false
 	}
-	return ok
+	at := off + uint32(i)
+	copy(s.idx[at:off+n-1], s.idx[at+1:off+n])
+	copy(s.val[at:off+n-1], s.val[at+1:off+n])
+	if n == 1 {
+		s.release(off, c)
+		setRibRef(r, 0, 0, 0)
+		return true
+	}
+	setRibRef(r, off, n-1, c)
+	return true
 }
 
-// pushed writes to val the value every slot gets from the prefixes of r,
-// inh where none covers it. Longer prefixes come later in r.pfx and win.
-func (r *rnode) pushed(inh uint32, val *[256]uint32) {
-	for i := range val {
-		val[i] = inh
-	}
-	for _, e := range r.pfx {
-		idx := uint32(e >> 32)
-		l := uint(bits.Len32(idx) - 1)
-		lo := (uint(idx) - 1<<l) << (8 - l)
-		fill := val[lo : lo+1<<(8-l)]
-		for i := range fill {
-			fill[i] = uint32(e)
-		}
-	}
+// slotRange returns the slots [lo, hi) a prefix index covers.
+func slotRange(idx uint32) (lo, hi uint) {
+	l := uint(bits.Len32(idx) - 1)
+	lo = (uint(idx) - 1<<l) << (8 - l)
+	return lo, lo + 1<<(8-l)
 }
 
-// pushedGroups is pushed restricted to the groups in gmask (bit g: slots
-// 64g..64g+63); other slots of val are left as they are.
-func (r *rnode) pushedGroups(inh uint32, val *[256]uint32, gmask uint) {
-	if gmask == 0xf {
-		r.pushed(inh, val)
-		return
-	}
+// pushed writes to val the value every slot of the groups in gmask gets
+// from the node's prefixes, inh where none covers it.
+func (s *ribStore) pushed(r *rec, inh uint32, val *[256]uint32, gmask uint) {
+	off, n, _ := ribRef(r)
+	pushValues(s.idx[off:off+n], s.val[off:off+n], inh, val, gmask)
+}
+
+func pushValues(idx []uint16, vals []uint32, inh uint32, val *[256]uint32, gmask uint) {
 	for g := uint(0); g < 4; g++ {
 		if gmask&(1<<g) != 0 {
 			fill := val[g<<6 : g<<6+64]
@@ -115,32 +147,39 @@ func (r *rnode) pushedGroups(inh uint32, val *[256]uint32, gmask uint) {
 			}
 		}
 	}
-	for _, e := range r.pfx {
-		idx := uint32(e >> 32)
-		l := uint(bits.Len32(idx) - 1)
-		lo := (uint(idx) - 1<<l) << (8 - l)
-		hi := lo + 1<<(8-l)
-		for g := lo >> 6; g <= (hi-1)>>6; g++ {
-			if gmask&(1<<g) == 0 {
+	for j, x := range idx {
+		lo, hi := slotRange(uint32(x))
+		if gmask != 0xf {
+			if gmask&(1<<(lo>>6)) == 0 && gmask&(1<<((hi-1)>>6)) == 0 && hi-lo <= 64 {
 				continue
 			}
-			a, b := max(lo, g<<6), min(hi, g<<6+64)
-			fill := val[a:b]
-			for i := range fill {
-				fill[i] = uint32(e)
+			for g := lo >> 6; g <= (hi-1)>>6; g++ {
+				if gmask&(1<<g) != 0 {
+					fill := val[max(lo, g<<6):min(hi, g<<6+64)]
+					for i := range fill {
+						fill[i] = vals[j]
+					}
+				}
 			}
+			continue
+		}
+		fill := val[lo:hi]
+		for i := range fill {
+			fill[i] = vals[j]
 		}
 	}
 }
 
 // covering returns the value slot s gets from r's prefixes, inh if none.
-func (r *rnode) covering(s uint, inh uint32) uint32 {
-	if len(r.pfx) == 0 {
+func (s *ribStore) covering(r *rec, slot uint, inh uint32) uint32 {
+	off, n, _ := ribRef(r)
+	if n == 0 {
 		return inh
 	}
+	idx, val := s.idx[off:off+n], s.val[off:off+n]
 	for l := uint(8); l >= 1; l-- {
-		if i, ok := r.findPfx(uint32(1<<l | s>>(8-l))); ok {
-			return uint32(r.pfx[i])
+		if i, ok := slices.BinarySearch(idx, uint16(1<<l|slot>>(8-l))); ok {
+			return val[i]
 		}
 	}
 	return inh
@@ -148,11 +187,9 @@ func (r *rnode) covering(s uint, inh uint32) uint32 {
 
 // groupsOf returns the mask of groups that the prefix at idx spans.
 func groupsOf(idx uint32) uint {
-	l := uint(bits.Len32(idx) - 1)
-	lo := (uint(idx) - 1<<l) << (8 - l)
-	hi := lo + 1<<(8-l) - 1
+	lo, hi := slotRange(idx)
 	m := uint(0)
-	for g := lo >> 6; g <= hi>>6; g++ {
+	for g := lo >> 6; g <= (hi-1)>>6; g++ {
 		m |= 1 << g
 	}
 	return m
@@ -183,19 +220,15 @@ type writer struct {
 	nodes  []uint64 // node records; append-only between compactions
 	leaves []uint32 // leaf values; append-only between compactions
 	root   [2]uint32
-	rib    [2]*rnode
-	def    [2]uint32 // value of ::/0 and 0.0.0.0/0, NoValue if absent
+	def    [2]uint32 // value of 0.0.0.0/0 and ::/0, NoValue if absent
 	n      [2]int
 	deadN  int // words of replaced blocks in nodes
 	deadL  int // entries of replaced blocks in leaves
+	rib    ribStore
 	sc     *scratch
 }
 
 func (w *writer) init() {
-	for f := range 2 {
-		w.rib[f] = &rnode{}
-		w.def[f] = NoValue
-	}
 	w.nodes = make([]uint64, 0, 2*recWords)
 	w.leaves = make([]uint32, 0, 8)
 	var val [256]uint32
@@ -203,13 +236,34 @@ func (w *writer) init() {
 		val[i] = NoValue
 	}
 	for f := range 2 {
-		w.root[f] = w.writeRoot(w.encode(&rec{}, w.rib[f], &val, nil, 0xf))
+		w.def[f] = NoValue
+		w.root[f] = w.writeRoot(w.encode(&rec{}, [4]uint64{}, &val, nil, 0xf))
 	}
 }
 
 func errInvalid(p netip.Prefix) error { return fmt.Errorf("lpm: invalid prefix %v", p) }
 
 func errReserved(p netip.Prefix) error { return fmt.Errorf("lpm: prefix %v: %w", p, ErrReservedValue) }
+
+// appendDouble is append that doubles a full array instead of growing it
+// by Go's 1.25 for large slices: every regrowth copies the whole table, so
+// it must be rare.
+func appendDouble[T uint16 | uint32 | uint64](s []T, x ...T) []T {
+	if len(s)+len(x) > cap(s) {
+		n := make([]T, len(s), 2*cap(s)+len(x)+64)
+		copy(n, s)
+		s = n
+	}
+	return append(s, x...)
+}
+
+// grow extends s by n zero words for the caller to fill.
+func grow(s []uint64, n int) []uint64 {
+	s = slices.Grow(s, n)
+	s = s[:len(s)+n]
+	clear(s[len(s)-n:])
+	return s
+}
 
 func (w *writer) writeRoot(r rec) uint32 {
 	n := uint32(len(w.nodes) / recWords)
@@ -229,27 +283,32 @@ func (w *writer) childRec(old *rec, s uint) rec {
 	return w.recAt(uint32(old[g*grpWords+2]>>32) + r)
 }
 
-// free counts the blocks of a record that is being dropped as dead.
+// free counts the blocks of a record that is being dropped as dead and
+// releases its route block.
 func (w *writer) free(r *rec) {
 	for g := range 4 {
 		w.deadN += bits.OnesCount64(r[g*grpWords]) * recWords
 		w.deadL += bits.OnesCount64(r[g*grpWords+1])
 	}
+	off, _, c := ribRef(r)
+	w.rib.release(off, c)
 }
 
-// encode returns the record of rn given its slot values and the records of
-// the children that changed (over, in slot order); every other child is
-// copied from old's blocks. Blocks whose content did not change are reused.
-func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override, gmask uint) rec {
+// encode returns the record of a node whose children are kids, given its
+// slot values and the records of the children that changed (over, in slot
+// order); every other child is copied from old's blocks. Only the groups
+// in gmask are rebuilt, the others are kept from old; blocks whose content
+// did not change are reused.
+func (w *writer) encode(old *rec, kids [4]uint64, val *[256]uint32, over []override, gmask uint) rec {
 	out := *old
 	var runs [64]uint32
 	oi := 0
 	for g := range 4 {
 		if gmask&(1<<g) == 0 {
-			continue // unchanged: same children, no override, same leaves
+			continue
 		}
 		ov, ol, ob := old[g*grpWords], old[g*grpWords+1], old[g*grpWords+2]
-		nv := rn.kids[g]
+		nv := kids[g]
 		cb := uint32(ob >> 32)
 		touched := oi < len(over) && over[oi].slot>>6 == uint(g)
 		switch {
@@ -271,23 +330,7 @@ func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override, 
 				w.nodes = appendDouble(w.nodes, w.nodes[r*recWords:(r+1)*recWords]...)
 			}
 		}
-		// Leaf runs skip child slots, so a child does not split a run.
-		var lv uint64
-		cnt := 0
-		have := false
-		var last uint32
-		for i := range 64 {
-			if nv&(1<<i) != 0 {
-				continue
-			}
-			v := val[g<<6|i]
-			if !have || v != last {
-				lv |= 1 << i
-				runs[cnt] = v
-				cnt++
-				last, have = v, true
-			}
-		}
+		lv, cnt := leafRuns(nv, val[g<<6:g<<6+64], &runs)
 		lb := uint32(ob)
 		if lv != ol || !slices.Equal(w.leaves[lb:lb+uint32(cnt)], runs[:cnt]) {
 			w.deadL += bits.OnesCount64(ol)
@@ -304,6 +347,25 @@ func (w *writer) encode(old *rec, rn *rnode, val *[256]uint32, over []override, 
 	return out
 }
 
+// leafRuns compresses one group's slot values into runs. Child slots are
+// skipped, so a child does not split a run.
+func leafRuns(kids uint64, val []uint32, runs *[64]uint32) (lv uint64, cnt int) {
+	have := false
+	var last uint32
+	for i := range 64 {
+		if kids&(1<<i) != 0 {
+			continue
+		}
+		if v := val[i]; !have || v != last {
+			lv |= 1 << i
+			runs[cnt] = v
+			cnt++
+			last, have = v, true
+		}
+	}
+	return lv, cnt
+}
+
 // op is one prefix change walking down the trie.
 type op struct {
 	key    [16]byte
@@ -315,11 +377,12 @@ type op struct {
 }
 
 func newOp(p netip.Prefix, v uint32, del bool) op {
-	o := op{key: p.Addr().As16(), v: v, del: del}
+	o := op{v: v, del: del}
 	if p.Addr().Is4() {
 		a := p.Addr().As4()
-		o.key = [16]byte{}
 		copy(o.key[:], a[:])
+	} else {
+		o.key = p.Addr().As16()
 	}
 	L := p.Bits()
 	o.target = (L - 1) / 8
@@ -352,12 +415,12 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 			w.n[f]--
 		}
 		w.def[f] = nv
-		nr = w.pushDown(&old, w.rib[f], 0, was, nv)
+		nr = w.pushDown(&old, 0, was, nv)
 	} else {
 		o := newOp(p, v, del)
-		r, changed, _ := w.modify(&old, w.rib[f], 0, w.def[f], &o)
+		r, changed, _ := w.modify(&old, 0, w.def[f], &o)
 		if !changed {
-			return o.found && !del
+			return false
 		}
 		switch {
 		case !o.found:
@@ -373,106 +436,101 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 	return true
 }
 
-// modify applies o below the node old (whose routes are rn and whose
-// inherited value is inh). It returns the new record, whether anything
-// changed, and whether the node became empty and should be dropped.
-func (w *writer) modify(old *rec, rn *rnode, lvl int, inh uint32, o *op) (rec, bool, bool) {
+// modify applies o below the node old, whose inherited value is inh. It
+// returns the new record, whether anything changed, and whether the node
+// became empty and should be dropped.
+func (w *writer) modify(old *rec, lvl int, inh uint32, o *op) (rec, bool, bool) {
 	lv := &w.sc.lv[lvl]
+	fresh := *old == rec{} // a new node: every group needs its leaves
 	if lvl < o.target {
 		s := uint(o.key[lvl])
-		var crn *rnode
+		kids := kidsOf(old)
+		bit := uint64(1) << (s & 63)
 		var crec rec
-		created := false
-		if rn.hasKid(s) {
-			crn = rn.child[rn.rank(s)]
+		has := kids[s>>6]&bit != 0
+		if has {
 			crec = w.childRec(old, s)
-		} else {
-			if o.del {
-				return *old, false, false
-			}
-			crn, created = &rnode{}, true
+		} else if o.del {
+			return *old, false, false
 		}
-		nc, changed, empty := w.modify(&crec, crn, lvl+1, rn.covering(s, inh), o)
+		nc, changed, empty := w.modify(&crec, lvl+1, w.rib.covering(old, s, inh), o)
 		if !changed {
 			return *old, false, false
 		}
 		var over []override
-		switch {
-		case empty:
-			rn.delKid(s)
-		case created:
-			rn.addKid(s, crn)
-			over = append(lv.over[:0], override{s, nc})
-		default:
+		if empty {
+			kids[s>>6] &^= bit
+		} else {
+			kids[s>>6] |= bit
 			over = append(lv.over[:0], override{s, nc})
 		}
-		if lvl > 0 && rn.empty() {
+		if _, n, _ := ribRef(old); lvl > 0 && n == 0 && noKids(&kids) {
 			w.free(old)
 			return rec{}, true, true
 		}
 		gm := uint(1) << (s >> 6)
-		if *old == (rec{}) { // a new node: every group needs its leaves
+		if fresh {
 			gm = 0xf
 		}
-		rn.pushedGroups(inh, &lv.val, gm)
-		return w.encode(old, rn, &lv.val, over, gm), true, false
+		w.rib.pushed(old, inh, &lv.val, gm)
+		return w.encode(old, kids, &lv.val, over, gm), true, false
 	}
 	gm := groupsOf(o.idx)
-	if *old == (rec{}) {
+	if fresh {
 		gm = 0xf
 	}
-	rn.pushedGroups(inh, &lv.old, gm)
+	w.rib.pushed(old, inh, &lv.old, gm)
+	cur := *old
 	if o.del {
-		if !rn.delPfx(o.idx) {
+		if !w.rib.del(&cur, o.idx) {
 			return *old, false, false
 		}
 		o.found = true
-		if lvl > 0 && rn.empty() {
-			w.free(old)
+		kids := kidsOf(old)
+		if _, n, _ := ribRef(&cur); lvl > 0 && n == 0 && noKids(&kids) {
+			w.free(&cur) // its route block is already released
 			return rec{}, true, true
 		}
 	} else {
-		existed, changed := rn.setPfx(o.idx, o.v)
+		existed, changed := w.rib.set(&cur, o.idx, o.v)
 		o.found = existed
 		if !changed {
 			return *old, false, false
 		}
 	}
-	rn.pushedGroups(inh, &lv.val, gm)
-	return w.rewrite(old, rn, lvl, gm), true, false
+	w.rib.pushed(&cur, inh, &lv.val, gm)
+	return w.rewrite(&cur, lvl, gm), true, false
 }
 
 // rewrite re-encodes node old after its slot values moved from lv.old to
-// lv.val, pushing the new inherited value into every child whose slot
-// value changed.
-func (w *writer) rewrite(old *rec, rn *rnode, lvl int, gm uint) rec {
+// lv.val (in the groups of gm), pushing the new inherited value into every
+// child whose slot value changed.
+func (w *writer) rewrite(old *rec, lvl int, gm uint) rec {
 	lv := &w.sc.lv[lvl]
 	over := lv.over[:0]
-	r := 0
+	kids := kidsOf(old)
 	for g := range 4 {
 		if gm&(1<<g) == 0 {
-			r += bits.OnesCount64(rn.kids[g])
 			continue
 		}
-		for v := rn.kids[g]; v != 0; v &= v - 1 {
+		for v := kids[g]; v != 0; v &= v - 1 {
 			s := uint(g)<<6 | uint(bits.TrailingZeros64(v))
 			if lv.old[s] != lv.val[s] {
 				crec := w.childRec(old, s)
-				over = append(over, override{s, w.pushDown(&crec, rn.child[r], lvl+1, lv.old[s], lv.val[s])})
+				over = append(over, override{s, w.pushDown(&crec, lvl+1, lv.old[s], lv.val[s])})
 			}
-			r++
 		}
 	}
 	lv.over = over
-	return w.encode(old, rn, &lv.val, over, gm)
+	return w.encode(old, kids, &lv.val, over, gm)
 }
 
 // pushDown re-encodes the subtree old after its inherited value changed.
-func (w *writer) pushDown(old *rec, rn *rnode, lvl int, was, now uint32) rec {
+func (w *writer) pushDown(old *rec, lvl int, was, now uint32) rec {
 	lv := &w.sc.lv[lvl]
-	rn.pushed(was, &lv.old)
-	rn.pushed(now, &lv.val)
-	return w.rewrite(old, rn, lvl, 0xf)
+	w.rib.pushed(old, was, &lv.old, 0xf)
+	w.rib.pushed(old, now, &lv.val, 0xf)
+	return w.rewrite(old, lvl, 0xf)
 }
 
 func (w *writer) get(p netip.Prefix) (uint32, bool) {
@@ -481,19 +539,20 @@ func (w *writer) get(p netip.Prefix) (uint32, bool) {
 		return w.def[f], w.def[f] != NoValue
 	}
 	o := newOp(p, 0, false)
-	rn := w.rib[f]
+	r := w.recAt(w.root[f])
 	for lvl := 0; lvl < o.target; lvl++ {
 		s := uint(o.key[lvl])
-		if !rn.hasKid(s) {
+		if r[(s>>6)*grpWords]&(1<<(s&63)) == 0 {
 			return 0, false
 		}
-		rn = rn.child[rn.rank(s)]
+		r = w.childRec(&r, s)
 	}
-	i, ok := rn.findPfx(o.idx)
+	i, ok := w.rib.find(&r, o.idx)
 	if !ok {
 		return 0, false
 	}
-	return uint32(rn.pfx[i]), true
+	off, _, _ := ribRef(&r)
+	return w.rib.val[off+uint32(i)], true
 }
 
 // liveBytes is the size of the reachable part of nodes and leaves.
@@ -505,10 +564,21 @@ func (w *writer) deadBytes() int { return w.deadN*8 + w.deadL*4 }
 // outweigh live ones, so that the arrays stay within about twice the live
 // size and the cost of copying is spread over many updates.
 func (w *writer) maybeCompact() {
-	if d := w.deadBytes(); d < 16<<10 || d < w.liveBytes() {
-		return
+	d, waste := w.deadBytes(), len(w.rib.idx)-w.ribLive()
+	if (d >= 16<<10 && d >= w.liveBytes()) || (waste >= 4096 && waste > 2*w.ribLive()) {
+		w.compact()
 	}
-	w.compact()
+}
+
+// ribLive is the number of route block entries in use.
+func (w *writer) ribLive() int {
+	n := w.n[0] + w.n[1]
+	for _, d := range w.def {
+		if d != NoValue {
+			n--
+		}
+	}
+	return n
 }
 
 func (w *writer) compact() {
@@ -518,6 +588,15 @@ func (w *writer) compact() {
 	ln, ll := len(src.nodes)-src.deadN, len(src.leaves)-src.deadL
 	w.nodes = make([]uint64, 0, 2*ln+2*recWords)
 	w.leaves = make([]uint32, 0, 2*ll+64)
+	w.rib = ribStore{}
+	if live := w.ribLive(); len(src.rib.idx)-live > live/4 {
+		// Route blocks are copied too when many are unused.
+		w.rib.idx = make([]uint16, 0, live)
+		w.rib.val = make([]uint32, 0, live)
+	} else {
+		w.rib = src.rib
+		src.rib = ribStore{}
+	}
 	for f := range 2 {
 		r := src.recAt(src.root[f])
 		w.root[f] = w.writeRoot(w.copyRec(&src, &r))
@@ -527,8 +606,16 @@ func (w *writer) compact() {
 
 // copyRec copies the subtree of r from src's arrays into w's, reserving
 // each children block before filling it so that siblings stay contiguous.
+// Route blocks move too when src still owns them.
 func (w *writer) copyRec(src *writer, r *rec) rec {
 	out := *r
+	if src.rib.idx != nil {
+		off, n, _ := ribRef(r)
+		noff := uint32(len(w.rib.idx))
+		w.rib.idx = append(w.rib.idx, src.rib.idx[off:off+n]...)
+		w.rib.val = append(w.rib.val, src.rib.val[off:off+n]...)
+		setRibRef(&out, noff, n, n)
+	}
 	for g := range 4 {
 		vec, lvec, b := r[g*grpWords], r[g*grpWords+1], r[g*grpWords+2]
 		lb, cnt := uint32(b), uint32(bits.OnesCount64(lvec))
@@ -553,33 +640,26 @@ func (w *writer) copyRec(src *writer, r *rec) rec {
 	return out
 }
 
-// appendDouble is append that doubles a full array instead of growing it
-// by Go's 1.25 for large slices: every regrowth copies the whole table, so
-// it must be rare.
-func appendDouble[T uint32 | uint64](s []T, x ...T) []T {
-	if len(s)+len(x) > cap(s) {
-		n := make([]T, len(s), 2*cap(s)+len(x)+64)
-		copy(n, s)
-		s = n
+// bnode is a node of the temporary trie Build fills before encoding.
+type bnode struct {
+	pfx   []uint64 // index<<32 | value, sorted by index
+	kids  [4]uint64
+	child []*bnode // in slot order
+}
+
+func (b *bnode) rank(s uint) int {
+	n := 0
+	for g := uint(0); g < s>>6; g++ {
+		n += bits.OnesCount64(b.kids[g])
 	}
-	return append(s, x...)
+	return n + bits.OnesCount64(b.kids[s>>6]&(1<<(s&63)-1))
 }
 
-// grow extends s by n words to be overwritten by the caller.
-func grow(s []uint64, n int) []uint64 {
-	s = slices.Grow(s, n)
-	s = s[:len(s)+n]
-	clear(s[len(s)-n:])
-	return s
-}
-
-// build fills an empty writer with routes: first the route trie, then one
-// encoding pass.
+// build fills an empty writer with routes: first a temporary trie, then
+// one encoding pass into exactly sized arrays.
 func (w *writer) build(routes []Route) error {
-	for f := range 2 {
-		w.rib[f] = &rnode{}
-		w.def[f] = NoValue
-	}
+	var roots [2]bnode
+	w.def = [2]uint32{NoValue, NoValue}
 	for _, rt := range routes {
 		p := rt.Prefix
 		if !p.IsValid() {
@@ -598,62 +678,85 @@ func (w *writer) build(routes []Route) error {
 			continue
 		}
 		o := newOp(p, rt.Value, false)
-		rn := w.rib[f]
+		b := &roots[f]
 		for lvl := 0; lvl < o.target; lvl++ {
 			s := uint(o.key[lvl])
-			if !rn.hasKid(s) {
-				c := &rnode{}
-				rn.addKid(s, c)
-				rn = c
-				continue
+			i := b.rank(s)
+			if b.kids[s>>6]&(1<<(s&63)) == 0 {
+				b.kids[s>>6] |= 1 << (s & 63)
+				b.child = slices.Insert(b.child, i, &bnode{})
 			}
-			rn = rn.child[rn.rank(s)]
+			b = b.child[i]
 		}
-		if existed, _ := rn.setPfx(o.idx, rt.Value); !existed {
-			w.n[f]++
+		e := uint64(o.idx)<<32 | uint64(rt.Value)
+		i, ok := slices.BinarySearchFunc(b.pfx, o.idx, func(e uint64, idx uint32) int {
+			return cmp.Compare(uint32(e>>32), idx)
+		})
+		if ok {
+			b.pfx[i] = e
+			continue
 		}
+		b.pfx = slices.Insert(b.pfx, i, e)
+		w.n[f]++
 	}
 	w.sc = scratchPool.Get().(*scratch)
 	defer func() { scratchPool.Put(w.sc); w.sc = nil }()
-	words, leaves := 0, 0
-	for f := range 2 {
-		nn, nl := countNodes(w.rib[f])
-		words += nn * recWords
+	var nodes, leaves int
+	for f := range roots {
+		nn, nl := countNodes(&roots[f])
+		nodes += nn
 		leaves += nl
 	}
-	w.nodes = make([]uint64, 0, words+2*recWords)
+	n := w.n[0] + w.n[1]
+	w.nodes = make([]uint64, 0, nodes*recWords)
 	w.leaves = make([]uint32, 0, leaves)
-	for f := range 2 {
-		n := w.writeRoot(rec{})
-		r := w.encodeAll(w.rib[f], 0, w.def[f])
-		copy(w.nodes[uint(n)*recWords:], r[:])
-		w.root[f] = n
+	w.rib.idx = make([]uint16, 0, n)
+	w.rib.val = make([]uint32, 0, n)
+	for f := range roots {
+		root := w.writeRoot(rec{})
+		r := w.encodeAll(&roots[f], 0, w.def[f])
+		copy(w.nodes[uint(root)*recWords:], r[:])
+		w.root[f] = root
+	}
+	if len(w.leaves) < cap(w.leaves)/2 {
+		w.leaves = slices.Clip(w.leaves)
 	}
 	return nil
 }
 
-// countNodes estimates the array sizes of a build: nodes exactly, leaves
-// as an upper bound of one run per prefix end plus one per group.
-func countNodes(rn *rnode) (nodes, leaves int) {
-	nodes, leaves = 1, 4+2*len(rn.pfx)
-	for _, c := range rn.child {
-		a, b := countNodes(c)
-		nodes += a
-		leaves += b
+// countNodes sizes a build: nodes exactly, leaves as an upper bound of one
+// run per group plus two per prefix.
+func countNodes(b *bnode) (nodes, leaves int) {
+	nodes, leaves = 1, 4+2*len(b.pfx)
+	for _, c := range b.child {
+		x, y := countNodes(c)
+		nodes += x
+		leaves += y
 	}
 	return nodes, leaves
 }
 
-// encodeAll writes the subtree rn (inheriting inh) to fresh blocks and
+// encodeAll writes the subtree b (inheriting inh) to fresh blocks and
 // returns its record.
-func (w *writer) encodeAll(rn *rnode, lvl int, inh uint32) rec {
-	val := &w.sc.lv[lvl].val
-	rn.pushed(inh, val)
+func (w *writer) encodeAll(b *bnode, lvl int, inh uint32) rec {
 	var out rec
+	off := uint32(len(w.rib.idx))
+	for _, e := range b.pfx {
+		w.rib.idx = append(w.rib.idx, uint16(e>>32))
+		w.rib.val = append(w.rib.val, uint32(e))
+	}
+	n := uint32(len(b.pfx))
+	if n == 0 {
+		off = 0
+	}
+	setRibRef(&out, off, n, n)
+	val := &w.sc.lv[lvl].val
+	pushValues(w.rib.idx[off:off+n], w.rib.val[off:off+n], inh, val, 0xf)
+	b.pfx = nil // the route block has it now
 	var runs [64]uint32
 	r := 0
 	for g := range 4 {
-		nv := rn.kids[g]
+		nv := b.kids[g]
 		cb := uint32(0)
 		if k := bits.OnesCount64(nv); k > 0 {
 			cb = uint32(len(w.nodes) / recWords)
@@ -661,28 +764,14 @@ func (w *writer) encodeAll(rn *rnode, lvl int, inh uint32) rec {
 			i := uint32(0)
 			for v := nv; v != 0; v &= v - 1 {
 				s := uint(g)<<6 | uint(bits.TrailingZeros64(v))
-				c := w.encodeAll(rn.child[r], lvl+1, val[s])
+				c := w.encodeAll(b.child[r], lvl+1, val[s])
+				b.child[r] = nil
 				copy(w.nodes[uint(cb+i)*recWords:], c[:])
 				i++
 				r++
 			}
 		}
-		var lv uint64
-		cnt := 0
-		have := false
-		var last uint32
-		for i := range 64 {
-			if nv&(1<<i) != 0 {
-				continue
-			}
-			v := val[g<<6|i]
-			if !have || v != last {
-				lv |= 1 << i
-				runs[cnt] = v
-				cnt++
-				last, have = v, true
-			}
-		}
+		lv, cnt := leafRuns(nv, val[g<<6:g<<6+64], &runs)
 		lb := uint32(0)
 		if cnt > 0 {
 			lb = uint32(len(w.leaves))
@@ -704,7 +793,8 @@ func (w *writer) walk(yield func(netip.Prefix, uint32) bool) {
 				return
 			}
 		}
-		if !walkNode(f, w.rib[f], 0, &key, yield) {
+		r := w.recAt(w.root[f])
+		if !w.walkNode(f, &r, 0, &key, yield) {
 			return
 		}
 	}
@@ -717,23 +807,23 @@ func mkPrefix(f int, key [16]byte, l int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(key), l)
 }
 
-func walkNode(f int, rn *rnode, lvl int, key *[16]byte, yield func(netip.Prefix, uint32) bool) bool {
+func (w *writer) walkNode(f int, r *rec, lvl int, key *[16]byte, yield func(netip.Prefix, uint32) bool) bool {
 	// Items sort by first slot, then length; a child counts as length 9.
 	type item struct {
 		start, l uint
-		i        int
+		v        uint32
 	}
-	items := make([]item, 0, len(rn.pfx)+len(rn.child))
-	for i, e := range rn.pfx {
-		idx := uint(e >> 32)
+	off, n, _ := ribRef(r)
+	kids := kidsOf(r)
+	items := make([]item, 0, int(n)+4)
+	for i := off; i < off+n; i++ {
+		idx := uint(w.rib.idx[i])
 		l := uint(bits.Len(idx) - 1)
-		items = append(items, item{(idx - 1<<l) << (8 - l), l, i})
+		items = append(items, item{(idx - 1<<l) << (8 - l), l, w.rib.val[i]})
 	}
-	r := 0
 	for g := range 4 {
-		for v := rn.kids[g]; v != 0; v &= v - 1 {
-			items = append(items, item{uint(g)<<6 | uint(bits.TrailingZeros64(v)), 9, r})
-			r++
+		for v := kids[g]; v != 0; v &= v - 1 {
+			items = append(items, item{uint(g)<<6 | uint(bits.TrailingZeros64(v)), 9, 0})
 		}
 	}
 	slices.SortFunc(items, func(a, b item) int {
@@ -745,10 +835,11 @@ func walkNode(f int, rn *rnode, lvl int, key *[16]byte, yield func(netip.Prefix,
 	for _, it := range items {
 		key[lvl] = byte(it.start)
 		if it.l == 9 {
-			if !walkNode(f, rn.child[it.i], lvl+1, key, yield) {
+			c := w.childRec(r, it.start)
+			if !w.walkNode(f, &c, lvl+1, key, yield) {
 				return false
 			}
-		} else if !yield(mkPrefix(f, *key, 8*lvl+int(it.l)), uint32(rn.pfx[it.i])) {
+		} else if !yield(mkPrefix(f, *key, 8*lvl+int(it.l)), it.v) {
 			return false
 		}
 		key[lvl] = 0
@@ -761,18 +852,11 @@ func (w *writer) stats() Stats {
 		Prefixes:    w.n[0] + w.n[1],
 		LookupBytes: w.liveBytes(),
 		DeadBytes:   w.deadBytes(),
+		RIBBytes:    cap(w.rib.idx)*2 + cap(w.rib.val)*4,
 	}
-	for f := range 2 {
-		s.RIBBytes += ribBytes(w.rib[f])
+	for _, l := range w.rib.free {
+		s.RIBBytes += cap(l) * 4
 	}
 	s.Bytes = cap(w.nodes)*8 + cap(w.leaves)*4 + s.RIBBytes + int(unsafe.Sizeof(Table{})+unsafe.Sizeof(Snapshot{}))
 	return s
-}
-
-func ribBytes(rn *rnode) int {
-	n := int(unsafe.Sizeof(*rn)) + cap(rn.pfx)*8 + cap(rn.child)*8
-	for _, c := range rn.child {
-		n += ribBytes(c)
-	}
-	return n
 }
