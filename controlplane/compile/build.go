@@ -154,7 +154,7 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 					via = a
 				}
 			}
-			cs = append(cs, candidate{prefix: r.Prefix.Masked(), dist: distBGP, metric: r.MED, source: "bgp:" + r.Neighbor, act: deliver(addrString(via))})
+			cs = append(cs, candidate{prefix: r.Prefix, dist: distBGP, metric: r.MED, source: "bgp:" + r.Neighbor, act: deliver(addrString(via))})
 		}
 	}
 	local := &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_LOCAL, DstVpc: b.vpcID[x.Name]}
@@ -172,16 +172,32 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 // the shortest AS path; the survivors of one prefix are ECMP.
 func bestLearned(rs []LearnedRoute) []LearnedRoute {
 	rs = slices.Clone(rs)
+	for i := range rs {
+		rs[i].Prefix = rs[i].Prefix.Masked()
+	}
+	// Compared field by field, not with cmp.Or: it would evaluate every
+	// comparison for each of a million routes.
 	slices.SortFunc(rs, func(a, b LearnedRoute) int {
-		return cmp.Or(validate.ComparePrefix(a.Prefix.Masked(), b.Prefix.Masked()), cmp.Compare(a.MED, b.MED),
-			cmp.Compare(a.ASPathLen, b.ASPathLen), cmp.Compare(a.Neighbor, b.Neighbor), a.NextHop.Compare(b.NextHop))
+		if c := validate.ComparePrefix(a.Prefix, b.Prefix); c != 0 {
+			return c
+		}
+		if a.MED != b.MED {
+			return cmp.Compare(a.MED, b.MED)
+		}
+		if a.ASPathLen != b.ASPathLen {
+			return cmp.Compare(a.ASPathLen, b.ASPathLen)
+		}
+		if a.Neighbor != b.Neighbor {
+			return cmp.Compare(a.Neighbor, b.Neighbor)
+		}
+		return a.NextHop.Compare(b.NextHop)
 	})
 	var out []LearnedRoute
 	for _, r := range rs {
 		if !r.Prefix.IsValid() || !r.NextHop.IsValid() {
 			continue
 		}
-		if n := len(out); n > 0 && out[n-1].Prefix.Masked() == r.Prefix.Masked() &&
+		if n := len(out); n > 0 && out[n-1].Prefix == r.Prefix &&
 			(out[n-1].MED != r.MED || out[n-1].ASPathLen != r.ASPathLen ||
 				out[n-1].Neighbor == r.Neighbor && out[n-1].NextHop == r.NextHop) {
 			continue // worse, or the same path again

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/peergate/peergate/controlplane/manifest"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
@@ -252,5 +255,38 @@ func TestCompileRefusesAnInvalidConfigWithEveryError(t *testing.T) {
 	_, diags, err := Files("../../testdata/manifests/peering-api-3-external-as")
 	if err == nil || len(diags) != 1 || !strings.Contains(err.Error(), "cannot be mapped 1:1 onto the 4 addresses") {
 		t.Errorf("err = %v, diags = %v", err, diags)
+	}
+}
+
+// TestCloneAndCompareCoverEveryActionField fails when Action grows a field
+// that cloneAction or compareActions does not know.
+func TestCloneAndCompareCoverEveryActionField(t *testing.T) {
+	a := &tablesv1.Action{}
+	fields := a.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		one := &tablesv1.Action{} // this field only, to catch compareActions ignoring it
+		for _, m := range []protoreflect.Message{a.ProtoReflect(), one.ProtoReflect()} {
+			set(t, m, f)
+		}
+		if compareActions(one, &tablesv1.Action{}) == 0 {
+			t.Errorf("compareActions ignores field %s", f.Name())
+		}
+	}
+	if c := cloneAction(a); !proto.Equal(c, a) {
+		t.Errorf("cloneAction(%v) = %v", a, c)
+	}
+}
+
+func set(t *testing.T, m protoreflect.Message, f protoreflect.FieldDescriptor) {
+	switch f.Kind() {
+	case protoreflect.EnumKind:
+		m.Set(f, protoreflect.ValueOfEnum(1))
+	case protoreflect.StringKind:
+		m.Set(f, protoreflect.ValueOfString("x"))
+	case protoreflect.Uint32Kind:
+		m.Set(f, protoreflect.ValueOfUint32(7))
+	default:
+		t.Fatalf("field %s of kind %s: teach this test and cloneAction", f.Name(), f.Kind())
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/peergate/peergate/controlplane/validate"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
@@ -27,7 +25,7 @@ func (b *builder) routes(x *validate.VPC) []*tablesv1.Route {
 		if x.External && c.dist != distConnected {
 			continue
 		}
-		c.act = proto.Clone(c.act).(*tablesv1.Action)
+		c.act = cloneAction(c.act)
 		if c.act.Kind == tablesv1.ActionKind_ACTION_DELIVER {
 			c.act.TtlDecrement = 1
 		}
@@ -96,7 +94,7 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 	}
 	source := "peering:" + p.Name
 	if peer.Stateful {
-		a := proto.Clone(act).(*tablesv1.Action)
+		a := cloneAction(act)
 		a.ReversePool = b.poolOf(peer)
 		var cs []candidate
 		for _, pr := range peer.As {
