@@ -42,7 +42,7 @@ build_in_vm() {
 		rm -rf /usr/local/go
 		curl -fsSL "https://go.dev/dl/go$v.linux-amd64.tar.gz" | tar -C /usr/local -xz
 	fi
-	make -C "$src" package PATH="/usr/local/go/bin:$PATH"
+	PATH="/usr/local/go/bin:$PATH" make -C "$src" package
 }
 
 deb=${PEERGATE_DEB:-}
