@@ -101,7 +101,8 @@ pci_of() {
 }
 pcis=()
 for mac in "${macs[@]}"; do
-	pcis+=("$(pci_of "$mac")")
+	pci=$(pci_of "$mac")
+	pcis+=("$pci")
 done
 log "dataplane NICs: ${pcis[*]}"
 
