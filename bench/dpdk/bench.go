@@ -42,7 +42,7 @@ func (b *bench) ealArgs(prefix string) []string {
 
 // run measures every configuration rounds times, interleaved so that a
 // busy neighbour on the machine hurts them alike, and reports medians.
-func (b *bench) run(tables string, inPort, outPort uint16, rounds int) ([]result, error) {
+func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 	eal := append(b.ealArgs(fmt.Sprintf("pgbench%d", os.Getpid())), "--log-level=lib.eal:error")
 	if err := dpdk.Init(eal); err != nil {
 		return nil, err
@@ -55,6 +55,7 @@ func (b *bench) run(tables string, inPort, outPort uint16, rounds int) ([]result
 		testpmd string // forward mode, or "" for peergate
 		proc    runtime.NewProcessor
 		in, out uint16
+		pl      *pipelineRun
 	}
 	configs := []config{
 		{name: "testpmd io", testpmd: "io"},
@@ -62,12 +63,8 @@ func (b *bench) run(tables string, inPort, outPort uint16, rounds int) ([]result
 		{name: "testpmd macswap", testpmd: "macswap"},
 		{name: "peergate forward (macswap)", proc: func(int, pipeline.Allocator) runtime.Processor { return runtime.NewForward(true, [2]uint16{0, 1}) }, out: 1},
 	}
-	if tables != "" {
-		np, err := pipelineProcessor(tables)
-		if err != nil {
-			return nil, err
-		}
-		configs = append(configs, config{name: "peergate pipeline", proc: np, in: inPort, out: outPort})
+	if pl != nil {
+		configs = append(configs, config{name: "peergate pipeline", in: pl.in, out: pl.out, pl: pl})
 	}
 	samples := make([][]float64, len(configs))
 	res := make([]result, len(configs))
@@ -83,10 +80,12 @@ func (b *bench) run(tables string, inPort, outPort uint16, rounds int) ([]result
 			if c.testpmd != "" {
 				mpps, res[i].Command, err = b.runTestpmd(c.testpmd)
 			} else {
-				mpps, err = b.runOurs(c.proc, c.in, c.out)
-				res[i].Command = cmd
-				if tables != "" && c.name == "peergate pipeline" {
-					res[i].Command += " -tables " + tables
+				if c.pl != nil {
+					mpps, err = b.runPipeline(c.pl)
+					res[i].Command = cmd + " -tables " + c.pl.tables
+				} else {
+					mpps, err = b.runOurs(c.proc, c.in, c.out)
+					res[i].Command = cmd
 				}
 			}
 			if err != nil {
@@ -199,13 +198,33 @@ func median(v []float64) float64 {
 // port's packets per second over dur after one second of warm-up.
 func (b *bench) runOurs(np runtime.NewProcessor, in, out uint16) (float64, error) {
 	b.runs++
-	cfg := runtime.Config{
-		Workers: 1, Cores: []int{b.core}, IdleSleep: -1, Logger: b.log,
-		Ports: []runtime.PortConfig{
-			{ID: in, Name: "pcap", Device: fmt.Sprintf("net_pcap_b%d,rx_pcap=%s,infinite_rx=1", b.runs, b.pcap)},
-			{ID: out, Name: "null", Device: fmt.Sprintf("net_null_b%d,no-rx=1", b.runs)},
-		},
+	return b.measure(np, []runtime.PortConfig{
+		{ID: in, Name: "pcap", Device: fmt.Sprintf("net_pcap_b%d,rx_pcap=%s,infinite_rx=1", b.runs, b.pcap)},
+		{ID: out, Name: "null", Device: fmt.Sprintf("net_null_b%d,no-rx=1", b.runs)},
+	})
+}
+
+// runPipeline runs the real pipeline: the stream on the input port, and on
+// the output port a pcap port that receives the priming packets once (the
+// host's ARP, so its neighbour is known) and drops what it transmits like
+// net_null.
+func (b *bench) runPipeline(pl *pipelineRun) (float64, error) {
+	b.runs++
+	np, p, err := pipelineProcessor(pl.tables)
+	if err != nil {
+		return 0, err
 	}
+	mpps, err := b.measure(np, []runtime.PortConfig{
+		{ID: pl.in, Name: "in", Device: fmt.Sprintf("net_pcap_b%d,rx_pcap=%s,infinite_rx=1", b.runs, pl.stream)},
+		{ID: pl.out, Name: "out", Device: fmt.Sprintf("net_pcap_o%d,rx_pcap=%s", b.runs, pl.prime)},
+	})
+	c := p.Counters()
+	b.log.Info("pipeline counters", "drops", c.DropsByName(), "events", c.EventsByName())
+	return mpps, err
+}
+
+func (b *bench) measure(np runtime.NewProcessor, ports []runtime.PortConfig) (float64, error) {
+	cfg := runtime.Config{Workers: 1, Cores: []int{b.core}, IdleSleep: -1, Logger: b.log, Ports: ports}
 	r, err := runtime.New(cfg, np)
 	if err != nil {
 		return 0, err
@@ -227,6 +246,6 @@ func (b *bench) runOurs(np runtime.NewProcessor, in, out uint16) (float64, error
 		return 0, err
 	}
 	r.Stop()
-	b.log.Info("worker counters", "rx", s1.Total.RxPackets, "bursts", s1.Total.Bursts, "tx", s1.Total.TxPackets, "txfull", s1.Total.TxFull)
-	return float64(s1.Ports[1].OPackets-s0.Ports[1].OPackets) / el.Seconds() / 1e6, nil
+	b.log.Info("worker counters", "counters", fmt.Sprintf("%+v", s1.Total))
+	return float64(s1.Total.TxPackets-s0.Total.TxPackets) / el.Seconds() / 1e6, nil
 }

@@ -40,9 +40,10 @@ func main() {
 	count := flag.Int("packets", 1024, "packets in the generated pcap")
 	core := flag.Int("core", 1, "CPU of the forwarding core (testpmd's lcore and peergate's worker)")
 	testpmd := flag.String("testpmd", "dpdk-testpmd", "testpmd binary")
-	tables := flag.String("tables", "", "compiled tables (JSON) for a run through the real pipeline")
-	inPort := flag.Uint("in-port", 0, "with -tables: the tables' port id of the pcap port")
-	outPort := flag.Uint("out-port", 1, "with -tables: the tables' port id of the null port")
+	tables := flag.String("tables", "testdata/compiled/peering-api-1-static-nat.json", "compiled tables (JSON) for the run through the real pipeline; empty: skip it")
+	scenario := flag.String("scenario", "testdata/pcap/peering-api-1-static-nat", "replay scenario whose in-fabric.pcap packet 3 (VXLAN SYN-ACK through the stateless peering) is the template of the pipeline's stream, and whose in-vpc2.pcap primes the neighbour of the output port")
+	inPort := flag.Uint("in-port", 0, "with -tables: the tables' port id of the input port")
+	outPort := flag.Uint("out-port", 1, "with -tables: the tables' port id of the output port")
 	rounds := flag.Int("rounds", 3, "interleaved rounds; medians are reported")
 	asJSON := flag.Bool("json", false, "print JSON")
 	quiet := flag.Bool("q", false, "hide the EAL's and testpmd's logs")
@@ -74,7 +75,20 @@ func main() {
 	}
 	b := bench{pcap: *pcap, dur: time.Duration(*seconds * float64(time.Second)), core: *core,
 		testpmd: *testpmd, quiet: *quiet, log: log, skipTestpmd: *only}
-	res, err := b.run(*tables, uint16(*inPort), uint16(*outPort), *rounds)
+	var pl *pipelineRun
+	if *tables != "" {
+		dir, err := os.MkdirTemp("", "pgbenchpl")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(dir)
+		pl = &pipelineRun{tables: *tables, in: uint16(*inPort), out: uint16(*outPort),
+			stream: filepath.Join(dir, "stream.pcap"), prime: filepath.Join(*scenario, "in-vpc2.pcap")}
+		if err := writeScenarioStream(pl.stream, filepath.Join(*scenario, "in-fabric.pcap"), 2, *count); err != nil {
+			fail(err)
+		}
+	}
+	res, err := b.run(pl, *rounds)
 	if err != nil {
 		fail(err)
 	}

@@ -62,3 +62,64 @@ func writeVXLANPcap(path string, n, inner int) error {
 }
 
 func mac(last byte) []byte { return []byte{0x02, 0, 0, 0, 0, last} }
+
+// writeScenarioStream writes n copies of packet idx (0-based) of a replay
+// scenario's pcap, a VXLAN packet, with the inner TCP destination port and
+// source address varied per packet so that flows differ (checksums are not
+// recomputed except the inner IPv4 header's, which the pipeline checks).
+func writeScenarioStream(path, from string, idx, n int) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	var tmpl []byte
+	for i := 0; i <= idx; i++ {
+		if tmpl, _, err = r.ReadPacketData(); err != nil {
+			return fmt.Errorf("%s: packet %d: %w", from, i+1, err)
+		}
+	}
+	// Outer Ethernet+IPv4+UDP+VXLAN = 50, inner Ethernet 14: inner IPv4 at 64.
+	const innerIP = 50 + 14
+	if len(tmpl) < innerIP+24 || tmpl[innerIP]>>4 != 4 {
+		return fmt.Errorf("%s: packet %d is not VXLAN over IPv4 with inner IPv4", from, idx+1)
+	}
+	ihl := int(tmpl[innerIP]&0x0f) * 4
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		p := append([]byte(nil), tmpl...)
+		p[innerIP+15] = byte(2 + i%200)                                // inner source 10.1.1.x
+		binary.BigEndian.PutUint16(p[innerIP+ihl+2:], uint16(40000+i)) // inner TCP destination port
+		binary.BigEndian.PutUint16(p[34:], uint16(49152+i%16384))      // outer UDP source port
+		setIPv4Checksum(p[innerIP : innerIP+ihl])
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(int64(i), 0), CaptureLength: len(p), Length: len(p)}
+		if err := w.WritePacket(ci, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setIPv4Checksum(h []byte) {
+	h[10], h[11] = 0, 0
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
+}
