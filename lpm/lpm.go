@@ -48,6 +48,7 @@
 package lpm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -214,17 +215,13 @@ func (t *Table) Lookup4Batch(addrs, vals []uint32) int {
 func (s *Snapshot) Lookup(a netip.Addr) (uint32, bool) {
 	if a.Is4() {
 		b := a.As4()
-		return s.Lookup4(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
+		return s.Lookup4(binary.BigEndian.Uint32(b[:]))
 	}
 	if !a.IsValid() {
 		return 0, false
 	}
 	b := a.As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
-		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
-	return s.Lookup6(hi, lo)
+	return s.Lookup6(binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // Lookup4 looks up an IPv4 address given in host byte order.

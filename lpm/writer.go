@@ -586,8 +586,8 @@ func (w *writer) compact() {
 	// Headroom for the dead blocks of the next updates spares a regrowth
 	// copy of the whole array between compactions.
 	ln, ll := len(src.nodes)-src.deadN, len(src.leaves)-src.deadL
-	w.nodes = make([]uint64, 0, 2*ln+2*recWords)
-	w.leaves = make([]uint32, 0, 2*ll+64)
+	w.nodes = make([]uint64, 0, 2*ln+ln/4+2*recWords)
+	w.leaves = make([]uint32, 0, 2*ll+ll/4+64)
 	w.rib = ribStore{}
 	if live := w.ribLive(); len(src.rib.idx)-live > live/4 {
 		// Route blocks are copied too when many are unused.
@@ -718,8 +718,8 @@ func (w *writer) build(routes []Route) error {
 		copy(w.nodes[uint(root)*recWords:], r[:])
 		w.root[f] = root
 	}
-	if len(w.leaves) < cap(w.leaves)/2 {
-		w.leaves = slices.Clip(w.leaves)
+	if cap(w.leaves)-len(w.leaves) > len(w.leaves)/32 {
+		w.leaves = slices.Clone(w.leaves) // the estimate was loose
 	}
 	return nil
 }
