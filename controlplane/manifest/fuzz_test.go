@@ -23,6 +23,11 @@ func addSeeds(f *testing.F) {
 
 // FuzzParse: Parse never panics, and what it accepts Marshal writes back
 // into the same objects.
+//
+//	go test ./controlplane/manifest -run '^$' -fuzz FuzzParse -fuzztime 30s -fuzzminimizetime 200x
+//
+// (without -fuzzminimizetime the engine may spend the whole run minimizing
+// the first new inputs of these large seeds and report no progress).
 func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
