@@ -63,6 +63,32 @@ func (s *Speaker) setExportAssignment(ctx context.Context, srv *server.BgpServer
 	return nil
 }
 
+// setImportPolicy keeps learned paths out of gobgp's global RIB: the
+// speaker reads them from the adj-rib-in watch and never lets gobgp forward
+// them, so a global copy would only cost memory (a full table is ~1 M paths)
+// and best-path work per update. Only the gateway's own paths are accepted.
+func setImportPolicy(ctx context.Context, srv *server.BgpServer) error {
+	const name = "pg-import"
+	err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: name, Statements: []*api.Statement{{
+		Name:       name + "-local",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+	}}}})
+	if err != nil {
+		return fmt.Errorf("bgp: add import policy: %w", err)
+	}
+	err = srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_IMPORT,
+		Policies:      []*api.Policy{{Name: name}},
+		DefaultAction: api.RouteAction_REJECT,
+	}})
+	if err != nil {
+		return fmt.Errorf("bgp: set global import policy: %w", err)
+	}
+	return nil
+}
+
 // ensureVPC creates the export plumbing of vpc the first time it is named.
 // Called with opMu held.
 func (s *Speaker) ensureVPC(ctx context.Context, vpc string) (*vpcState, error) {

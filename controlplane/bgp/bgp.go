@@ -205,12 +205,16 @@ func (s *Speaker) Start(ctx context.Context, g Global) error {
 		return fmt.Errorf("bgp: start gobgp (asn %d, router id %v): %w", g.ASN, g.RouterID, err)
 	}
 	// Nothing leaves the gateway unless a VPC's export statement lets it.
-	if err := s.setExportAssignment(ctx, srv); err != nil {
+	err := s.setExportAssignment(ctx, srv)
+	if err == nil {
+		err = setImportPolicy(ctx, srv)
+	}
+	if err != nil {
 		_ = srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 		return err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	err := srv.WatchEvent(wctx, &api.WatchEventRequest{
+	err = srv.WatchEvent(wctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{
 			Type: api.WatchEventRequest_Table_Filter_ADJIN,

@@ -55,6 +55,12 @@ type bird struct {
 // file in a temporary directory, killed when the test ends.
 func startBird(t testing.TB, port uint16, asn, speakerASN uint32) *bird {
 	t.Helper()
+	return startBirdWith(t, func(dir string) string { return fmt.Sprintf(birdConf, dir, port, asn, speakerASN) })
+}
+
+// startBirdWith runs BIRD with the configuration conf(dir) returns.
+func startBirdWith(t testing.TB, conf func(dir string) string) *bird {
+	t.Helper()
 	birdPath, err := exec.LookPath("bird")
 	if err != nil {
 		if _, e := os.Stat("/usr/sbin/bird"); e != nil {
@@ -68,12 +74,12 @@ func startBird(t testing.TB, port uint16, asn, speakerASN uint32) *bird {
 		}
 	}
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, birdConf, dir, port, asn, speakerASN), 0o644); err != nil {
+	confFile := filepath.Join(dir, "bird.conf")
+	if err := os.WriteFile(confFile, []byte(conf(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b := &bird{t: t, dir: dir, sock: filepath.Join(dir, "bird.ctl")}
-	cmd := exec.Command(birdPath, "-c", conf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"), "-f")
+	cmd := exec.Command(birdPath, "-c", confFile, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"), "-f")
 	out, err := os.Create(filepath.Join(dir, "bird.out"))
 	if err != nil {
 		t.Fatal(err)
