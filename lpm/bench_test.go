@@ -11,10 +11,15 @@ package lpm
 
 import (
 	"encoding/binary"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,6 +135,7 @@ func BenchmarkLookup4(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
@@ -138,6 +144,7 @@ func BenchmarkLookup4(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
@@ -146,6 +153,7 @@ func BenchmarkLookup4(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("bart", func(b *testing.B) {
 		var x uint32
@@ -154,6 +162,7 @@ func BenchmarkLookup4(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 }
 
@@ -167,6 +176,7 @@ func BenchmarkLookup4Uniform(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
@@ -175,6 +185,7 @@ func BenchmarkLookup4Uniform(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 }
 
@@ -189,6 +200,7 @@ func BenchmarkLookup4Batch(b *testing.B) {
 			i = (i + 32) & (nAddr - 1)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/32, "ns/addr")
+		record(b, "ns/addr", float64(b.Elapsed().Nanoseconds())/float64(b.N)/32)
 	})
 }
 
@@ -203,6 +215,7 @@ func BenchmarkLookup6(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
@@ -211,6 +224,7 @@ func BenchmarkLookup6(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
@@ -219,6 +233,7 @@ func BenchmarkLookup6(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 	b.Run("bart", func(b *testing.B) {
 		var x uint32
@@ -227,6 +242,7 @@ func BenchmarkLookup6(b *testing.B) {
 			x += v
 		}
 		sink = x
+		recordNs(b)
 	})
 }
 
@@ -281,6 +297,7 @@ func BenchmarkMemory(b *testing.B) {
 			}
 			b.ReportMetric(float64(bytes)/n, "B/route")
 			b.ReportMetric(float64(bytes)/(1<<20), "MiB")
+			record(b, "B/route", float64(bytes)/n)
 		})
 	}
 	b.Run("peergate-stats", func(b *testing.B) {
@@ -303,6 +320,7 @@ func BenchmarkBuild(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		record(b, "ms/op", float64(b.Elapsed().Milliseconds())/float64(b.N))
 	})
 	b.Run("bart", func(b *testing.B) {
 		for b.Loop() {
@@ -311,6 +329,7 @@ func BenchmarkBuild(b *testing.B) {
 				t.Insert(r.Prefix, r.Value)
 			}
 		}
+		record(b, "ms/op", float64(b.Elapsed().Milliseconds())/float64(b.N))
 	})
 }
 
@@ -328,6 +347,8 @@ func BenchmarkUpdate(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+		record(b, "p50-ns", float64(lat[len(lat)/2].Nanoseconds()))
+		record(b, "p99-ns", float64(lat[len(lat)*99/100].Nanoseconds()))
 	}
 	b.Run("peergate", func(b *testing.B) {
 		t, err := Build(f.routesSorted)
@@ -376,4 +397,83 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 		report(b, lat)
 	})
+}
+
+// result is one figure of one implementation, kept for the summary table
+// TestMain prints after a benchmark run.
+type result struct {
+	bench, impl, unit string
+	v                 float64
+}
+
+var (
+	resultsMu sync.Mutex
+	results   []result
+	procsRE   = regexp.MustCompile(`-\d+$`)
+)
+
+func record(b *testing.B, unit string, v float64) {
+	name := strings.TrimPrefix(b.Name(), "Benchmark")
+	bench, impl, _ := strings.Cut(name, "/")
+	impl = procsRE.ReplaceAllString(impl, "")
+	resultsMu.Lock()
+	results = append(results, result{bench, impl, unit, v})
+	resultsMu.Unlock()
+}
+
+func recordNs(b *testing.B) { record(b, "ns/op", float64(b.Elapsed().Nanoseconds())/float64(b.N)) }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	printSummary(os.Stdout)
+	os.Exit(code)
+}
+
+// printSummary prints peergate beside every bart variant of the same
+// benchmark with the ratio best-bart / peergate (above 1: peergate is
+// faster or smaller).
+func printSummary(w io.Writer) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	type key struct{ bench, unit string }
+	var keys []key
+	vals := map[key]map[string]float64{}
+	for _, r := range results {
+		k := key{r.bench, r.unit}
+		if vals[k] == nil {
+			vals[k] = map[string]float64{}
+			keys = append(keys, k)
+		}
+		vals[k][r.impl] = r.v
+	}
+	fmt.Fprintf(w, "\nsummary (lower is better; ratio = best bart / peergate)\n")
+	fmt.Fprintf(w, "%-22s %-8s %12s %12s %12s %12s %12s %8s\n", "benchmark", "unit", "peergate", "bart-fast", "bart", "bart-lite", "bart-persist", "ratio")
+	for _, k := range keys {
+		v := vals[k]
+		pg, ok := v["peergate"]
+		if !ok {
+			continue
+		}
+		col := func(impl string) string {
+			if x, ok := v[impl]; ok {
+				return fmt.Sprintf("%12.1f", x)
+			}
+			return fmt.Sprintf("%12s", "-")
+		}
+		best := 0.0
+		for impl, x := range v {
+			if strings.HasPrefix(impl, "bart") && (best == 0 || x < best) {
+				best = x
+			}
+		}
+		ratio := "-"
+		if best > 0 && pg > 0 {
+			ratio = fmt.Sprintf("%.2fx", best/pg)
+		}
+		fmt.Fprintf(w, "%-22s %-8s %12.1f %s %s %s %s %8s\n", k.bench, k.unit, pg,
+			col("bart-fast"), col("bart"), col("bart-lite"), col("bart-persist"), ratio)
+	}
 }
