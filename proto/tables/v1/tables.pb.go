@@ -533,7 +533,9 @@ type Vpc struct {
 	Routes []*Route `protobuf:"bytes,7,rep,name=routes,proto3" json:"routes,omitempty"`
 	// Delivery routes inside this VPC (subnets, static routes, BGP-learned
 	// routes): the second lookup, after a packet crossed into this VPC.
-	// Every action here is ACTION_DELIVER or ACTION_DROP.
+	// Every action here is ACTION_DELIVER, ACTION_DROP or ACTION_LOCAL (the
+	// gateway's own router and connect addresses). A VPC without a peergate
+	// attachment has a nil attachment: nothing is delivered to it.
 	LocalRoutes   []*Route `protobuf:"bytes,8,rep,name=local_routes,json=localRoutes,proto3" json:"local_routes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
