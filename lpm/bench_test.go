@@ -25,7 +25,21 @@ import (
 	"time"
 
 	"github.com/gaissmai/bart"
+	"golang.org/x/sys/unix"
 )
+
+// cpuTime reads a CPU-time clock. The machine these benchmarks run on is
+// shared, so wall time per operation includes time spent descheduled; CPU
+// time does not, and the summary reports both.
+func cpuTime(clock int32) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+func procCPU() time.Duration { return cpuTime(unix.CLOCK_PROCESS_CPUTIME_ID) }
 
 type fullTable struct {
 	routes       []Route
@@ -130,39 +144,43 @@ func BenchmarkLookup4(b *testing.B) {
 	b.Run("peergate", func(b *testing.B) {
 		s := f.pg.Snapshot()
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := s.Lookup4(f.addr4[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.pg.Lookup(f.addr4n[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.bf.Lookup(f.addr4n[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("bart", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.bt.Lookup(f.addr4n[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 }
 
@@ -171,21 +189,23 @@ func BenchmarkLookup4Uniform(b *testing.B) {
 	b.Run("peergate", func(b *testing.B) {
 		s := f.pg.Snapshot()
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := s.Lookup4(f.addr4u[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.bf.Lookup(f.addr4un[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 }
 
@@ -195,12 +215,14 @@ func BenchmarkLookup4Batch(b *testing.B) {
 	b.Run("peergate", func(b *testing.B) {
 		vals := make([]uint32, 32)
 		i := 0
+		c0 := procCPU()
 		for b.Loop() {
 			f.pg.Lookup4Batch(f.addr4[i:i+32], vals)
 			i = (i + 32) & (nAddr - 1)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/32, "ns/addr")
 		record(b, "ns/addr", float64(b.Elapsed().Nanoseconds())/float64(b.N)/32)
+		record(b, "cpu-ns/addr", float64((procCPU()-c0).Nanoseconds())/float64(b.N)/32)
 	})
 }
 
@@ -209,40 +231,44 @@ func BenchmarkLookup6(b *testing.B) {
 	b.Run("peergate", func(b *testing.B) {
 		s := f.pg.Snapshot()
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			j := i & (nAddr - 1)
 			v, _ := s.Lookup6(f.hi6[j], f.lo6[j])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.pg.Lookup(f.addr6[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("bart-fast", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.bf.Lookup(f.addr6[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 	b.Run("bart", func(b *testing.B) {
 		var x uint32
+		c0 := procCPU()
 		for i := 0; b.Loop(); i++ {
 			v, _ := f.bt.Lookup(f.addr6[i&(nAddr-1)])
 			x += v
 		}
 		sink = x
-		recordNs(b)
+		recordNs(b, c0)
 	})
 }
 
@@ -342,60 +368,62 @@ func BenchmarkBuild(b *testing.B) {
 func BenchmarkUpdate(b *testing.B) {
 	f := loadFull(b)
 	pick := func(rnd *rand.Rand) Route { return f.routes[rnd.IntN(len(f.routes))] }
-	report := func(b *testing.B, lat []time.Duration) {
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
-		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
-		record(b, "p50-ns", float64(lat[len(lat)/2].Nanoseconds()))
-		record(b, "p99-ns", float64(lat[len(lat)*99/100].Nanoseconds()))
+	// timed runs op and returns its wall and thread CPU time; the caller
+	// holds its OS thread so the thread clock is the operation's own.
+	timed := func(op func()) (wall, cpu time.Duration) {
+		c0 := cpuTime(unix.CLOCK_THREAD_CPUTIME_ID)
+		t0 := time.Now()
+		op()
+		return time.Since(t0), cpuTime(unix.CLOCK_THREAD_CPUTIME_ID) - c0
+	}
+	report := func(b *testing.B, lat, cpu []time.Duration) {
+		for _, m := range []struct {
+			unit string
+			d    []time.Duration
+		}{{"", lat}, {"cpu-", cpu}} {
+			slices.Sort(m.d)
+			p50 := float64(m.d[len(m.d)/2].Nanoseconds())
+			p99 := float64(m.d[len(m.d)*99/100].Nanoseconds())
+			b.ReportMetric(p50, m.unit+"p50-ns")
+			b.ReportMetric(p99, m.unit+"p99-ns")
+			b.ReportMetric(float64(m.d[len(m.d)-1].Nanoseconds()), m.unit+"max-ns")
+			record(b, m.unit+"p50-ns", p50)
+			record(b, m.unit+"p99-ns", p99)
+		}
+	}
+	// run times delete and re-insert of random routes of the full table.
+	run := func(b *testing.B, del func(Route), ins func(Route)) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		rnd := rand.New(rand.NewPCG(7, 7))
+		var lat, cpu []time.Duration
+		for b.Loop() {
+			r := pick(rnd)
+			w1, c1 := timed(func() { del(r) })
+			w2, c2 := timed(func() { ins(r) })
+			lat = append(lat, w1, w2)
+			cpu = append(cpu, c1, c2)
+		}
+		report(b, lat, cpu)
 	}
 	b.Run("peergate", func(b *testing.B) {
 		t, err := Build(f.routesSorted)
 		if err != nil {
 			b.Fatal(err)
 		}
-		rnd := rand.New(rand.NewPCG(7, 7))
-		var lat []time.Duration
-		for b.Loop() {
-			r := pick(rnd)
-			t0 := time.Now()
-			t.Delete(r.Prefix)
-			t1 := time.Now()
+		run(b, func(r Route) { t.Delete(r.Prefix) }, func(r Route) {
 			if err := t.Insert(r.Prefix, r.Value); err != nil {
 				b.Fatal(err)
 			}
-			lat = append(lat, t1.Sub(t0), time.Since(t1))
-		}
-		report(b, lat)
+		})
 	})
 	b.Run("bart-persist", func(b *testing.B) {
 		t := f.bt.Clone()
-		rnd := rand.New(rand.NewPCG(7, 7))
-		var lat []time.Duration
-		for b.Loop() {
-			r := pick(rnd)
-			t0 := time.Now()
-			t = t.DeletePersist(r.Prefix)
-			t1 := time.Now()
-			t = t.InsertPersist(r.Prefix, r.Value)
-			lat = append(lat, t1.Sub(t0), time.Since(t1))
-		}
-		report(b, lat)
+		run(b, func(r Route) { t = t.DeletePersist(r.Prefix) }, func(r Route) { t = t.InsertPersist(r.Prefix, r.Value) })
 	})
 	b.Run("bart", func(b *testing.B) {
 		t := f.bt.Clone()
-		rnd := rand.New(rand.NewPCG(7, 7))
-		var lat []time.Duration
-		for b.Loop() {
-			r := pick(rnd)
-			t0 := time.Now()
-			t.Delete(r.Prefix)
-			t1 := time.Now()
-			t.Insert(r.Prefix, r.Value)
-			lat = append(lat, t1.Sub(t0), time.Since(t1))
-		}
-		report(b, lat)
+		run(b, func(r Route) { t.Delete(r.Prefix) }, func(r Route) { t.Insert(r.Prefix, r.Value) })
 	})
 }
 
@@ -421,7 +449,13 @@ func record(b *testing.B, unit string, v float64) {
 	resultsMu.Unlock()
 }
 
-func recordNs(b *testing.B) { record(b, "ns/op", float64(b.Elapsed().Nanoseconds())/float64(b.N)) }
+// recordNs records wall and process CPU time per operation since c0.
+func recordNs(b *testing.B, c0 time.Duration) {
+	cpu := float64((procCPU() - c0).Nanoseconds()) / float64(b.N)
+	b.ReportMetric(cpu, "cpu-ns/op")
+	record(b, "ns/op", float64(b.Elapsed().Nanoseconds())/float64(b.N))
+	record(b, "cpu-ns/op", cpu)
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
