@@ -50,14 +50,15 @@ func (s *Speaker) onPeer(ev *api.WatchEventResponse_PeerEvent) {
 func (s *Speaker) setUpLocked(n *neighbor, up bool) {
 	n.up = up
 	n.since = time.Now()
-	kind := SessionUp
+	kind, word := SessionUp, "up"
 	if !up {
+		word = "down"
 		kind = SessionDown
 		if w := n.forgetAll(); len(w) > 0 {
 			s.pushUpdatesLocked(n.cfg.VPC, w)
 		}
 	}
-	s.log.Info("bgp session "+map[bool]string{true: "up", false: "down"}[up],
+	s.log.Info("bgp session "+word,
 		"vpc", n.cfg.VPC, "neighbor", n.name, "asn", n.cfg.ASN)
 	s.pending = append(s.pending, Event{Kind: kind, VPC: n.cfg.VPC, Neighbor: n.name})
 	s.signal()
