@@ -67,15 +67,17 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 		configs = append(configs, config{name: "peergate pipeline", in: pl.in, out: pl.out, pl: pl})
 	}
 	samples := make([][]float64, len(configs))
+	perCPU := make([][]float64, len(configs))
 	res := make([]result, len(configs))
 	for round := 0; round < rounds; round++ {
 		for i, c := range configs {
 			if c.testpmd != "" && b.skipTestpmd {
 				samples[i] = append(samples[i], 1)
+				perCPU[i] = append(perCPU[i], 1)
 				res[i] = result{Name: c.name + " (skipped)"}
 				continue
 			}
-			var mpps float64
+			var mpps sample
 			var err error
 			if c.testpmd != "" {
 				mpps, res[i].Command, err = b.runTestpmd(c.testpmd)
@@ -94,18 +96,23 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 			if res[i].Name == "" {
 				res[i].Name = c.name
 			}
-			samples[i] = append(samples[i], mpps)
-			b.log.Debug("sample", "run", c.name, "round", round, "mpps", mpps)
+			samples[i] = append(samples[i], mpps.mpps)
+			perCPU[i] = append(perCPU[i], mpps.perCPU)
+			b.log.Debug("sample", "run", c.name, "round", round, "mpps", mpps.mpps, "mpps_per_cpu_second", mpps.perCPU)
 		}
 	}
 	for i := range res {
 		res[i].Mpps = median(samples[i])
 		res[i].Samples = samples[i]
+		res[i].MppsPerCPU = median(perCPU[i])
 	}
 	for i := range res {
 		res[i].Ratio = res[i].Mpps / res[0].Mpps
-		if hz > 0 && res[i].Mpps > 0 {
-			res[i].CyclesPerPkt = hz / (res[i].Mpps * 1e6)
+		if res[0].MppsPerCPU > 0 {
+			res[i].RatioPerCPU = res[i].MppsPerCPU / res[0].MppsPerCPU
+		}
+		if hz > 0 && res[i].MppsPerCPU > 0 {
+			res[i].CyclesPerPkt = hz / (res[i].MppsPerCPU * 1e6)
 		}
 	}
 	return res, nil
@@ -115,7 +122,7 @@ var ppsRE = regexp.MustCompile(`Tx-pps:\s+(\d+)`)
 
 // runTestpmd runs testpmd for warm-up + dur and returns the median of the
 // null port's per-second Tx-pps samples after the first.
-func (b *bench) runTestpmd(mode string) (float64, string, error) {
+func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	args := append(b.ealArgs(fmt.Sprintf("pgbenchtp%d", os.Getpid())),
 		"--vdev", "net_pcap0,rx_pcap="+b.pcap+",infinite_rx=1", "--vdev", "net_null0,no-rx=1",
 		"--", "--forward-mode="+mode, "--stats-period=1", "--total-num-mbufs=16384", "--nb-cores=1")
@@ -123,14 +130,14 @@ func (b *bench) runTestpmd(mode string) (float64, string, error) {
 	command := b.testpmd + " " + strings.Join(args, " ")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return 0, command, err
+		return sample{}, command, err
 	}
 	cmd.Stderr = os.Stderr
 	if b.quiet {
 		cmd.Stderr = io.Discard
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, command, fmt.Errorf("start %s (Debian package dpdk-dev): %w", b.testpmd, err)
+		return sample{}, command, fmt.Errorf("start %s (Debian package dpdk-dev): %w", b.testpmd, err)
 	}
 	// Each stats block lists port 0 (pcap) then port 1 (null); the null
 	// port's Tx-pps is every second sample.
@@ -153,18 +160,35 @@ func (b *bench) runTestpmd(mode string) (float64, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.dur+30*time.Second)
 	defer cancel()
 	var got []float64
+	var cpu0, cpu1 time.Duration
+	tid := 0
 	want := int(b.dur/time.Second) + 2
 	for len(got) < want {
+		// Samples from the third on count; CPU time is read at the same
+		// moments.
+		if len(got) == 2 || len(got) == want-1 {
+			if tid == 0 {
+				tid, _ = threadByName(cmd.Process.Pid, "rte-worker")
+			}
+			if tid != 0 {
+				c, _ := threadCPU(cmd.Process.Pid, tid)
+				if len(got) == 2 {
+					cpu0 = c
+				} else {
+					cpu1 = c
+				}
+			}
+		}
 		select {
 		case v, ok := <-samples:
 			if !ok {
 				_ = cmd.Wait()
-				return 0, command, fmt.Errorf("testpmd %s ended after %d samples: %s", mode, len(got), command)
+				return sample{}, command, fmt.Errorf("testpmd %s ended after %d samples: %s", mode, len(got), command)
 			}
 			got = append(got, v)
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
-			return 0, command, fmt.Errorf("testpmd %s: no stats in time: %s", mode, command)
+			return sample{}, command, fmt.Errorf("testpmd %s: no stats in time: %s", mode, command)
 		}
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
@@ -182,8 +206,20 @@ func (b *bench) runTestpmd(mode string) (float64, string, error) {
 		<-done
 	}
 	// The first samples include start-up.
-	return median(got[2:]) / 1e6, command, nil
+	sm := sample{mpps: median(got[2:]) / 1e6}
+	if cpu1 > cpu0 {
+		var sum float64
+		for _, v := range got[3:] {
+			sum += v
+		}
+		sm.perCPU = sum / (cpu1 - cpu0).Seconds() / 1e6
+	}
+	return sm, command, nil
 }
+
+// sample is one run: Mpps over wall time, and over the forwarding thread's
+// CPU time (0 when unknown).
+type sample struct{ mpps, perCPU float64 }
 
 func median(v []float64) float64 {
 	if len(v) == 0 {
@@ -196,7 +232,7 @@ func median(v []float64) float64 {
 
 // runOurs runs the runtime with one worker on b.core and returns the null
 // port's packets per second over dur after one second of warm-up.
-func (b *bench) runOurs(np runtime.NewProcessor, in, out uint16) (float64, error) {
+func (b *bench) runOurs(np runtime.NewProcessor, in, out uint16) (sample, error) {
 	b.runs++
 	return b.measure(np, []runtime.PortConfig{
 		{ID: in, Name: "pcap", Device: fmt.Sprintf("net_pcap_b%d,rx_pcap=%s,infinite_rx=1", b.runs, b.pcap)},
@@ -208,11 +244,11 @@ func (b *bench) runOurs(np runtime.NewProcessor, in, out uint16) (float64, error
 // the output port a pcap port that receives the priming packets once (the
 // host's ARP, so its neighbour is known) and drops what it transmits like
 // net_null.
-func (b *bench) runPipeline(pl *pipelineRun) (float64, error) {
+func (b *bench) runPipeline(pl *pipelineRun) (sample, error) {
 	b.runs++
 	np, p, err := pipelineProcessor(pl.tables)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	mpps, err := b.measure(np, []runtime.PortConfig{
 		{ID: pl.in, Name: "in", Device: fmt.Sprintf("net_pcap_b%d,rx_pcap=%s,infinite_rx=1", b.runs, pl.stream)},
@@ -223,29 +259,37 @@ func (b *bench) runPipeline(pl *pipelineRun) (float64, error) {
 	return mpps, err
 }
 
-func (b *bench) measure(np runtime.NewProcessor, ports []runtime.PortConfig) (float64, error) {
+func (b *bench) measure(np runtime.NewProcessor, ports []runtime.PortConfig) (sample, error) {
 	cfg := runtime.Config{Workers: 1, Cores: []int{b.core}, IdleSleep: -1, Logger: b.log, Ports: ports}
 	r, err := runtime.New(cfg, np)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	defer r.Close()
 	if err := r.Start(); err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	time.Sleep(time.Second)
 	s0, err := r.Stats()
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
+	pid, tid := os.Getpid(), r.WorkerThreads()[0]
+	c0, _ := threadCPU(pid, tid)
 	t0 := time.Now()
 	time.Sleep(b.dur)
 	s1, err := r.Stats()
 	el := time.Since(t0)
+	c1, _ := threadCPU(pid, tid)
 	if err != nil {
-		return 0, err
+		return sample{}, err
 	}
 	r.Stop()
 	b.log.Info("worker counters", "counters", fmt.Sprintf("%+v", s1.Total))
-	return float64(s1.Total.TxPackets-s0.Total.TxPackets) / el.Seconds() / 1e6, nil
+	pkts := float64(s1.Total.TxPackets - s0.Total.TxPackets)
+	sm := sample{mpps: pkts / el.Seconds() / 1e6}
+	if c1 > c0 {
+		sm.perCPU = pkts / (c1 - c0).Seconds() / 1e6
+	}
+	return sm, nil
 }

@@ -29,6 +29,8 @@ type result struct {
 	Mpps         float64   `json:"mpps"`
 	Ratio        float64   `json:"ratio_to_testpmd_io,omitempty"`
 	CyclesPerPkt float64   `json:"cycles_per_packet,omitempty"`
+	MppsPerCPU   float64   `json:"mpps_per_cpu_second"`
+	RatioPerCPU  float64   `json:"ratio_per_cpu_second,omitempty"`
 	Command      string    `json:"command"`
 	Samples      []float64 `json:"samples_mpps"`
 }
@@ -99,10 +101,11 @@ func main() {
 		_ = enc.Encode(res)
 		return
 	}
-	fmt.Printf("%-28s %8s %8s %10s   %s\n", "run", "Mpps", "ratio", "cycles/pkt", "samples")
+	fmt.Printf("%-28s %8s %8s %10s %9s %10s   %s\n", "run", "Mpps", "ratio", "Mpps/CPU", "ratio/CPU", "cycles/pkt", "samples (Mpps)")
 	for _, r := range res {
-		fmt.Printf("%-28s %8.2f %8.3f %10.1f   %.2f\n", r.Name, r.Mpps, r.Ratio, r.CyclesPerPkt, r.Samples)
+		fmt.Printf("%-28s %8.2f %8.3f %10.2f %9.3f %10.1f   %.2f\n", r.Name, r.Mpps, r.Ratio, r.MppsPerCPU, r.RatioPerCPU, r.CyclesPerPkt, r.Samples)
 	}
+	fmt.Println("# Mpps/CPU: packets per second of the forwarding thread's own CPU time; cycles/pkt = TSC Hz / that.")
 	for _, r := range res {
 		fmt.Printf("# %s: %s\n", r.Name, r.Command)
 	}

@@ -325,6 +325,16 @@ func (r *Runtime) Close() error {
 // batches, held by processors, or leaked.
 func (r *Runtime) MbufsInUse() int { return r.pool.InUse() }
 
+// WorkerThreads returns the Linux thread id of each running worker (0 for
+// one not running): benchmarks read their CPU time from /proc.
+func (r *Runtime) WorkerThreads() []int {
+	out := make([]int, len(r.workers))
+	for i, w := range r.workers {
+		out[i] = int(w.tid.Load())
+	}
+	return out
+}
+
 // PortInfo describes one attached port.
 type PortInfo struct {
 	Name       string

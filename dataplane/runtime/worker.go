@@ -95,6 +95,7 @@ type worker struct {
 	stats  workerCounters
 	byID   []int16
 	lastTk int64
+	tid    atomic.Int32 // the pinned thread's id, for per-thread CPU accounting
 }
 
 func newWorker(r *Runtime, id int) (w *worker, err error) {
@@ -180,6 +181,7 @@ func (w *worker) run(ready chan<- error) {
 		return
 	}
 	defer dpdk.UnregisterThread()
+	w.tid.Store(int32(unix.Gettid()))
 	w.r.log.Info("worker running", "worker", w.id, "cpu", w.cpu, "lcore", lcore, "queues", len(w.rxqs))
 	ready <- nil
 	w.loop()
