@@ -91,9 +91,27 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 				return nil, fmt.Errorf("fib: nat table %d segment %d: %s and %s differ in length or family", i+1, j, from, to)
 			}
 			from, to = from.Masked(), to.Masked()
-			tab.Segments = append(tab.Segments, NatSegment{From: from, To: to, Bits: uint8(to.Bits()), To16: to.Addr().As16()})
+			seg := NatSegment{From: from, To: to, Bits: uint8(to.Bits()), To16: to.Addr().As16()}
+			if from.Addr().Is4() {
+				seg.From4, seg.Mask4 = v4(from.Addr()), ^uint32(0)<<(32-from.Bits())
+				if from.Bits() == 0 {
+					seg.Mask4 = 0
+				}
+			}
+			tab.Segments = append(tab.Segments, seg)
 			if err := tab.LPM.Insert(from, uint32(j)); err != nil {
 				return nil, fmt.Errorf("fib: nat table %d: %w", i+1, err)
+			}
+		}
+		tab.Small = len(tab.Segments) <= SmallNat
+		for a := range tab.Segments {
+			if !tab.Segments[a].From.Addr().Is4() {
+				tab.Small = false
+			}
+			for b := range a {
+				if tab.Segments[a].From.Overlaps(tab.Segments[b].From) {
+					tab.Small = false
+				}
 			}
 		}
 		s.NatTables = append(s.NatTables, tab)
@@ -120,12 +138,15 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 		s.NatPools = append(s.NatPools, np)
 	}
 	peerings := map[string]uint16{"": 0}
+	// Identical action lists share one group: a full table's routes mostly
+	// point at a handful of them.
+	groups := map[string]uint32{}
 	nclass := 0
 	for i, v := range t.GetVpcs() {
 		if int(v.GetId()) != i {
 			return nil, fmt.Errorf("fib: vpc %q: id %d at index %d", v.GetName(), v.GetId(), i)
 		}
-		vpc, err := s.buildVPC(t, v, peerings)
+		vpc, err := s.buildVPC(t, v, peerings, groups)
 		if err != nil {
 			return nil, fmt.Errorf("fib: vpc %q: %w", v.GetName(), err)
 		}
@@ -155,9 +176,8 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 	return s, nil
 }
 
-func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[string]uint16) (VPC, error) {
-	vpc := VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(),
-		Routes: lpm.New(), SrcRoutes: lpm.New(), Local: lpm.New(), MTU: DefaultMTU}
+func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[string]uint16, groups map[string]uint32) (VPC, error) {
+	vpc := VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(), MTU: DefaultMTU}
 	if a := v.GetAttachment(); a != nil && a.GetKind() != tablesv1.Attachment_KIND_UNSPECIFIED {
 		if int(a.GetPortId()) >= len(s.Ports) {
 			return vpc, fmt.Errorf("attachment port %d: no such port", a.GetPortId())
@@ -199,25 +219,20 @@ func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[st
 			return vpc, fmt.Errorf("unknown attachment kind %v", a.GetKind())
 		}
 	}
+	var routes, srcRoutes, local []lpm.Route
 	for _, r := range v.GetRoutes() {
 		pfx, err := parsePrefixOrAddr(r.GetPrefix())
 		if err != nil {
 			return vpc, fmt.Errorf("route: %w", err)
 		}
-		pfx = pfx.Masked()
-		acts, err := s.actions(t, pfx, r.GetActions(), peerings, false)
+		g, err := s.group(t, pfx, r.GetActions(), peerings, groups, false)
 		if err != nil {
 			return vpc, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
 		}
-		g := s.addGroup(acts)
 		if r.GetMatchSource() {
-			vpc.HasSrcRoutes = true
-			err = vpc.SrcRoutes.Insert(pfx, g)
+			srcRoutes = append(srcRoutes, lpm.Route{Prefix: pfx.Masked(), Value: g})
 		} else {
-			err = vpc.Routes.Insert(pfx, g)
-		}
-		if err != nil {
-			return vpc, err
+			routes = append(routes, lpm.Route{Prefix: pfx.Masked(), Value: g})
 		}
 	}
 	localAct := s.addGroup([]Action{{Kind: ActLocal}})
@@ -234,25 +249,31 @@ func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[st
 		if a.Is6() && !vpc.HasIP6 {
 			vpc.RouterIP6, vpc.HasIP6 = a.As16(), true
 		}
-		// Router IPs are local whatever the compiled routes say:
-		// inserted last so they replace any compiled route.
-		if err := vpc.Routes.Insert(netip.PrefixFrom(a, a.BitLen()), localAct); err != nil {
-			return vpc, err
-		}
+		// Router IPs are local whatever the compiled routes say: appended
+		// last, they replace any compiled route for the same prefix.
+		routes = append(routes, lpm.Route{Prefix: netip.PrefixFrom(a, a.BitLen()), Value: localAct})
 	}
 	for _, r := range v.GetLocalRoutes() {
 		pfx, err := parsePrefixOrAddr(r.GetPrefix())
 		if err != nil {
 			return vpc, fmt.Errorf("local route: %w", err)
 		}
-		pfx = pfx.Masked()
-		acts, err := s.actions(t, pfx, r.GetActions(), peerings, true)
+		g, err := s.group(t, pfx, r.GetActions(), peerings, groups, true)
 		if err != nil {
 			return vpc, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
 		}
-		if err := vpc.Local.Insert(pfx, s.addGroup(acts)); err != nil {
-			return vpc, err
-		}
+		local = append(local, lpm.Route{Prefix: pfx.Masked(), Value: g})
+	}
+	var err error
+	if vpc.Routes, err = lpm.Build(routes); err != nil {
+		return vpc, fmt.Errorf("routes: %w", err)
+	}
+	if vpc.SrcRoutes, err = lpm.Build(srcRoutes); err != nil {
+		return vpc, fmt.Errorf("source routes: %w", err)
+	}
+	vpc.HasSrcRoutes = len(srcRoutes) > 0
+	if vpc.Local, err = lpm.Build(local); err != nil {
+		return vpc, fmt.Errorf("local routes: %w", err)
 	}
 	return vpc, nil
 }
@@ -262,6 +283,32 @@ func (s *Snapshot) addGroup(acts []Action) uint32 {
 	s.Actions = append(s.Actions, acts...)
 	s.Groups = append(s.Groups, g)
 	return uint32(len(s.Groups) - 1)
+}
+
+// group returns the group of the compiled actions, shared with every earlier
+// route whose actions (and, for destination NAT, prefix length) are equal.
+func (s *Snapshot) group(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Action, peerings map[string]uint16, groups map[string]uint32, local bool) (uint32, error) {
+	var kb []byte
+	if local {
+		kb = append(kb, 'L')
+	}
+	for _, a := range in {
+		kb = fmt.Appendf(kb, "%d|%d|%s|%d|%s|%s|%d|%d|%d|%d;", a.GetKind(), a.GetDstVpc(), a.GetVia(), a.GetTtlDecrement(), a.GetPeering(),
+			a.GetDstNat(), a.GetSrcNat(), a.GetSnatPool(), a.GetReversePool(), a.GetIngressFilter())
+		if a.GetDstNat() != "" {
+			kb = fmt.Appendf(kb, "/%d", pfx.Bits())
+		}
+	}
+	if g, ok := groups[string(kb)]; ok {
+		return g, nil
+	}
+	acts, err := s.actions(t, pfx, in, peerings, local)
+	if err != nil {
+		return 0, err
+	}
+	g := s.addGroup(acts)
+	groups[string(kb)] = g
+	return g, nil
 }
 
 func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Action, peerings map[string]uint16, local bool) ([]Action, error) {

@@ -118,6 +118,30 @@ type Action struct {
 type NatTable struct {
 	LPM      *lpm.Table // value = index into Segments
 	Segments []NatSegment
+	// Small is set when the table has at most SmallNat IPv4 segments that do
+	// not overlap: Lookup4 then scans them instead of walking the trie.
+	Small bool
+}
+
+// SmallNat is the largest NAT table scanned linearly.
+const SmallNat = 4
+
+// Lookup4 returns the segment holding a (host order).
+func (t *NatTable) Lookup4(a uint32) (*NatSegment, bool) {
+	if t.Small {
+		for i := range t.Segments {
+			s := &t.Segments[i]
+			if a&s.Mask4 == s.From4 {
+				return s, true
+			}
+		}
+		return nil, false
+	}
+	i, ok := t.LPM.Lookup4(a)
+	if !ok {
+		return nil, false
+	}
+	return &t.Segments[i], true
 }
 
 // NatSegment maps From onto To.
@@ -125,6 +149,8 @@ type NatSegment struct {
 	From, To netip.Prefix
 	Bits     uint8
 	To16     [16]byte
+	// IPv4 segments: From's network and mask, host order.
+	From4, Mask4 uint32
 }
 
 // NatPool is a stateful NAT pool (translated by the stateful NAT hook).

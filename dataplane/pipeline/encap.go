@@ -31,28 +31,13 @@ func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16,
 		w.fail(b, DropNoRoute, held)
 		return
 	}
-	e := w.lookupNeigh(&k)
-	if e == nil {
-		w.holdFor(b, vid, k, k, hash, etype, held)
-		return
-	}
-	var vtep uint32
-	var vtepMAC [6]byte
-	if vpc.Kind == fib.AttachVXLAN {
-		vtep = vpc.VTEPs[0]
-		km := keyMAC(uint16(vid), e.mac)
-		if le := w.lookupNeigh(&km); le != nil {
-			vtep = le.vtep
-		}
-		ok := key4(scopePort|uint32(vpc.Port), vtep)
-		oe := w.lookupNeigh(&ok)
-		if oe == nil {
-			w.holdFor(b, vid, k, ok, hash, etype, held)
+	a := &w.adj[neighHash(&k)&(adjCacheSize-1)]
+	if a.gen != w.learnGen || a.key != k || w.now >= a.until {
+		if !w.resolve(a, b, vid, vpc, k, hash, etype, held) {
 			return
 		}
-		vtepMAC = oe.mac
 	}
-	if !w.pushL2(b, vpc, e.mac, etype, vtep, vtepMAC, hash) {
+	if !w.pushL2(b, vpc, a.mac, etype, a.vtep, a.vtepMAC, hash) {
 		w.fail(b, DropNoHeadroom, held)
 		return
 	}
@@ -62,6 +47,37 @@ func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16,
 		return
 	}
 	w.tx(b, vpc.Port)
+}
+
+// resolve fills adjacency a for next hop k in vpc from the neighbour table,
+// or holds b (and reports false) while something is unresolved.
+func (w *Worker) resolve(a *adjacency, b *Buf, vid int, vpc *fib.VPC, k neighKey, hash uint32, etype uint16, held bool) bool {
+	e := w.lookupNeigh(&k)
+	if e == nil {
+		w.holdFor(b, vid, k, k, hash, etype, held)
+		return false
+	}
+	until := e.updated + neighLifetime
+	var vtep uint32
+	var vtepMAC [6]byte
+	if vpc.Kind == fib.AttachVXLAN {
+		vtep = vpc.VTEPs[0]
+		km := keyMAC(uint16(vid), e.mac)
+		if le := w.lookupNeigh(&km); le != nil {
+			vtep = le.vtep
+			until = min(until, le.updated+neighLifetime)
+		}
+		ok := key4(scopePort|uint32(vpc.Port), vtep)
+		oe := w.lookupNeigh(&ok)
+		if oe == nil {
+			w.holdFor(b, vid, k, ok, hash, etype, held)
+			return false
+		}
+		vtepMAC = oe.mac
+		until = min(until, oe.updated+neighLifetime)
+	}
+	*a = adjacency{key: k, gen: w.learnGen, until: until, mac: e.mac, vtep: vtep, vtepMAC: vtepMAC}
+	return true
 }
 
 // fail drops b: a burst buffer gets VerdictDrop, a held one goes back to the
@@ -92,7 +108,7 @@ func (w *Worker) pushL2(b *Buf, vpc *fib.VPC, dst [6]byte, etype uint16, vtep ui
 		packet.Ethernet(m).Encode(vtepMAC, vpc.MAC, packet.EtherTypeIPv4)
 		ipl := len(m) - packet.EthernetMinLen
 		w.ipID++
-		packet.IPv4(m[14:]).Encode(0, ipl, w.ipID, false, w.p.cfg.DefaultTTL, packet.ProtoUDP, w.snap.VTEP, vtep)
+		encodeOuter4(m[14:34], ipl, w.ipID, w.p.cfg.DefaultTTL, w.snap.VTEP, vtep)
 		packet.UDP(m[34:]).Encode(uint16(49152|hash&0x3fff), packet.VXLANPort, ipl-packet.IPv4MinLen, 0)
 		packet.VXLAN(m[42:]).Encode(vpc.VNI)
 		packet.Ethernet(m[50:]).Encode(dst, vpc.MAC, etype)
@@ -161,4 +177,19 @@ func (w *Worker) replyHash(b *Buf) uint32 {
 		return flowHash4(binary.BigEndian.Uint32(d[12:]), binary.BigEndian.Uint32(d[16:]), d[9], 0, 0)
 	}
 	return 0
+}
+
+// encodeOuter4 writes the outer IPv4 header of a VXLAN packet (no options,
+// DF clear, UDP) with its checksum summed in registers.
+func encodeOuter4(h []byte, totalLen int, id uint16, ttl uint8, src, dst uint32) {
+	_ = h[19]
+	binary.BigEndian.PutUint32(h[0:], 0x45000000|uint32(totalLen))
+	binary.BigEndian.PutUint32(h[4:], uint32(id)<<16)
+	w2 := uint32(ttl)<<8 | packet.ProtoUDP
+	binary.BigEndian.PutUint32(h[12:], src)
+	binary.BigEndian.PutUint32(h[16:], dst)
+	s := 0x4500 + uint32(totalLen) + uint32(id) + w2 + src>>16 + src&0xffff + dst>>16 + dst&0xffff
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	binary.BigEndian.PutUint32(h[8:], w2<<16|uint32(^uint16(s)))
 }

@@ -96,7 +96,7 @@ func (w *Worker) forward4(p *pkt) {
 		return
 	}
 	ip = ip[:tot]
-	if !ip.HeaderChecksumOK() {
+	if !headerChecksumOK(ip, ihl) {
 		w.drop(b, DropIPv4Checksum)
 		return
 	}
@@ -150,13 +150,11 @@ func (w *Worker) forward4(p *pkt) {
 			return
 		}
 		if act.SrcNAT != 0 {
-			nt := &s.NatTables[act.SrcNAT-1]
-			i, ok := nt.LPM.Lookup4(src)
+			seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(src)
 			if !ok {
 				w.drop(b, DropSrcNotExposed)
 				return
 			}
-			seg := &nt.Segments[i]
 			newSrc = rewrite4(src, &seg.To16, seg.Bits)
 		}
 		if act.HasDstNAT {
@@ -225,18 +223,18 @@ func (w *Worker) forward4(p *pkt) {
 // nat4 rewrites addresses and updates the IPv4 and transport checksums
 // incrementally (RFC 1624). A UDP checksum of 0 (none) stays 0.
 func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, newDst uint32) {
-	hc := ip.Checksum()
-	hc = packet.Update32(hc, src, newSrc)
-	hc = packet.Update32(hc, dst, newDst)
-	ip.SetChecksum(hc)
+	// One RFC 1624 delta (~m + m' over the four address words) serves both
+	// checksums.
+	delta := uint32(^uint16(src>>16)) + uint32(^uint16(src)) + uint32(^uint16(dst>>16)) + uint32(^uint16(dst)) +
+		newSrc>>16 + newSrc&0xffff + newDst>>16 + newDst&0xffff
+	ip.SetChecksum(^packet.Fold(uint32(^ip.Checksum()) + delta))
 	binary.BigEndian.PutUint32(ip[12:], newSrc)
 	binary.BigEndian.PutUint32(ip[16:], newDst)
 	if l4.csumOff < 0 || proto == packet.ProtoICMP {
 		return
 	}
 	c := ip[ihl+l4.csumOff:]
-	old := binary.BigEndian.Uint16(c)
-	n := packet.Update32(packet.Update32(old, src, newSrc), dst, newDst)
+	n := ^packet.Fold(uint32(^binary.BigEndian.Uint16(c)) + delta)
 	if proto == packet.ProtoUDP && n == 0 {
 		n = 0xffff
 	}
@@ -262,9 +260,7 @@ func (w *Worker) translateEmbedded4(icmp []byte, act *fib.Action) {
 		nsrc = rewrite4(esrc, &act.DstNATPfx, act.DstNATBits)
 	}
 	if act.SrcNAT != 0 {
-		nt := &s.NatTables[act.SrcNAT-1]
-		if i, ok := nt.LPM.Lookup4(edst); ok {
-			seg := &nt.Segments[i]
+		if seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(edst); ok {
 			ndst = rewrite4(edst, &seg.To16, seg.Bits)
 		}
 	}
@@ -292,3 +288,19 @@ func (w *Worker) translateEmbedded4(icmp []byte, act *fib.Action) {
 }
 
 func addr4(a [4]byte) uint32 { return binary.BigEndian.Uint32(a[:]) }
+
+// headerChecksumOK verifies an IPv4 header checksum; the option-less header
+// is summed in five 32-bit loads.
+func headerChecksumOK(ip []byte, ihl int) bool {
+	if ihl != packet.IPv4MinLen {
+		return packet.Fold(packet.Sum(ip[:ihl], 0)) == 0xffff
+	}
+	_ = ip[19]
+	s := uint64(binary.BigEndian.Uint32(ip[0:])) + uint64(binary.BigEndian.Uint32(ip[4:])) + uint64(binary.BigEndian.Uint32(ip[8:])) +
+		uint64(binary.BigEndian.Uint32(ip[12:])) + uint64(binary.BigEndian.Uint32(ip[16:]))
+	s = s&0xffffffff + s>>32
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	return s == 0xffff
+}

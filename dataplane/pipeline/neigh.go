@@ -141,8 +141,23 @@ func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
 	e = w.neigh.slot(k)
 	e.mac, e.vtep, e.resolved, e.updated = mac, vtep, true, w.now
 	w.p.neigh.put(e)
+	w.learnGen++
 	return true
 }
+
+// adjacency caches a fully resolved delivery (next hop MAC, remote VTEP and
+// its MAC) so the common case costs one probe instead of three. Any change
+// learned, and any new snapshot, invalidates every entry (learnGen).
+type adjacency struct {
+	key     neighKey
+	gen     uint64
+	until   int64
+	mac     [6]byte
+	vtepMAC [6]byte
+	vtep    uint32
+}
+
+const adjCacheSize = 256
 
 // shouldRequest reports whether a request for k may go out now, and records
 // that it does.

@@ -140,16 +140,20 @@ func (w *Worker) vxlanIn(p *pkt, off, ihl int) {
 		w.drop(b, DropInnerVLAN)
 		return
 	}
-	// Learn the underlay neighbour and which VTEP the inner MAC sits behind.
-	vpc := &s.VPCs[v]
-	k := key4(scopePort|uint32(vpc.Port), p.outerSrc)
-	if w.learn(&k, p.outerSrcMAC, 0) {
-		w.C.Events[EvNeighbourLearned]++
-		w.released(&k)
-	}
-	km := keyMAC(uint16(v), p.srcMAC)
-	if w.learn(&km, p.srcMAC, p.outerSrc) {
-		w.C.Events[EvVTEPLearned]++
+	// Learn the underlay neighbour and which VTEP the inner MAC sits behind
+	// (skipped while packets keep coming from what was just learned).
+	if p.outerSrc != w.memoOuter || p.srcMAC != w.memoMAC || v != w.memoVPC || w.memoGen != w.learnGen || w.now >= w.memoUntil {
+		vpc := &s.VPCs[v]
+		k := key4(scopePort|uint32(vpc.Port), p.outerSrc)
+		if w.learn(&k, p.outerSrcMAC, 0) {
+			w.C.Events[EvNeighbourLearned]++
+			w.released(&k)
+		}
+		km := keyMAC(uint16(v), p.srcMAC)
+		if w.learn(&km, p.srcMAC, p.outerSrc) {
+			w.C.Events[EvVTEPLearned]++
+		}
+		w.memoOuter, w.memoMAC, w.memoVPC, w.memoGen, w.memoUntil = p.outerSrc, p.srcMAC, v, w.learnGen, w.now+int64(1e9)
 	}
 	p.l3, p.etype = in+packet.EthernetMinLen, et
 	w.inVPC(p)

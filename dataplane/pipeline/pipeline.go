@@ -108,6 +108,18 @@ type Worker struct {
 
 	neigh neighCache
 	hold  holdQueue
+	adj   [adjCacheSize]adjacency
+	// learnGen changes whenever learning changed an entry or the snapshot
+	// changed: it validates adj and the learning memo.
+	learnGen uint64
+	lastSnap *fib.Snapshot
+	// memo skips re-learning from a run of VXLAN packets of one inner MAC
+	// behind one VTEP.
+	memoOuter uint32
+	memoMAC   [6]byte
+	memoVPC   int
+	memoGen   uint64
+	memoUntil int64
 
 	natReqs []NATRequest
 	natCtx  []natPending
@@ -129,6 +141,10 @@ func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
 // or released packets to out.Extra. now is monotonic nanoseconds.
 func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 	w.snap = w.p.fib.Load()
+	if w.snap != w.lastSnap {
+		w.lastSnap = w.snap
+		w.learnGen++
+	}
 	w.now = now
 	w.out = out
 	if w.hold.n > 0 {
