@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/peergate/peergate/controlplane/bgpsync"
 	"github.com/peergate/peergate/controlplane/manifest"
 	"github.com/peergate/peergate/controlplane/push"
 	"github.com/peergate/peergate/controlplane/server"
@@ -44,6 +45,7 @@ const usage = `controlplane - peergate control plane daemon
 
 Usage:
   controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
+               [--bgp-listen-port PORT] [--bgp-connect-retry DURATION]
 
 Owns the gateway's configuration: loads the configuration it persisted
 last from --state-dir, applies the --config files and directories on top
@@ -57,6 +59,19 @@ socket left by a crash is replaced) or host:port for TCP. --listen may be
 given more than once, e.g. a unix socket for gwctl and a TCP address for
 remote dataplanes. Both services are served on every address. The API has
 no authentication: keep TCP addresses on a management network.
+
+BGP: when the configuration has a Gateway with an ASN and an IPv4 router
+ID, an embedded BGP speaker (gobgp) runs with that identity and opens a
+session to every bgp.neighbors entry of each VPC with external: true;
+sessions follow every apply. Routes the neighbours advertise are compiled
+into the external VPCs' tables (filtered by each peering's ips/not, the
+side's metric added to the MED); each external's neighbours are told what
+its hosts reach through the gateway (its peers' exposed prefixes at their
+NATed addresses, and transit routes learned from other externals). The
+speaker connects out only: by default it does not listen
+(--bgp-listen-port -1); give a port (179 needs root or
+CAP_NET_BIND_SERVICE) to also accept sessions a neighbour opens.
+gwctl get bgp shows the sessions.
 
 SIGTERM or SIGINT stops it gracefully; dataplanes keep forwarding with
 their last tables and reconnect when it is back.
@@ -83,6 +98,9 @@ func run() int {
 	fs.Var(&configs, "config", "manifest file or directory (*.yaml, *.yml) applied at start (repeatable)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	format := fs.String("log-format", "text", "log format: text or json")
+	var bo bgpsync.Options
+	bgpPort := fs.Int("bgp-listen-port", -1, "TCP port the BGP speaker accepts sessions on; -1 = do not listen (connect out only)")
+	fs.DurationVar(&bo.ConnectRetry, "bgp-connect-retry", 5*time.Second, "pause between attempts to reach a BGP neighbour that is down")
 	printUsage := func(w io.Writer) {
 		fmt.Fprint(w, usage)
 		fs.SetOutput(w)
@@ -113,7 +131,12 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, log, listens, *stateDir, configs); err != nil {
+	if *bgpPort < -1 || *bgpPort > 65535 || *bgpPort == 0 {
+		fmt.Fprintf(os.Stderr, "controlplane: --bgp-listen-port %d: want -1 or 1..65535\n", *bgpPort)
+		return 2
+	}
+	bo.ListenPort, bo.Logger = int32(*bgpPort), log
+	if err := serve(ctx, log, listens, *stateDir, configs, bo); err != nil {
 		log.Error("controlplane stopped", "err", err)
 		return 1
 	}
@@ -135,7 +158,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string) error {
+func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string, bo bgpsync.Options) error {
 	st, err := store.Open(stateDir, log)
 	if err != nil {
 		return err
@@ -150,6 +173,21 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 			return err
 		}
 	}
+
+	// The BGP glue follows the server's generations; it stops the speaker
+	// (closing every session) when the daemon stops.
+	syncer := bgpsync.New(srv, bo)
+	srv.SetBGP(syncer)
+	bgpCtx, stopBGP := context.WithCancel(context.Background())
+	bgpDone := make(chan struct{})
+	go func() {
+		defer close(bgpDone)
+		_ = syncer.Run(bgpCtx)
+	}()
+	defer func() {
+		stopBGP()
+		<-bgpDone
+	}()
 
 	g := grpc.NewServer(srv.GRPCOptions()...)
 	srv.Register(g)

@@ -42,7 +42,7 @@ Offline (no controlplane needed):
 Against a controlplane (--server):
   apply    -f PATH... [--dry-run]   apply manifests, all or nothing
   delete   -f PATH... | KIND NAME...  delete objects
-  get      vpcs|peerings|routes [VPC]|objects [KIND]|tables|status [-o FMT]
+  get      vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status [-o FMT]
   stats    [-o json] [--dataplane ID]  counters pushed by the dataplanes
 
   help [COMMAND]                 help for a command
@@ -75,6 +75,8 @@ type opts struct {
 	output  string
 	dryRun  bool
 	dpID    string
+	// get bgp --advertised
+	advertised bool
 
 	stdout, stderr io.Writer
 	stdin          io.Reader

@@ -204,7 +204,7 @@ func getCmd() *command {
 	return &command{
 		name:    "get",
 		summary: "show the controlplane's configuration, routes and status",
-		usage:   "vpcs|peerings|routes [VPC]|objects [KIND]|tables|status [-o table|json|yaml]",
+		usage:   "vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status [-o table|json|yaml]",
 		remote:  true,
 		help: `Resources:
   vpcs            every VPC of the compiled configuration: attachment, subnets,
@@ -212,6 +212,10 @@ func getCmd() *command {
   peerings        Peering objects and Kube-OVN vpcPeerings, one line per pair
   routes [VPC]    the compiled routes of one VPC (all VPCs without VPC), with
                   their actions, NAT and filters
+  bgp [VPC]       the BGP speaker: every session of the external VPCs
+                  (neighbour, state, up/down time, prefixes received,
+                  accepted, learned and advertised); --advertised lists the
+                  prefixes each external VPC's neighbours are told
   objects [KIND]  the stored objects; -o yaml prints them as a manifest that
                   gwctl apply takes back
   tables          the complete compiled tables the dataplanes get
@@ -220,20 +224,24 @@ func getCmd() *command {
 
 Examples:
   gwctl get routes vpc-1
+  gwctl get bgp
   gwctl get status -o json
   gwctl get objects -o yaml > backup.yaml
 `,
-		flags: func(fs *flag.FlagSet, o *opts) { outputFlag(fs, o, "table", "json", "yaml") },
+		flags: func(fs *flag.FlagSet, o *opts) {
+			outputFlag(fs, o, "table", "json", "yaml")
+			fs.BoolVar(&o.advertised, "advertised", false, "get bgp: list the advertised prefixes")
+		},
 		run: func(ctx context.Context, o *opts, args []string) error {
 			if err := checkOutput(o, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if len(args) == 0 {
-				return usageError{"what to get: vpcs, peerings, routes, objects, tables or status"}
+				return usageError{"what to get: vpcs, peerings, routes, bgp, objects, tables or status"}
 			}
 			what, rest := args[0], args[1:]
 			maxArgs := 0
-			if what == "routes" || what == "route" || what == "objects" {
+			if what == "routes" || what == "route" || what == "objects" || what == "bgp" {
 				maxArgs = 1
 			}
 			if len(rest) > maxArgs {
@@ -260,8 +268,10 @@ Examples:
 				return printTables(o, resp.GetTables())
 			case "status":
 				return getStatus(ctx, o)
+			case "bgp":
+				return getBGP(ctx, o, arg)
 			}
-			return usageError{fmt.Sprintf("unknown resource %q: want vpcs, peerings, routes, objects, tables or status", what)}
+			return usageError{fmt.Sprintf("unknown resource %q: want vpcs, peerings, routes, bgp, objects, tables or status", what)}
 		},
 	}
 }
@@ -634,4 +644,50 @@ func printMap(w io.Writer, title string, m map[string]uint64) {
 		fmt.Fprintf(tw, "%s\t%d\n", k, m[k])
 	}
 	tw.Flush()
+}
+
+func getBGP(ctx context.Context, o *opts, vpc string) error {
+	resp, err := o.client.GetBGP(ctx, &apiv1.GetBGPRequest{Vpc: vpc, Advertised: o.advertised})
+	if err != nil {
+		return err
+	}
+	if o.output != "table" {
+		return printProto(o, resp)
+	}
+	w := o.stdout
+	if !resp.GetRunning() {
+		fmt.Fprintln(w, "BGP speaker not running (no Gateway with an ASN and an IPv4 router ID)")
+		return nil
+	}
+	listen := fmt.Sprintf("listens on port %d", resp.GetListenPort())
+	if resp.GetListenPort() < 0 {
+		listen = "connects out only"
+	}
+	fmt.Fprintf(w, "BGP  asn %d  router-id %s  %s\n", resp.GetAsn(), resp.GetRouterId(), listen)
+	if t := resp.GetLastLearnedCompile(); t != nil {
+		fmt.Fprintf(w, "learned routes compiled: %d, %s\n", resp.GetLearnedRoutes(), ago(t.AsTime()))
+	}
+	fmt.Fprintln(w)
+	if len(resp.GetSessions()) == 0 {
+		fmt.Fprintln(w, "no BGP neighbours configured (VPCs with external: true and bgp.neighbors)")
+		return nil
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "VPC\tNEIGHBOR\tASN\tSTATE\tUP/DOWN\tRECEIVED\tACCEPTED\tLEARNED\tADVERTISED")
+	for _, s := range resp.GetSessions() {
+		since := "never up"
+		if t := s.GetSince(); t != nil {
+			since = time.Since(t.AsTime()).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n", s.GetVpc(), fmt.Sprintf("%s:%d", s.GetNeighbor(), s.GetPort()),
+			s.GetAsn(), s.GetState(), since, s.GetReceived(), s.GetAccepted(), s.GetLearned(), s.GetAdvertised())
+	}
+	tw.Flush()
+	for _, a := range resp.GetAdvertisements() {
+		fmt.Fprintf(w, "\nadvertised to %s's neighbours: %d prefixes\n", a.GetVpc(), a.GetCount())
+		for _, p := range a.GetPrefixes() {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+	return nil
 }

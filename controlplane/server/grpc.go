@@ -195,3 +195,14 @@ func (s *Server) Stats(_ context.Context, req *apiv1.StatsRequest) (*apiv1.Stats
 	}
 	return resp, nil
 }
+
+// GetBGP implements apiv1.GatewayServer.
+func (s *Server) GetBGP(_ context.Context, req *apiv1.GetBGPRequest) (*apiv1.GetBGPResponse, error) {
+	s.mu.Lock()
+	r := s.bgp
+	s.mu.Unlock()
+	if r == nil {
+		return &apiv1.GetBGPResponse{}, nil
+	}
+	return r.BGPStatus(req), nil
+}

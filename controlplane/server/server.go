@@ -79,6 +79,39 @@ type Server struct {
 
 	saveMu   sync.Mutex
 	savedGen uint64
+
+	// changed is closed and replaced each time a new generation is live
+	// (guarded by mu), so followers such as the BGP glue wake up without
+	// the server knowing them.
+	changed chan struct{}
+	bgp     BGPReporter // guarded by mu
+}
+
+// BGPReporter answers GetBGP; the controlplane's BGP glue implements it.
+type BGPReporter interface {
+	BGPStatus(req *apiv1.GetBGPRequest) *apiv1.GetBGPResponse
+}
+
+// SetBGP installs what GetBGP reports; nil reports no speaker.
+func (s *Server) SetBGP(r BGPReporter) {
+	s.mu.Lock()
+	s.bgp = r
+	s.mu.Unlock()
+}
+
+// Changed returns a channel closed when the next generation goes live
+// (apply, delete or learned routes). Read Config and Tables after it
+// closes, then call Changed again.
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// notifyLocked wakes Changed's readers; called with mu held.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // New loads the stored configuration, compiles it and publishes its
@@ -93,6 +126,7 @@ func New(opts Options) (*Server, error) {
 		health:  health.NewServer(),
 		started: time.Now(),
 		cfg:     manifest.NewConfig(nil),
+		changed: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -260,6 +294,7 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 	s.cfg, s.gen, s.tables, s.compileErr = next, gen, t, nil
 	s.accepted++
 	s.lastChange = time.Now()
+	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.Publish(t)
 	res.Generation = gen
@@ -307,6 +342,7 @@ func (s *Server) SetLearned(l compile.Learned) error {
 	t.Generation = gen
 	s.mu.Lock()
 	s.learned, s.gen, s.tables, s.compileErr = l, gen, t, nil
+	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.Publish(t)
 	st := store.State{Generation: gen, Objects: s.cfg.Objects()}

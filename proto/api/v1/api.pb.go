@@ -2803,6 +2803,356 @@ func (x *DataplaneStats) GetStats() *v1.Stats {
 	return nil
 }
 
+type GetBGPRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this external VPC; "" = all.
+	Vpc string `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	// Include the advertised prefixes themselves (only their count otherwise).
+	Advertised    bool `protobuf:"varint,2,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBGPRequest) Reset() {
+	*x = GetBGPRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBGPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBGPRequest) ProtoMessage() {}
+
+func (x *GetBGPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBGPRequest.ProtoReflect.Descriptor instead.
+func (*GetBGPRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetBGPRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *GetBGPRequest) GetAdvertised() bool {
+	if x != nil {
+		return x.Advertised
+	}
+	return false
+}
+
+type GetBGPResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when no speaker runs (no Gateway ASN, or BGP turned off).
+	Running  bool   `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`
+	Asn      uint32 `protobuf:"varint,2,opt,name=asn,proto3" json:"asn,omitempty"`
+	RouterId string `protobuf:"bytes,3,opt,name=router_id,json=routerId,proto3" json:"router_id,omitempty"`
+	// TCP port for incoming sessions; -1 = the speaker only connects out.
+	ListenPort int32 `protobuf:"varint,4,opt,name=listen_port,json=listenPort,proto3" json:"listen_port,omitempty"`
+	// Sorted by neighbour address.
+	Sessions []*BgpSession `protobuf:"bytes,5,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Per external VPC, sorted by name.
+	Advertisements []*BgpAdvertisement `protobuf:"bytes,6,rep,name=advertisements,proto3" json:"advertisements,omitempty"`
+	// When learned routes last reached the compiler, and how many routes
+	// (all external VPCs) that compilation held.
+	LastLearnedCompile *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_learned_compile,json=lastLearnedCompile,proto3" json:"last_learned_compile,omitempty"`
+	LearnedRoutes      uint64                 `protobuf:"varint,8,opt,name=learned_routes,json=learnedRoutes,proto3" json:"learned_routes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GetBGPResponse) Reset() {
+	*x = GetBGPResponse{}
+	mi := &file_api_v1_api_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBGPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBGPResponse) ProtoMessage() {}
+
+func (x *GetBGPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBGPResponse.ProtoReflect.Descriptor instead.
+func (*GetBGPResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetBGPResponse) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *GetBGPResponse) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *GetBGPResponse) GetRouterId() string {
+	if x != nil {
+		return x.RouterId
+	}
+	return ""
+}
+
+func (x *GetBGPResponse) GetListenPort() int32 {
+	if x != nil {
+		return x.ListenPort
+	}
+	return 0
+}
+
+func (x *GetBGPResponse) GetSessions() []*BgpSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *GetBGPResponse) GetAdvertisements() []*BgpAdvertisement {
+	if x != nil {
+		return x.Advertisements
+	}
+	return nil
+}
+
+func (x *GetBGPResponse) GetLastLearnedCompile() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastLearnedCompile
+	}
+	return nil
+}
+
+func (x *GetBGPResponse) GetLearnedRoutes() uint64 {
+	if x != nil {
+		return x.LearnedRoutes
+	}
+	return 0
+}
+
+type BgpSession struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Vpc      string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	Neighbor string                 `protobuf:"bytes,2,opt,name=neighbor,proto3" json:"neighbor,omitempty"`
+	Port     uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Asn      uint32                 `protobuf:"varint,4,opt,name=asn,proto3" json:"asn,omitempty"`
+	// idle, connect, active, opensent, openconfirm, established.
+	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Up    bool   `protobuf:"varint,6,opt,name=up,proto3" json:"up,omitempty"`
+	// Last change to or from established (unset if never up).
+	Since *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	// Prefixes received (adj-rib-in, all families) and accepted.
+	Received uint64 `protobuf:"varint,8,opt,name=received,proto3" json:"received,omitempty"`
+	Accepted uint64 `protobuf:"varint,9,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Prefixes the neighbour is told.
+	Advertised uint64 `protobuf:"varint,10,opt,name=advertised,proto3" json:"advertised,omitempty"`
+	// Routes held for the compiler from this neighbour.
+	Learned       uint64 `protobuf:"varint,11,opt,name=learned,proto3" json:"learned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpSession) Reset() {
+	*x = BgpSession{}
+	mi := &file_api_v1_api_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpSession) ProtoMessage() {}
+
+func (x *BgpSession) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpSession.ProtoReflect.Descriptor instead.
+func (*BgpSession) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BgpSession) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *BgpSession) GetNeighbor() string {
+	if x != nil {
+		return x.Neighbor
+	}
+	return ""
+}
+
+func (x *BgpSession) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *BgpSession) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *BgpSession) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *BgpSession) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *BgpSession) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *BgpSession) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *BgpSession) GetAccepted() uint64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *BgpSession) GetAdvertised() uint64 {
+	if x != nil {
+		return x.Advertised
+	}
+	return 0
+}
+
+func (x *BgpSession) GetLearned() uint64 {
+	if x != nil {
+		return x.Learned
+	}
+	return 0
+}
+
+type BgpAdvertisement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Vpc   string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	Count uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Only when GetBGPRequest.advertised is set.
+	Prefixes      []string `protobuf:"bytes,3,rep,name=prefixes,proto3" json:"prefixes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgpAdvertisement) Reset() {
+	*x = BgpAdvertisement{}
+	mi := &file_api_v1_api_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgpAdvertisement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgpAdvertisement) ProtoMessage() {}
+
+func (x *BgpAdvertisement) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgpAdvertisement.ProtoReflect.Descriptor instead.
+func (*BgpAdvertisement) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *BgpAdvertisement) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *BgpAdvertisement) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *BgpAdvertisement) GetPrefixes() []string {
+	if x != nil {
+		return x.Prefixes
+	}
+	return nil
+}
+
 var File_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_api_v1_api_proto_rawDesc = "" +
@@ -3025,14 +3375,49 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x126\n" +
 	"\breceived\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\breceived\x12/\n" +
-	"\x05stats\x18\x04 \x01(\v2\x19.peergate.tables.v1.StatsR\x05stats*\x8b\x01\n" +
+	"\x05stats\x18\x04 \x01(\v2\x19.peergate.tables.v1.StatsR\x05stats\"A\n" +
+	"\rGetBGPRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x1e\n" +
+	"\n" +
+	"advertised\x18\x02 \x01(\bR\n" +
+	"advertised\"\xf3\x02\n" +
+	"\x0eGetBGPResponse\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\bR\arunning\x12\x10\n" +
+	"\x03asn\x18\x02 \x01(\rR\x03asn\x12\x1b\n" +
+	"\trouter_id\x18\x03 \x01(\tR\brouterId\x12\x1f\n" +
+	"\vlisten_port\x18\x04 \x01(\x05R\n" +
+	"listenPort\x127\n" +
+	"\bsessions\x18\x05 \x03(\v2\x1b.peergate.api.v1.BgpSessionR\bsessions\x12I\n" +
+	"\x0eadvertisements\x18\x06 \x03(\v2!.peergate.api.v1.BgpAdvertisementR\x0eadvertisements\x12L\n" +
+	"\x14last_learned_compile\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x12lastLearnedCompile\x12%\n" +
+	"\x0elearned_routes\x18\b \x01(\x04R\rlearnedRoutes\"\xaa\x02\n" +
+	"\n" +
+	"BgpSession\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x1a\n" +
+	"\bneighbor\x18\x02 \x01(\tR\bneighbor\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x12\x10\n" +
+	"\x03asn\x18\x04 \x01(\rR\x03asn\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x0e\n" +
+	"\x02up\x18\x06 \x01(\bR\x02up\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1a\n" +
+	"\breceived\x18\b \x01(\x04R\breceived\x12\x1a\n" +
+	"\baccepted\x18\t \x01(\x04R\baccepted\x12\x1e\n" +
+	"\n" +
+	"advertised\x18\n" +
+	" \x01(\x04R\n" +
+	"advertised\x12\x18\n" +
+	"\alearned\x18\v \x01(\x04R\alearned\"V\n" +
+	"\x10BgpAdvertisement\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1a\n" +
+	"\bprefixes\x18\x03 \x03(\tR\bprefixes*\x8b\x01\n" +
 	"\x06Change\x12\x16\n" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x15\n" +
 	"\x11CHANGE_CONFIGURED\x10\x02\x12\x14\n" +
 	"\x10CHANGE_UNCHANGED\x10\x03\x12\x12\n" +
 	"\x0eCHANGE_DELETED\x10\x04\x12\x14\n" +
-	"\x10CHANGE_NOT_FOUND\x10\x052\x9c\x04\n" +
+	"\x10CHANGE_NOT_FOUND\x10\x052\xe7\x04\n" +
 	"\aGateway\x12F\n" +
 	"\x05Apply\x12\x1d.peergate.api.v1.ApplyRequest\x1a\x1e.peergate.api.v1.ApplyResponse\x12I\n" +
 	"\x06Delete\x12\x1e.peergate.api.v1.DeleteRequest\x1a\x1f.peergate.api.v1.DeleteResponse\x12C\n" +
@@ -3040,7 +3425,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tGetRoutes\x12!.peergate.api.v1.GetRoutesRequest\x1a\".peergate.api.v1.GetRoutesResponse\x12R\n" +
 	"\tGetTables\x12!.peergate.api.v1.GetTablesRequest\x1a\".peergate.api.v1.GetTablesResponse\x12I\n" +
 	"\x06Status\x12\x1e.peergate.api.v1.StatusRequest\x1a\x1f.peergate.api.v1.StatusResponse\x12F\n" +
-	"\x05Stats\x12\x1d.peergate.api.v1.StatsRequest\x1a\x1e.peergate.api.v1.StatsResponseB1Z/github.com/peergate/peergate/proto/api/v1;apiv1b\x06proto3"
+	"\x05Stats\x12\x1d.peergate.api.v1.StatsRequest\x1a\x1e.peergate.api.v1.StatsResponse\x12I\n" +
+	"\x06GetBGP\x12\x1e.peergate.api.v1.GetBGPRequest\x1a\x1f.peergate.api.v1.GetBGPResponseB1Z/github.com/peergate/peergate/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -3055,7 +3441,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_api_v1_api_proto_goTypes = []any{
 	(Change)(0),                   // 0: peergate.api.v1.Change
 	(*Document)(nil),              // 1: peergate.api.v1.Document
@@ -3099,16 +3485,20 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*StatsRequest)(nil),          // 39: peergate.api.v1.StatsRequest
 	(*StatsResponse)(nil),         // 40: peergate.api.v1.StatsResponse
 	(*DataplaneStats)(nil),        // 41: peergate.api.v1.DataplaneStats
-	nil,                           // 42: peergate.api.v1.Metadata.LabelsEntry
-	nil,                           // 43: peergate.api.v1.Metadata.AnnotationsEntry
-	(*v1.Vpc)(nil),                // 44: peergate.tables.v1.Vpc
-	(*v1.NatTable)(nil),           // 45: peergate.tables.v1.NatTable
-	(*v1.NatPool)(nil),            // 46: peergate.tables.v1.NatPool
-	(*v1.Filter)(nil),             // 47: peergate.tables.v1.Filter
-	(*v1.Port)(nil),               // 48: peergate.tables.v1.Port
-	(*v1.Tables)(nil),             // 49: peergate.tables.v1.Tables
-	(*timestamppb.Timestamp)(nil), // 50: google.protobuf.Timestamp
-	(*v1.Stats)(nil),              // 51: peergate.tables.v1.Stats
+	(*GetBGPRequest)(nil),         // 42: peergate.api.v1.GetBGPRequest
+	(*GetBGPResponse)(nil),        // 43: peergate.api.v1.GetBGPResponse
+	(*BgpSession)(nil),            // 44: peergate.api.v1.BgpSession
+	(*BgpAdvertisement)(nil),      // 45: peergate.api.v1.BgpAdvertisement
+	nil,                           // 46: peergate.api.v1.Metadata.LabelsEntry
+	nil,                           // 47: peergate.api.v1.Metadata.AnnotationsEntry
+	(*v1.Vpc)(nil),                // 48: peergate.tables.v1.Vpc
+	(*v1.NatTable)(nil),           // 49: peergate.tables.v1.NatTable
+	(*v1.NatPool)(nil),            // 50: peergate.tables.v1.NatPool
+	(*v1.Filter)(nil),             // 51: peergate.tables.v1.Filter
+	(*v1.Port)(nil),               // 52: peergate.tables.v1.Port
+	(*v1.Tables)(nil),             // 53: peergate.tables.v1.Tables
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
+	(*v1.Stats)(nil),              // 55: peergate.tables.v1.Stats
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	1,  // 0: peergate.api.v1.ApplyRequest.documents:type_name -> peergate.api.v1.Document
@@ -3130,8 +3520,8 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	15, // 16: peergate.api.v1.Object.peering:type_name -> peergate.api.v1.PeeringSpec
 	21, // 17: peergate.api.v1.Object.gateway:type_name -> peergate.api.v1.GatewaySpec
 	23, // 18: peergate.api.v1.Object.vpc:type_name -> peergate.api.v1.VpcSpec
-	42, // 19: peergate.api.v1.Metadata.labels:type_name -> peergate.api.v1.Metadata.LabelsEntry
-	43, // 20: peergate.api.v1.Metadata.annotations:type_name -> peergate.api.v1.Metadata.AnnotationsEntry
+	46, // 19: peergate.api.v1.Metadata.labels:type_name -> peergate.api.v1.Metadata.LabelsEntry
+	47, // 20: peergate.api.v1.Metadata.annotations:type_name -> peergate.api.v1.Metadata.AnnotationsEntry
 	12, // 21: peergate.api.v1.KubeOvnVpcSpec.vpc_peerings:type_name -> peergate.api.v1.VpcPeering
 	13, // 22: peergate.api.v1.KubeOvnVpcSpec.static_routes:type_name -> peergate.api.v1.StaticRoute
 	16, // 23: peergate.api.v1.PeeringSpec.sides:type_name -> peergate.api.v1.PeeringSide
@@ -3148,41 +3538,47 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	28, // 34: peergate.api.v1.VpcSpec.bgp:type_name -> peergate.api.v1.Bgp
 	29, // 35: peergate.api.v1.Bgp.neighbors:type_name -> peergate.api.v1.BgpNeighbor
 	9,  // 36: peergate.api.v1.ListResponse.objects:type_name -> peergate.api.v1.Object
-	44, // 37: peergate.api.v1.GetRoutesResponse.vpcs:type_name -> peergate.tables.v1.Vpc
-	45, // 38: peergate.api.v1.GetRoutesResponse.nat_tables:type_name -> peergate.tables.v1.NatTable
-	46, // 39: peergate.api.v1.GetRoutesResponse.nat_pools:type_name -> peergate.tables.v1.NatPool
-	47, // 40: peergate.api.v1.GetRoutesResponse.filters:type_name -> peergate.tables.v1.Filter
-	48, // 41: peergate.api.v1.GetRoutesResponse.ports:type_name -> peergate.tables.v1.Port
-	49, // 42: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
-	50, // 43: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
+	48, // 37: peergate.api.v1.GetRoutesResponse.vpcs:type_name -> peergate.tables.v1.Vpc
+	49, // 38: peergate.api.v1.GetRoutesResponse.nat_tables:type_name -> peergate.tables.v1.NatTable
+	50, // 39: peergate.api.v1.GetRoutesResponse.nat_pools:type_name -> peergate.tables.v1.NatPool
+	51, // 40: peergate.api.v1.GetRoutesResponse.filters:type_name -> peergate.tables.v1.Filter
+	52, // 41: peergate.api.v1.GetRoutesResponse.ports:type_name -> peergate.tables.v1.Port
+	53, // 42: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
+	54, // 43: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
 	38, // 44: peergate.api.v1.StatusResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStatus
-	50, // 45: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
-	50, // 46: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
-	50, // 47: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
-	50, // 48: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
-	50, // 49: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
+	54, // 45: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	54, // 46: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
+	54, // 47: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
+	54, // 48: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
+	54, // 49: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
 	41, // 50: peergate.api.v1.StatsResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStats
-	50, // 51: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
-	51, // 52: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
-	2,  // 53: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
-	4,  // 54: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
-	30, // 55: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
-	32, // 56: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
-	34, // 57: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
-	36, // 58: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
-	39, // 59: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
-	3,  // 60: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
-	5,  // 61: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
-	31, // 62: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
-	33, // 63: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
-	35, // 64: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
-	37, // 65: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
-	40, // 66: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
-	60, // [60:67] is the sub-list for method output_type
-	53, // [53:60] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	54, // 51: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
+	55, // 52: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
+	44, // 53: peergate.api.v1.GetBGPResponse.sessions:type_name -> peergate.api.v1.BgpSession
+	45, // 54: peergate.api.v1.GetBGPResponse.advertisements:type_name -> peergate.api.v1.BgpAdvertisement
+	54, // 55: peergate.api.v1.GetBGPResponse.last_learned_compile:type_name -> google.protobuf.Timestamp
+	54, // 56: peergate.api.v1.BgpSession.since:type_name -> google.protobuf.Timestamp
+	2,  // 57: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
+	4,  // 58: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
+	30, // 59: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
+	32, // 60: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
+	34, // 61: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
+	36, // 62: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
+	39, // 63: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
+	42, // 64: peergate.api.v1.Gateway.GetBGP:input_type -> peergate.api.v1.GetBGPRequest
+	3,  // 65: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
+	5,  // 66: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
+	31, // 67: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
+	33, // 68: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
+	35, // 69: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
+	37, // 70: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
+	40, // 71: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
+	43, // 72: peergate.api.v1.Gateway.GetBGP:output_type -> peergate.api.v1.GetBGPResponse
+	65, // [65:73] is the sub-list for method output_type
+	57, // [57:65] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -3209,7 +3605,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	Gateway_GetTables_FullMethodName = "/peergate.api.v1.Gateway/GetTables"
 	Gateway_Status_FullMethodName    = "/peergate.api.v1.Gateway/Status"
 	Gateway_Stats_FullMethodName     = "/peergate.api.v1.Gateway/Stats"
+	Gateway_GetBGP_FullMethodName    = "/peergate.api.v1.Gateway/GetBGP"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -59,6 +60,9 @@ type GatewayClient interface {
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// Stats returns the latest counters pushed by each dataplane.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// GetBGP reports the embedded BGP speaker: its identity, every session
+	// to an external VPC's neighbours and what each external VPC is told.
+	GetBGP(ctx context.Context, in *GetBGPRequest, opts ...grpc.CallOption) (*GetBGPResponse, error)
 }
 
 type gatewayClient struct {
@@ -139,6 +143,16 @@ func (c *gatewayClient) Stats(ctx context.Context, in *StatsRequest, opts ...grp
 	return out, nil
 }
 
+func (c *gatewayClient) GetBGP(ctx context.Context, in *GetBGPRequest, opts ...grpc.CallOption) (*GetBGPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBGPResponse)
+	err := c.cc.Invoke(ctx, Gateway_GetBGP_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -161,6 +175,9 @@ type GatewayServer interface {
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// Stats returns the latest counters pushed by each dataplane.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// GetBGP reports the embedded BGP speaker: its identity, every session
+	// to an external VPC's neighbours and what each external VPC is told.
+	GetBGP(context.Context, *GetBGPRequest) (*GetBGPResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -191,6 +208,9 @@ func (UnimplementedGatewayServer) Status(context.Context, *StatusRequest) (*Stat
 }
 func (UnimplementedGatewayServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedGatewayServer) GetBGP(context.Context, *GetBGPRequest) (*GetBGPResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBGP not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -339,6 +359,24 @@ func _Gateway_Stats_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_GetBGP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBGPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).GetBGP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_GetBGP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).GetBGP(ctx, req.(*GetBGPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -373,6 +411,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Gateway_Stats_Handler,
+		},
+		{
+			MethodName: "GetBGP",
+			Handler:    _Gateway_GetBGP_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,469 @@
+// Package bgpsync is the glue between the controlplane's configuration
+// (package server) and its embedded BGP speaker (package bgp). It owns
+// three loops of one goroutine:
+//
+//   - configuration -> speaker: on every accepted generation the speaker
+//     runs with the Gateway's ASN and router ID (restarted when they
+//     change, stopped without a Gateway ASN) and its neighbours are exactly
+//     the bgp.neighbors of the VPCs with external: true;
+//   - speaker -> compiler: learned-route events are coalesced (a full table
+//     arrives in many batches) and handed to server.SetLearned, one
+//     compilation at a time;
+//   - compiled tables -> speaker: each external VPC's neighbours are told
+//     what that VPC reaches through the gateway (see Advertised).
+//
+// It decides nothing about forwarding: filtering, metrics and best paths
+// are the compiler's, sessions and route storage the speaker's.
+package bgpsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/peergate/peergate/controlplane/bgp"
+	"github.com/peergate/peergate/controlplane/compile"
+	"github.com/peergate/peergate/controlplane/manifest"
+	"github.com/peergate/peergate/controlplane/validate"
+	apiv1 "github.com/peergate/peergate/proto/api/v1"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// Defaults of Options.
+const (
+	// DefaultQuiet is how long learned routes must stay unchanged before
+	// they are compiled: long enough to gather the many batches of a
+	// table transfer, short enough for a single update to go live well
+	// under 50 ms.
+	DefaultQuiet = 10 * time.Millisecond
+	// DefaultMaxDelay bounds how long a steady stream of updates can
+	// postpone a compilation.
+	DefaultMaxDelay = 200 * time.Millisecond
+)
+
+// Server is what the glue needs of package server.
+type Server interface {
+	Changed() <-chan struct{}
+	Config() *manifest.Config
+	Tables() *tablesv1.Tables
+	SetLearned(compile.Learned) error
+}
+
+// Options configure a Syncer.
+type Options struct {
+	// ListenPort is the speaker's TCP port for incoming sessions; -1 (or
+	// 0) does not listen: the gateway only connects out.
+	ListenPort int32
+	// ConnectRetry is the pause between attempts to reach a neighbour that
+	// is down (0 = the speaker's default, 5 s).
+	ConnectRetry time.Duration
+	// HoldTime proposed to neighbours (0 = 90 s).
+	HoldTime time.Duration
+	// Quiet and MaxDelay shape the coalescing of learned routes (0 = the
+	// defaults above).
+	Quiet, MaxDelay time.Duration
+	Logger          *slog.Logger
+}
+
+// Syncer runs the speaker for a server. Create it with New, then Run.
+type Syncer struct {
+	srv  Server
+	opts Options
+	log  *slog.Logger
+
+	// Owned by Run's goroutine.
+	sp         *bgp.Speaker
+	global     bgp.Global
+	events     <-chan bgp.Event
+	unsub      func()
+	cfg        *manifest.Config
+	advVPCs    map[string]bool // VPCs we told something (to withdraw when they go)
+	learned    compile.Learned // what the last SetLearned held
+	dirty      map[string]bool // VPCs whose learned routes changed since
+	firstDirty time.Time
+
+	// mu guards what BGPStatus reads from other goroutines.
+	mu          sync.Mutex
+	cur         *bgp.Speaker
+	curGlobal   bgp.Global
+	lastCompile time.Time
+	lastCount   int
+}
+
+// New returns a syncer for srv; nothing runs until Run.
+func New(srv Server, opts Options) *Syncer {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ListenPort == 0 {
+		opts.ListenPort = -1
+	}
+	if opts.Quiet <= 0 {
+		opts.Quiet = DefaultQuiet
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = DefaultMaxDelay
+	}
+	return &Syncer{
+		srv: srv, opts: opts, log: opts.Logger.With("component", "bgpsync"),
+		advVPCs: map[string]bool{}, learned: compile.Learned{}, dirty: map[string]bool{},
+	}
+}
+
+// Run follows the server until ctx ends, then stops the speaker.
+func (s *Syncer) Run(ctx context.Context) error {
+	defer s.stopSpeaker()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var timerC <-chan time.Time
+	// Changed is taken before the state it announces is read, so no
+	// generation slips between the two.
+	changed := s.srv.Changed()
+	s.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			changed = s.srv.Changed()
+			s.reconcile(ctx)
+		case ev, ok := <-s.events:
+			if !ok {
+				s.events = nil
+				continue
+			}
+			if s.note(ev) {
+				timer.Reset(s.delay())
+				timerC = timer.C
+			}
+		case <-timerC:
+			timerC = nil
+			s.flush()
+		}
+	}
+}
+
+// delay is how long to wait before compiling: Quiet after the last
+// event, but never later than MaxDelay after the first uncompiled one.
+func (s *Syncer) delay() time.Duration {
+	d := s.opts.Quiet
+	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
+		d = max(left, 0)
+	}
+	return d
+}
+
+// note records which VPC's learned routes changed; it reports whether
+// a compilation is due.
+func (s *Syncer) note(ev bgp.Event) bool {
+	if ev.Kind != bgp.RoutesChanged || len(ev.Updates) == 0 {
+		return false
+	}
+	if len(s.dirty) == 0 {
+		s.firstDirty = time.Now()
+	}
+	s.dirty[ev.VPC] = true
+	return true
+}
+
+// flush compiles with the speaker's current routes of the VPCs that
+// changed. It reads the speaker's store rather than replaying events: the
+// store is the truth, and a VPC read twice costs nothing but time.
+func (s *Syncer) flush() {
+	if len(s.dirty) == 0 || s.sp == nil {
+		return
+	}
+	next := make(compile.Learned, len(s.learned)+len(s.dirty))
+	for vpc, rs := range s.learned {
+		next[vpc] = rs
+	}
+	total := 0
+	for vpc := range s.dirty {
+		rs := s.sp.Routes(vpc)
+		if len(rs) == 0 {
+			delete(next, vpc)
+			continue
+		}
+		out := make([]compile.LearnedRoute, len(rs))
+		for i, r := range rs {
+			out[i] = compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}
+		}
+		next[vpc] = out
+	}
+	for _, rs := range next {
+		total += len(rs)
+	}
+	clear(s.dirty)
+	start := time.Now()
+	if err := s.srv.SetLearned(next); err != nil {
+		// Persisting may fail after the tables went live; compiling fails
+		// only with a configuration that does not compile, and the next
+		// apply compiles the learned routes the server still holds.
+		s.log.Error("learned routes not compiled", "routes", total, "err", err)
+	}
+	s.learned = next
+	s.mu.Lock()
+	s.lastCompile, s.lastCount = time.Now(), total
+	s.mu.Unlock()
+	s.log.Debug("learned routes compiled", "routes", total, "took", time.Since(start))
+}
+
+// reconcile brings the speaker in line with the live configuration and
+// tables.
+func (s *Syncer) reconcile(ctx context.Context) {
+	cfg, tables := s.srv.Config(), s.srv.Tables()
+	if cfg != s.cfg {
+		s.cfg = cfg
+		if err := s.applyConfig(ctx, cfg); err != nil {
+			s.log.Error("bgp configuration", "err", err)
+		}
+	}
+	if s.sp == nil || tables == nil {
+		return
+	}
+	if err := s.advertise(ctx, tables); err != nil {
+		s.log.Error("bgp advertisements", "err", err)
+	}
+}
+
+// applyConfig starts, restarts or stops the speaker and sets its
+// neighbours.
+func (s *Syncer) applyConfig(ctx context.Context, cfg *manifest.Config) error {
+	m, _, errs := validate.Check(cfg)
+	if len(errs) > 0 {
+		// The server only publishes configurations that compile; a stored
+		// one that does not is left alone until an apply fixes it.
+		return fmt.Errorf("configuration does not validate (%d errors); BGP unchanged", len(errs))
+	}
+	var g bgp.Global
+	if m.Gateway != nil && m.Gateway.ASN != 0 && m.Gateway.RouterID.Is4() {
+		g = bgp.Global{ASN: m.Gateway.ASN, RouterID: m.Gateway.RouterID, ListenPort: s.opts.ListenPort,
+			ConnectRetry: s.opts.ConnectRetry, HoldTime: s.opts.HoldTime}
+	}
+	var ns []bgp.Neighbor
+	for _, x := range m.VPCs {
+		if !x.External {
+			continue
+		}
+		for _, n := range x.Neighbors {
+			ns = append(ns, bgp.Neighbor{VPC: x.Name, Address: n.Address, Port: uint16(n.Port), ASN: n.ASN})
+		}
+	}
+	if s.sp != nil && g != s.global {
+		s.log.Info("bgp identity changed: restarting the speaker", "asn", g.ASN, "router_id", g.RouterID)
+		s.stopSpeaker()
+	}
+	if g.ASN == 0 {
+		if len(ns) > 0 {
+			return errors.New("external VPCs have BGP neighbours but the Gateway has no ASN and IPv4 router ID: no sessions")
+		}
+		return nil
+	}
+	if s.sp == nil {
+		sp := bgp.New(s.opts.Logger)
+		if err := sp.Start(ctx, g); err != nil {
+			return err
+		}
+		s.sp, s.global = sp, g
+		s.events, s.unsub = sp.Subscribe()
+		s.mu.Lock()
+		s.cur, s.curGlobal = sp, g
+		s.mu.Unlock()
+	}
+	return s.sp.SetNeighbors(ctx, ns)
+}
+
+func (s *Syncer) stopSpeaker() {
+	if s.sp == nil {
+		return
+	}
+	s.unsub()
+	s.sp.Stop()
+	s.sp, s.events, s.unsub, s.global = nil, nil, nil, bgp.Global{}
+	clear(s.advVPCs)
+	s.mu.Lock()
+	s.cur, s.curGlobal = nil, bgp.Global{}
+	s.mu.Unlock()
+	// Whatever the old speaker taught is gone: compile without it.
+	if len(s.learned) > 0 {
+		clear(s.dirty)
+		s.learned = compile.Learned{}
+		if err := s.srv.SetLearned(compile.Learned{}); err != nil {
+			s.log.Error("clear learned routes", "err", err)
+		}
+	}
+}
+
+// advertise tells each external VPC's neighbours what Advertised finds
+// in the tables; VPCs that are gone or no longer external are told
+// nothing.
+func (s *Syncer) advertise(ctx context.Context, t *tablesv1.Tables) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, v := range t.GetVpcs() {
+		if !v.GetExternal() {
+			continue
+		}
+		seen[v.GetName()] = true
+		if err := s.sp.SetAdvertised(ctx, v.GetName(), Advertised(v)); err != nil {
+			errs = append(errs, err)
+		}
+		s.advVPCs[v.GetName()] = true
+	}
+	for vpc := range s.advVPCs {
+		if seen[vpc] {
+			continue
+		}
+		if err := s.sp.SetAdvertised(ctx, vpc, nil); err != nil {
+			errs = append(errs, err)
+		}
+		delete(s.advVPCs, vpc)
+	}
+	return errors.Join(errs...)
+}
+
+// Advertised is what an external VPC's neighbours are told: the addresses
+// its hosts reach through the gateway, i.e. those whose longest-prefix
+// match in v.Routes forwards to another VPC. That covers every peering
+// with v at the peer's NATed addresses (the `as` pool of a stateful side,
+// the `as` prefixes of a stateless one, ips minus not without NAT) and,
+// for transit, the routes another external learned inside its side, both
+// sides' filters applied: the compiler already worked all that out.
+//
+// Each forwarding route is announced as its own prefix, so learned
+// prefixes keep their length; where more specific routes inside it do
+// not forward (a `not`, a subnet of v), it is split into the CIDRs that
+// remain. Source-matched routes are not destinations and are skipped.
+func Advertised(v *tablesv1.Vpc) []netip.Prefix {
+	type rt struct {
+		p   netip.Prefix
+		fwd bool
+	}
+	rs := make([]rt, 0, len(v.GetRoutes()))
+	for _, r := range v.GetRoutes() {
+		if r.GetMatchSource() {
+			continue
+		}
+		p, err := netip.ParsePrefix(r.GetPrefix())
+		if err != nil {
+			continue
+		}
+		fwd := false
+		for _, a := range r.GetActions() {
+			if a.GetKind() == tablesv1.ActionKind_ACTION_FORWARD && a.GetDstVpc() != v.GetId() {
+				fwd = true
+			}
+		}
+		rs = append(rs, rt{p.Masked(), fwd})
+	}
+	sort.Slice(rs, func(i, j int) bool { return validate.ComparePrefix(rs[i].p, rs[j].p) < 0 })
+	var out []netip.Prefix
+	for i, r := range rs {
+		if !r.fwd {
+			continue
+		}
+		// Routes inside r follow it in prefix order.
+		var holes []netip.Prefix
+		for _, in := range rs[i+1:] {
+			if !r.p.Contains(in.p.Addr()) || in.p.Bits() < r.p.Bits() {
+				break
+			}
+			if !in.fwd && in.p != r.p {
+				holes = append(holes, in.p)
+			}
+		}
+		if len(holes) == 0 {
+			out = append(out, r.p)
+			continue
+		}
+		out = append(out, subtract(r.p, holes)...)
+	}
+	return slices.CompactFunc(out, func(a, b netip.Prefix) bool { return a == b })
+}
+
+// subtract returns p minus holes (all inside p) as CIDRs: split p in
+// halves until each half is free of holes or wholly one.
+func subtract(p netip.Prefix, holes []netip.Prefix) []netip.Prefix {
+	var inside []netip.Prefix
+	for _, h := range holes {
+		if h.Bits() <= p.Bits() && h.Contains(p.Addr()) {
+			return nil // p is wholly excluded
+		}
+		if p.Overlaps(h) {
+			inside = append(inside, h)
+		}
+	}
+	if len(inside) == 0 {
+		return []netip.Prefix{p}
+	}
+	lo, hi := halves(p)
+	return append(subtract(lo, inside), subtract(hi, inside)...)
+}
+
+func halves(p netip.Prefix) (netip.Prefix, netip.Prefix) {
+	bits := p.Bits() + 1
+	lo := netip.PrefixFrom(p.Addr(), bits)
+	a := p.Addr().AsSlice()
+	i := (bits - 1) / 8
+	a[i] |= 0x80 >> ((bits - 1) % 8)
+	hiAddr, _ := netip.AddrFromSlice(a)
+	return lo, netip.PrefixFrom(hiAddr, bits)
+}
+
+// BGPStatus answers the API's GetBGP.
+func (s *Syncer) BGPStatus(req *apiv1.GetBGPRequest) *apiv1.GetBGPResponse {
+	s.mu.Lock()
+	sp, g, last, count := s.cur, s.curGlobal, s.lastCompile, s.lastCount
+	s.mu.Unlock()
+	resp := &apiv1.GetBGPResponse{LearnedRoutes: uint64(count)}
+	if !last.IsZero() {
+		resp.LastLearnedCompile = timestamppb.New(last)
+	}
+	if sp == nil {
+		return resp
+	}
+	resp.Running, resp.Asn, resp.RouterId, resp.ListenPort = true, g.ASN, g.RouterID.String(), g.ListenPort
+	vpcs := map[string]bool{}
+	for _, si := range sp.Sessions() {
+		if req.GetVpc() != "" && si.VPC != req.GetVpc() {
+			continue
+		}
+		vpcs[si.VPC] = true
+		bs := &apiv1.BgpSession{
+			Vpc: si.VPC, Neighbor: si.Address.String(), Port: uint32(si.Port), Asn: si.ASN, State: si.State, Up: si.Up,
+			Received: si.Received, Accepted: si.Accepted, Advertised: si.Advertised, Learned: uint64(si.Learned),
+		}
+		if bs.Port == 0 {
+			bs.Port = 179
+		}
+		if !si.Since.IsZero() {
+			bs.Since = timestamppb.New(si.Since)
+		}
+		resp.Sessions = append(resp.Sessions, bs)
+	}
+	names := make([]string, 0, len(vpcs))
+	for v := range vpcs {
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	for _, v := range names {
+		adv := sp.Advertised(v)
+		a := &apiv1.BgpAdvertisement{Vpc: v, Count: uint64(len(adv))}
+		if req.GetAdvertised() {
+			for _, p := range adv {
+				a.Prefixes = append(a.Prefixes, p.String())
+			}
+		}
+		resp.Advertisements = append(resp.Advertisements, a)
+	}
+	return resp
+}
