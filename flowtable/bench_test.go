@@ -44,8 +44,10 @@ func BenchmarkEstablished(b *testing.B) {
 			tab, flows := fill(b, n)
 			var h [burst]uint64
 			b.ReportAllocs()
+			cpu := startCPU(b)
 			b.ResetTimer()
 			found := 0
+			var e Entry
 			for i := 0; i < b.N; i += burst {
 				base := i % (n - burst)
 				fs := flows[base : base+burst]
@@ -57,12 +59,13 @@ func BenchmarkEstablished(b *testing.B) {
 					tab.PeekFlow(h[k])
 				}
 				for k := range fs {
-					if _, ok := tab.LookupFlow(&fs[k], h[k], TCPAck, 2*sec); ok {
+					if tab.LookupFlow(&fs[k], h[k], TCPAck, true, 2*sec, &e) {
 						found++
 					}
 				}
 			}
 			b.StopTimer()
+			cpu.report(b)
 			if found < b.N-burst {
 				b.Fatalf("found %d of %d", found, b.N)
 			}
@@ -70,13 +73,17 @@ func BenchmarkEstablished(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d/single", n), func(b *testing.B) {
 			tab, flows := fill(b, n)
 			b.ReportAllocs()
+			cpu := startCPU(b)
+			var e Entry
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				f := &flows[i%n]
-				if _, ok := tab.LookupFlow(f, tab.HashFlow(f), TCPAck, 2*sec); !ok {
+				if !tab.LookupFlow(f, tab.HashFlow(f), TCPAck, true, 2*sec, &e) {
 					b.Fatal("miss")
 				}
 			}
+			b.StopTimer()
+			cpu.report(b)
 		})
 	}
 }
@@ -97,6 +104,7 @@ func BenchmarkNewSessions(b *testing.B) {
 	now := int64(0)
 	dropped := 0
 	b.ReportAllocs()
+	cpu := startCPU(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if i%(capacity/4) == 0 {
@@ -109,6 +117,7 @@ func BenchmarkNewSessions(b *testing.B) {
 		tab.Sweep(now, 2)
 	}
 	b.StopTimer()
+	cpu.report(b)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Msessions/s")
 	b.ReportMetric(float64(dropped), "dropped")
 }

@@ -104,9 +104,9 @@ const (
 	loadFactor = 0.85
 )
 
-// bucket is one cache line. tag and idx are written with atomic stores under
-// the stripe lock and read with atomic loads by the lock-free prefetch pass;
-// ovf is only touched under the lock.
+// bucket is one cache line. Every field is written with atomic stores under
+// the stripe lock (bracketed by the stripe's sequence count) and read with
+// atomic loads, so lookups can run without the lock.
 type bucket struct {
 	tag [slots]uint32 // 0 = empty
 	ovf uint32
@@ -114,22 +114,43 @@ type bucket struct {
 	_   uint32
 }
 
-// session is 32 bytes, pointer-free. Key fields are written only while the
-// session is unreachable (before its index entries are published, under both
-// stripe locks) and read under either stripe lock. state and deadline are
-// atomics: both directions update them under different locks.
+// session is 32 bytes in four atomic words, pointer-free:
+//
+//	w0: inner | remote<<32        (inner is the free-list link of a free slot)
+//	w1: public | innerPort<<32 | remotePort<<48
+//	w2: pubPort | vpc<<16 | pool<<32 | proto<<48
+//	w3: deadline | state<<32      (state: stXXX bits | gen<<genShift)
+//
+// w0-w2 change only while the slot is unpublished; w3 changes by CAS from
+// both directions, which run under different stripes (or none).
 type session struct {
-	inner, remote, public          uint32 // inner doubles as the free-list link
-	innerPort, remotePort, pubPort uint16
-	vpc, pool                      uint16
-	proto                          uint8
-	_                              uint8
-	deadline                       uint32
-	state                          uint32 // stXXX bits | gen<<genShift
+	w [4]uint64
+}
+
+func (e *session) load(k int) uint64     { return atomic.LoadUint64(&e.w[k]) }
+func (e *session) store(k int, v uint64) { atomic.StoreUint64(&e.w[k], v) }
+
+func flowWords(f *Flow) (w0, w1hi, w2m uint64) {
+	return uint64(f.Inner) | uint64(f.Remote)<<32,
+		uint64(f.InnerPort) | uint64(f.RemotePort)<<16,
+		uint64(f.VPC)<<16 | uint64(f.Proto)<<48
+}
+
+const (
+	flowMask2  = 0xffff<<16 | 0xff<<48
+	replyMask1 = 0xffffffff | 0xffff<<48
+	replyMask2 = 0xffff | 0xff<<48
+)
+
+func replyWords(r *Reply) (remote uint32, w1m, w2m uint64) {
+	return r.Remote, uint64(r.Public) | uint64(r.RemotePort)<<48, uint64(r.PublicPort) | uint64(r.Proto)<<48
 }
 
 type stripe struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// seq is odd while the stripe's buckets change; lock-free readers
+	// retry (or take the lock) when it moved under them.
+	seq     atomic.Uint32
 	free    uint32 // free-list head
 	created uint64 // the counters are under mu
 	expired uint64
@@ -201,6 +222,8 @@ func New(cfg Config) (*Table, error) {
 	if ns == 1 {
 		t.shift = 64
 	}
+	adviseHuge(unsafe.Pointer(&t.buckets[0]), uintptr(len(t.buckets))*unsafe.Sizeof(bucket{}))
+	adviseHuge(unsafe.Pointer(&t.sessions[0]), uintptr(len(t.sessions))*unsafe.Sizeof(session{}))
 	seed := cfg.Seed
 	if seed == 0 {
 		var b [8]byte
@@ -215,10 +238,10 @@ func New(cfg Config) (*Table, error) {
 	}
 	for s := range t.stripes {
 		base := uint32(s) * per
-		for i := uint32(0); i < per; i++ {
-			t.sessions[base+i].inner = base + i + 1
+		for i := uint32(0); i < per-1; i++ {
+			t.sessions[base+i].w[0] = uint64(base + i + 1)
 		}
-		t.sessions[base+per-1].inner = noIndex
+		t.sessions[base+per-1].w[0] = noIndex
 		t.stripes[s].free = base
 	}
 	return t, nil
@@ -236,6 +259,9 @@ func (t *Table) Capacity() int { return int(t.capacity) }
 // Len returns the number of live sessions (expired ones not yet swept
 // included).
 func (t *Table) Len() int { return int(t.live.Load()) }
+
+// Slots is the number of session slots Sweep cycles through.
+func (t *Table) Slots() int { return len(t.sessions) }
 
 func splitmix(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
@@ -276,50 +302,51 @@ func tagOf(h uint64) uint32 { return uint32(h>>24) | 1 }
 
 func (t *Table) bucketAt(s, pos uint32) *bucket { return &t.buckets[s*t.nb+pos] }
 
-// findFlow returns the session index of f in stripe s, or noIndex. Caller
-// holds stripe s.
-func (t *Table) findFlow(s uint32, h uint64, f *Flow) uint32 {
-	tag, pos := tagOf(h), t.home(h)
-	for n := uint32(0); n < t.nb; n++ {
-		b := t.bucketAt(s, pos)
-		for j := 0; j < slots; j++ {
-			if b.tag[j] != tag {
-				continue
-			}
-			i := b.idx[j]
-			e := &t.sessions[i]
-			if e.inner == f.Inner && e.remote == f.Remote && e.innerPort == f.InnerPort &&
-				e.remotePort == f.RemotePort && e.vpc == f.VPC && e.proto == f.Proto {
-				return i
-			}
-		}
-		if b.ovf == 0 {
-			break
-		}
-		if pos++; pos == t.nb {
-			pos = 0
-		}
-	}
-	return noIndex
+// matcher is a key in the form the probe compares: forward keys compare w0,
+// the high half of w1 and w2 under a mask; reverse keys the high half of w0,
+// w1 and w2 under masks.
+type matcher struct {
+	reverse    bool
+	w0         uint64
+	w1, w2     uint64
+	m1, m2     uint64
+	remoteOnly uint32
 }
 
-// findReply is findFlow for a reverse key.
-func (t *Table) findReply(s uint32, h uint64, r *Reply) uint32 {
+func flowMatcher(f *Flow) matcher {
+	w0, w1hi, w2m := flowWords(f)
+	return matcher{w0: w0, w1: w1hi, w2: w2m, m2: flowMask2}
+}
+
+func replyMatcher(r *Reply) matcher {
+	remote, w1m, w2m := replyWords(r)
+	return matcher{reverse: true, remoteOnly: remote, w1: w1m, m1: replyMask1, w2: w2m, m2: replyMask2}
+}
+
+func (m *matcher) match(e *session) bool {
+	if m.reverse {
+		return uint32(e.load(0)>>32) == m.remoteOnly && e.load(1)&m.m1 == m.w1 && e.load(2)&m.m2 == m.w2
+	}
+	return e.load(0) == m.w0 && e.load(1)>>32 == m.w1 && e.load(2)&m.m2 == m.w2
+}
+
+// find returns the index of the session matching m in stripe s, or noIndex.
+// It reads with atomic loads only: under the stripe lock it is exact; without
+// it the caller validates the stripe's sequence count around it.
+func (t *Table) find(s uint32, h uint64, m *matcher) uint32 {
 	tag, pos := tagOf(h), t.home(h)
 	for n := uint32(0); n < t.nb; n++ {
 		b := t.bucketAt(s, pos)
 		for j := 0; j < slots; j++ {
-			if b.tag[j] != tag {
+			if atomic.LoadUint32(&b.tag[j]) != tag {
 				continue
 			}
-			i := b.idx[j]
-			e := &t.sessions[i]
-			if e.public == r.Public && e.remote == r.Remote && e.pubPort == r.PublicPort &&
-				e.remotePort == r.RemotePort && e.proto == r.Proto {
+			i := atomic.LoadUint32(&b.idx[j])
+			if i < uint32(len(t.sessions)) && m.match(&t.sessions[i]) {
 				return i
 			}
 		}
-		if b.ovf == 0 {
+		if atomic.LoadUint32(&b.ovf) == 0 {
 			break
 		}
 		if pos++; pos == t.nb {
@@ -337,14 +364,18 @@ func (t *Table) insertSlot(s uint32, h uint64, i uint32) bool {
 		b := t.bucketAt(s, pos)
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == 0 {
+				sq := &t.stripes[s].seq
+				sq.Add(1)
 				atomic.StoreUint32(&b.idx[j], i)
 				atomic.StoreUint32(&b.tag[j], tag)
 				for p := start; p != pos; {
-					t.bucketAt(s, p).ovf++
+					o := &t.bucketAt(s, p).ovf
+					atomic.StoreUint32(o, *o+1)
 					if p++; p == t.nb {
 						p = 0
 					}
 				}
+				sq.Add(1)
 				return true
 			}
 		}
@@ -363,13 +394,17 @@ func (t *Table) removeSlot(s uint32, h uint64, i uint32) {
 		b := t.bucketAt(s, pos)
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == tag && b.idx[j] == i {
+				sq := &t.stripes[s].seq
+				sq.Add(1)
 				atomic.StoreUint32(&b.tag[j], 0)
 				for p := start; p != pos; {
-					t.bucketAt(s, p).ovf--
+					o := &t.bucketAt(s, p).ovf
+					atomic.StoreUint32(o, *o-1)
 					if p++; p == t.nb {
 						p = 0
 					}
 				}
+				sq.Add(1)
 				return
 			}
 		}
@@ -405,93 +440,131 @@ func (t *Table) unlockSecond(s, r uint32) {
 	}
 }
 
-func (t *Table) entry(i uint32, st, dl uint32) Entry {
-	e := &t.sessions[i]
-	return Entry{
-		Flow:   Flow{Inner: e.inner, Remote: e.remote, InnerPort: e.innerPort, RemotePort: e.remotePort, VPC: e.vpc, Proto: e.proto},
-		Public: e.public, PublicPort: e.pubPort, Pool: e.pool,
-		Gen: st >> genShift, State: State(st), Deadline: dl, Index: i,
-	}
+func unpack(i uint32, w0, w1, w2, w3 uint64) Entry {
+	var e Entry
+	e.set(i, w0, w1, w2, w3)
+	return e
 }
 
-// touch folds one packet into session i's state and deadline and returns
-// them. Caller holds one of the session's stripes.
-func (t *Table) touch(i uint32, out bool, tcpFlags uint8, now uint32) (st, dl uint32) {
+func (e *Entry) set(i uint32, w0, w1, w2, w3 uint64) {
+	st := uint32(w3 >> 32)
+	e.Flow.Inner, e.Flow.Remote = uint32(w0), uint32(w0>>32)
+	e.Flow.InnerPort, e.Flow.RemotePort = uint16(w1>>32), uint16(w1>>48)
+	e.Flow.VPC, e.Flow.Proto = uint16(w2>>16), uint8(w2>>48)
+	e.Public, e.PublicPort, e.Pool = uint32(w1), uint16(w2), uint16(w2>>32)
+	e.Gen, e.State, e.Deadline, e.Index = st>>genShift, State(st), uint32(w3), i
+}
+
+func (t *Table) keyOf(i uint32) (f Flow, r Reply) {
 	e := &t.sessions[i]
+	x := unpack(i, e.load(0), e.load(1), e.load(2), 0)
+	return x.Flow, x.Reply()
+}
+
+// use folds one packet into session i (found matching under its stripe's
+// lock, so it cannot be freed meanwhile) and returns it; ok is false when
+// it is expired or dead.
+func (t *Table) use(i uint32, out, touch bool, tcpFlags uint8, now uint32, ent *Entry) bool {
+	e := &t.sessions[i]
+	w0, w1, w2 := e.load(0), e.load(1), e.load(2)
 	for {
-		old := atomic.LoadUint32(&e.state)
-		st = t.to.nextState(old, e.proto, out, tcpFlags, e.remotePort)
-		if st == old || atomic.CompareAndSwapUint32(&e.state, old, st) {
-			break
+		w3 := e.load(3)
+		n3, ok := t.step(w1, w2, w3, out, touch, tcpFlags, now)
+		if !ok {
+			return false
+		}
+		if n3 == w3 || atomic.CompareAndSwapUint64(&e.w[3], w3, n3) {
+			ent.set(i, w0, w1, w2, n3)
+			return true
 		}
 	}
-	dl = now + t.to.timeout(st, e.proto)
-	if atomic.LoadUint32(&e.deadline) != dl {
-		atomic.StoreUint32(&e.deadline, dl)
-	}
-	return st, dl
 }
 
-// LookupFlow finds the live session of forward key f (hash h), folds an
-// outbound packet with tcpFlags into it and returns it. Expired sessions are
-// not returned (Create replaces them).
-func (t *Table) LookupFlow(f *Flow, h uint64, tcpFlags uint8, now int64) (Entry, bool) {
+// step computes a session's next w3 after one packet; ok is false when the
+// session is dead or expired.
+func (t *Table) step(w1, w2, w3 uint64, out, touch bool, tcpFlags uint8, now uint32) (uint64, bool) {
+	st := uint32(w3 >> 32)
+	if st&stLive == 0 || expired(st, uint32(w3), now) {
+		return 0, false
+	}
+	if !touch {
+		return w3, true
+	}
+	proto := uint8(w2 >> 48)
+	nst := t.to.nextState(st, proto, out, tcpFlags, uint16(w1>>48))
+	return uint64(nst)<<32 | uint64(now+t.to.timeout(nst, proto)), true
+}
+
+// lookup is LookupFlow and LookupReply. The fast path takes no lock: it
+// reads the stripe's sequence count, finds the session, snapshots it and
+// checks the count again (a session can only be freed and reused after its
+// index entries are removed, which moves the count); it then CASes the new
+// state in. Any interference sends it to the locked path.
+func (t *Table) lookup(m *matcher, h uint64, out, touch bool, tcpFlags uint8, now int64, ent *Entry) bool {
 	s := t.stripeOf(h)
 	sec := seconds(now)
-	t.stripes[s].mu.Lock()
-	i := t.findFlow(s, h, f)
-	if i == noIndex {
-		t.stripes[s].mu.Unlock()
-		return Entry{}, false
+	sq := &t.stripes[s].seq
+	if v := sq.Load(); v&1 == 0 {
+		i := t.find(s, h, m)
+		if i == noIndex {
+			if sq.Load() == v {
+				return false
+			}
+		} else {
+			e := &t.sessions[i]
+			w3 := e.load(3)
+			w0, w1, w2 := e.load(0), e.load(1), e.load(2)
+			// A dead slot may be a session being expired or put back:
+			// ask under the lock.
+			if sq.Load() == v && w3>>32&stLive != 0 {
+				n3, ok := t.step(w1, w2, w3, out, touch, tcpFlags, sec)
+				if !ok {
+					return false
+				}
+				if n3 == w3 || atomic.CompareAndSwapUint64(&e.w[3], w3, n3) {
+					ent.set(i, w0, w1, w2, n3)
+					return true
+				}
+			}
+		}
 	}
-	e := &t.sessions[i]
-	if expired(atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline), sec) {
-		t.stripes[s].mu.Unlock()
-		return Entry{}, false
-	}
-	st, dl := t.touch(i, true, tcpFlags, sec)
-	ent := t.entry(i, st, dl)
-	t.stripes[s].mu.Unlock()
-	return ent, true
+	st := &t.stripes[s]
+	st.mu.Lock()
+	i := t.find(s, h, m)
+	found := i != noIndex && t.use(i, out, touch, tcpFlags, sec, ent)
+	st.mu.Unlock()
+	return found
+}
+
+// LookupFlow finds the live session of forward key f (hash h), copies it to
+// ent and, with touch, folds an outbound packet with tcpFlags into it. Expired sessions are
+// not returned (Create replaces them). It takes no lock unless a writer
+// changes f's stripe at the same moment.
+func (t *Table) LookupFlow(f *Flow, h uint64, tcpFlags uint8, touch bool, now int64, ent *Entry) bool {
+	m := flowMatcher(f)
+	return t.lookup(&m, h, true, touch, tcpFlags, now, ent)
 }
 
 // LookupReply finds the live session of reverse key r (hash h). With touch,
 // it folds an inbound packet with tcpFlags into it (ICMP errors look up
 // without touching, RFC 5508 section 3).
-func (t *Table) LookupReply(r *Reply, h uint64, tcpFlags uint8, touch bool, now int64) (Entry, bool) {
-	s := t.stripeOf(h)
-	sec := seconds(now)
-	t.stripes[s].mu.Lock()
-	i := t.findReply(s, h, r)
-	if i == noIndex {
-		t.stripes[s].mu.Unlock()
-		return Entry{}, false
-	}
-	e := &t.sessions[i]
-	st, dl := atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline)
-	if expired(st, dl, sec) {
-		t.stripes[s].mu.Unlock()
-		return Entry{}, false
-	}
-	if touch {
-		st, dl = t.touch(i, false, tcpFlags, sec)
-	}
-	ent := t.entry(i, st, dl)
-	t.stripes[s].mu.Unlock()
-	return ent, true
+func (t *Table) LookupReply(r *Reply, h uint64, tcpFlags uint8, touch bool, now int64, ent *Entry) bool {
+	m := replyMatcher(r)
+	return t.lookup(&m, h, false, touch, tcpFlags, now, ent)
 }
 
-// PeekFlow prefetches what LookupFlow(h) will read: call it for a whole
-// burst first. It takes no lock and changes nothing.
+// PrefetchBucket starts loading the home bucket of h: the first pass over a
+// burst.
+func (t *Table) PrefetchBucket(h uint64) {
+	prefetch(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h)))))
+}
+
+// PeekFlow prefetches the session a lookup of h will probably compare: the
+// second pass over a burst, after PrefetchBucket. It changes nothing.
 func (t *Table) PeekFlow(h uint64) { t.peek(h) }
 
 // PeekReply is PeekFlow for reverse keys.
 func (t *Table) PeekReply(h uint64) { t.peek(h) }
-
-// PrefetchBucket starts loading the home bucket of h (first pass of a burst).
-func (t *Table) PrefetchBucket(h uint64) {
-	prefetch(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h)))))
-}
 
 func (t *Table) peek(h uint64) {
 	b := t.bucketAt(t.stripeOf(h), t.home(h))
@@ -510,21 +583,20 @@ func (t *Table) peek(h uint64) {
 // Create looks forward key f (hash fh) up and, when no live session has it,
 // creates one with public address pub and a port drawn from ports (rnd is the
 // caller's random state), tagged with pool and gen. An expired session of f
-// is replaced. It never blocks a stripe on another stripe out of order.
+// is replaced. It never blocks on a stripe out of order.
 func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, pool uint16, gen uint32, tcpFlags uint8, now int64) (Entry, Status) {
 	s := t.stripeOf(fh)
 	sec := seconds(now)
 	st := &t.stripes[s]
+	fm := flowMatcher(f)
 	for attempt := 0; ; attempt++ {
 		st.mu.Lock()
-		i := t.findFlow(s, fh, f)
+		i := t.find(s, fh, &fm)
 		if i == noIndex {
 			break
 		}
-		e := &t.sessions[i]
-		if !expired(atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline), sec) {
-			stt, dl := t.touch(i, true, tcpFlags, sec)
-			ent := t.entry(i, stt, dl)
+		var ent Entry
+		if t.use(i, true, true, tcpFlags, sec, &ent) {
 			st.mu.Unlock()
 			return ent, Found
 		}
@@ -540,8 +612,9 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	}
 	i := st.free
 	e := &t.sessions[i]
-	st.free = e.inner
+	st.free = uint32(e.load(0))
 	status := NoPort
+	fw0, _, _ := flowWords(f)
 	for try := 0; try < ports.Tries; try++ {
 		x := *rnd
 		x ^= x << 13
@@ -553,45 +626,48 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 		rh := t.HashReply(&r)
 		rs := t.stripeOf(rh)
 		if t.lockSecond(s, rs) {
-			if j := t.findFlow(s, fh, f); j != noIndex {
+			if j := t.find(s, fh, &fm); j != noIndex {
 				// Another worker created it while s was released.
 				t.unlockSecond(s, rs)
-				e.inner = st.free
+				e.store(0, uint64(st.free))
 				st.free = i
 				t.live.Add(-1)
 				x := &t.sessions[j]
-				ent := t.entry(j, atomic.LoadUint32(&x.state), atomic.LoadUint32(&x.deadline))
+				ent := unpack(j, x.load(0), x.load(1), x.load(2), x.load(3))
 				st.mu.Unlock()
 				return ent, Found
 			}
 		}
-		if t.findReply(rs, rh, &r) != noIndex {
+		rm := replyMatcher(&r)
+		if t.find(rs, rh, &rm) != noIndex {
 			t.unlockSecond(s, rs)
 			continue
 		}
-		// The slot is free and unpublished: only state and deadline can be
-		// read concurrently (by Sweep), and they stay zero until published.
-		e.inner, e.remote, e.public = f.Inner, f.Remote, pub
-		e.innerPort, e.remotePort, e.pubPort = f.InnerPort, f.RemotePort, port
-		e.vpc, e.pool, e.proto = f.VPC, pool, f.Proto
+		// The slot is unpublished: nothing reads w0-w2 until insertSlot
+		// publishes it (a stale lock-free reader that still holds its old
+		// index fails its sequence check).
+		e.store(0, fw0)
+		e.store(1, uint64(pub)|uint64(f.InnerPort)<<32|uint64(f.RemotePort)<<48)
+		e.store(2, uint64(port)|uint64(f.VPC)<<16|uint64(pool)<<32|uint64(f.Proto)<<48)
+		stt := t.to.nextState(stLive|(gen&genMask)<<genShift, f.Proto, true, tcpFlags, f.RemotePort)
+		w3 := uint64(stt)<<32 | uint64(sec+t.to.timeout(stt, f.Proto))
+		e.store(3, w3)
 		if !t.insertSlot(rs, rh, i) {
+			e.store(3, 0)
 			t.unlockSecond(s, rs)
 			status = Full
 			break
 		}
 		if !t.insertSlot(s, fh, i) {
 			t.removeSlot(rs, rh, i)
+			e.store(3, 0)
 			t.unlockSecond(s, rs)
 			status = Full
 			break
 		}
-		stt := t.to.nextState(stLive|(gen&genMask)<<genShift, f.Proto, true, tcpFlags, f.RemotePort)
-		dl := sec + t.to.timeout(stt, f.Proto)
-		atomic.StoreUint32(&e.deadline, dl)
-		atomic.StoreUint32(&e.state, stt)
 		t.unlockSecond(s, rs)
 		st.created++
-		ent := t.entry(i, stt, dl)
+		ent := unpack(i, e.load(0), e.load(1), e.load(2), w3)
 		st.mu.Unlock()
 		return ent, Created
 	}
@@ -601,7 +677,7 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	} else {
 		st.noPort++
 	}
-	e.inner = st.free
+	e.store(0, uint64(st.free))
 	st.free = i
 	t.live.Add(-1)
 	st.mu.Unlock()
@@ -609,34 +685,49 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 }
 
 // expire deletes session i if it is still live and expired at second now
-// (or, with force, whenever it is live and not refreshed meanwhile).
+// (or, with force, whenever it is live).
 func (t *Table) expire(i uint32, now uint32, force bool) bool {
 	s := i / t.per
 	st := &t.stripes[s]
 	st.mu.Lock()
 	e := &t.sessions[i]
-	state, dl := atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline)
-	if state&stLive == 0 || !(force || expired(state, dl, now)) {
+	w3 := e.load(3)
+	state := uint32(w3 >> 32)
+	if state&stLive == 0 || !(force || expired(state, uint32(w3), now)) {
 		st.mu.Unlock()
 		return false
 	}
-	f := Flow{Inner: e.inner, Remote: e.remote, InnerPort: e.innerPort, RemotePort: e.remotePort, VPC: e.vpc, Proto: e.proto}
-	r := Reply{Public: e.public, Remote: e.remote, PublicPort: e.pubPort, RemotePort: e.remotePort, Proto: e.proto}
+	w0, w1, w2 := e.load(0), e.load(1), e.load(2)
+	f, r := t.keyOf(i)
 	fh, rh := t.HashFlow(&f), t.HashReply(&r)
 	rs := t.stripeOf(rh)
 	if t.lockSecond(s, rs) {
-		// s was released: the slot may hold another session now. Recheck.
-		state2, dl2 := atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline)
-		if state2 != state || dl2 != dl || e.inner != f.Inner || e.remote != f.Remote || e.innerPort != f.InnerPort || e.public != r.Public || e.pubPort != r.PublicPort {
+		// s was released: the slot may hold another session now.
+		if e.load(0) != w0 || e.load(1) != w1 || e.load(2) != w2 || e.load(3)>>32&stLive == 0 {
 			t.unlockSecond(s, rs)
 			st.mu.Unlock()
 			return false
 		}
 	}
+	// Stop the session for lock-free users first: a CAS in use() after this
+	// fails on the live bit.
+	for {
+		w3 = e.load(3)
+		if atomic.CompareAndSwapUint64(&e.w[3], w3, 0) {
+			break
+		}
+	}
+	state = uint32(w3 >> 32)
+	if !force && !expired(state, uint32(w3), now) {
+		// Refreshed between the check and the CAS: put it back.
+		e.store(3, w3)
+		t.unlockSecond(s, rs)
+		st.mu.Unlock()
+		return false
+	}
 	t.removeSlot(s, fh, i)
 	t.removeSlot(rs, rh, i)
-	atomic.StoreUint32(&e.state, 0)
-	e.inner = st.free
+	e.store(0, uint64(st.free))
 	st.free = i
 	t.live.Add(-1)
 	if state&stKilled != 0 {
@@ -652,21 +743,18 @@ func (t *Table) expire(i uint32, now uint32, force bool) bool {
 // Kill closes the session that Entry e describes if it still lives in its
 // slot; it stops matching at once and is freed by the next Sweep over it.
 func (t *Table) Kill(e *Entry) {
-	s := e.Index / t.per
-	st := &t.stripes[s]
-	st.mu.Lock()
 	x := &t.sessions[e.Index]
+	fm := flowMatcher(&e.Flow)
 	for {
-		old := atomic.LoadUint32(&x.state)
-		if old&stLive == 0 || x.inner != e.Flow.Inner || x.remote != e.Flow.Remote || x.innerPort != e.Flow.InnerPort ||
-			x.remotePort != e.Flow.RemotePort || x.vpc != e.Flow.VPC || x.proto != e.Flow.Proto {
-			break
+		w3 := x.load(3)
+		st := uint32(w3 >> 32)
+		if st&stLive == 0 || !fm.match(x) || uint16(x.load(2)) != e.PublicPort {
+			return
 		}
-		if atomic.CompareAndSwapUint32(&x.state, old, old|stClosed|stKilled) {
-			break
+		if atomic.CompareAndSwapUint64(&x.w[3], w3, w3|uint64(stClosed|stKilled)<<32) {
+			return
 		}
 	}
-	st.mu.Unlock()
 }
 
 // Revalidate retags a live session with generation gen (the owner checked it
@@ -674,11 +762,13 @@ func (t *Table) Kill(e *Entry) {
 func (t *Table) Revalidate(e *Entry, gen uint32) {
 	x := &t.sessions[e.Index]
 	for {
-		old := atomic.LoadUint32(&x.state)
-		if old&stLive == 0 || old>>genShift != e.Gen {
+		w3 := x.load(3)
+		st := uint32(w3 >> 32)
+		if st&stLive == 0 || st>>genShift != e.Gen {
 			return
 		}
-		if atomic.CompareAndSwapUint32(&x.state, old, old&(1<<genShift-1)|(gen&genMask)<<genShift) {
+		nst := st&(1<<genShift-1) | (gen&genMask)<<genShift
+		if atomic.CompareAndSwapUint64(&x.w[3], w3, uint64(nst)<<32|w3&math.MaxUint32) {
 			return
 		}
 	}
@@ -697,9 +787,9 @@ func (t *Table) Sweep(now int64, n int) int {
 	freed := 0
 	for k := uint64(0); k < uint64(n) && k < total; k++ {
 		i := uint32((start + k) % total)
-		e := &t.sessions[i]
-		st := atomic.LoadUint32(&e.state)
-		if st&stLive == 0 || !expired(st, atomic.LoadUint32(&e.deadline), sec) {
+		w3 := t.sessions[i].load(3)
+		st := uint32(w3 >> 32)
+		if st&stLive == 0 || !expired(st, uint32(w3), sec) {
 			continue
 		}
 		if t.expire(i, sec, false) {
@@ -708,9 +798,6 @@ func (t *Table) Sweep(now int64, n int) int {
 	}
 	return freed
 }
-
-// Slots is the number of session slots Sweep cycles through.
-func (t *Table) Slots() int { return len(t.sessions) }
 
 // Counters sums the stripes' counters.
 func (t *Table) Counters() Counters {
@@ -739,11 +826,12 @@ func (t *Table) Walk(now int64, fn func(*Entry) bool) {
 		base := uint32(s) * t.per
 		for i := base; i < base+t.per; i++ {
 			e := &t.sessions[i]
-			state, dl := atomic.LoadUint32(&e.state), atomic.LoadUint32(&e.deadline)
-			if state&stLive == 0 || expired(state, dl, sec) {
+			w3 := e.load(3)
+			state := uint32(w3 >> 32)
+			if state&stLive == 0 || expired(state, uint32(w3), sec) {
 				continue
 			}
-			ent := t.entry(i, state, dl)
+			ent := unpack(i, e.load(0), e.load(1), e.load(2), w3)
 			if !fn(&ent) {
 				st.mu.Unlock()
 				return

@@ -35,12 +35,16 @@ func create(t testing.TB, tab *Table, f Flow, flags uint8, now int64) Entry {
 }
 
 func lookupOut(tab *Table, f Flow, flags uint8, now int64) (Entry, bool) {
-	return tab.LookupFlow(&f, tab.HashFlow(&f), flags, now)
+	var e Entry
+	ok := tab.LookupFlow(&f, tab.HashFlow(&f), flags, true, now, &e)
+	return e, ok
 }
 
 func lookupIn(tab *Table, e Entry, flags uint8, now int64) (Entry, bool) {
 	r := e.Reply()
-	return tab.LookupReply(&r, tab.HashReply(&r), flags, true, now)
+	var got Entry
+	ok := tab.LookupReply(&r, tab.HashReply(&r), flags, true, now, &got)
+	return got, ok
 }
 
 func TestTCPStateMachine(t *testing.T) {

@@ -297,7 +297,8 @@ func (s *Stateful) Outbound(pool uint32, k *Key, tcpFlags uint8, now int64) (uin
 }
 
 func (s *Stateful) outbound(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64) (uint32, uint16, Reason) {
-	if e, ok := s.tab.LookupFlow(f, h, tcpFlags, true, now); ok {
+	var e flowtable.Entry
+	if s.tab.LookupFlow(f, h, tcpFlags, true, now, &e) {
 		if e.Gen == ps.gen || s.revalidate(ps, &e) {
 			return e.Public, e.PublicPort, OK
 		}
@@ -308,7 +309,8 @@ func (s *Stateful) outbound(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable
 		Start: uint32(hh>>32) % s.blocks * s.bsize, Span: s.span, Tries: s.tries,
 	}
 	rnd := h ^ uint64(now) | 1
-	e, st := s.tab.Create(f, h, pi.addr(hh), &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+	var st flowtable.Status
+	e, st = s.tab.Create(f, h, pi.addr(hh), &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
 	switch st {
 	case flowtable.Created, flowtable.Found:
 		return e.Public, e.PublicPort, OK
@@ -337,8 +339,8 @@ func (s *Stateful) Inbound(pool uint32, k *Key, tcpFlags uint8, now int64) (vpc 
 }
 
 func (s *Stateful) inbound(pool uint32, rk *flowtable.Reply, h uint64, tcpFlags uint8, touch bool, now int64) (uint32, uint32, uint16, Reason) {
-	e, ok := s.tab.LookupReply(rk, h, tcpFlags, touch, now)
-	if !ok {
+	var e flowtable.Entry
+	if !s.tab.LookupReply(rk, h, tcpFlags, touch, now, &e) {
 		return 0, 0, 0, s.drop(DropUnsolicited, h)
 	}
 	ps := s.pools.Load()

@@ -305,8 +305,8 @@ func (s *Stateful) outboundError(now int64, q *Request) Reason {
 		return s.drop(DropPoolVPC, uint64(sport))
 	}
 	f := flowtable.Flow{Inner: get32(emb, 16), Remote: get32(emb, 12), InnerPort: dport, RemotePort: sport, VPC: q.SrcVPC, Proto: eproto}
-	e, found := s.tab.LookupFlow(&f, s.tab.HashFlow(&f), 0, false, now)
-	if !found || (e.Gen != ps.gen && !s.revalidate(ps, &e)) {
+	var e flowtable.Entry
+	if !s.tab.LookupFlow(&f, s.tab.HashFlow(&f), 0, false, now, &e) || (e.Gen != ps.gen && !s.revalidate(ps, &e)) {
 		// No session: the error is about nothing the NAT sent; there is no
 		// public address to give it.
 		return s.drop(DropUnsolicited, uint64(f.Inner))
