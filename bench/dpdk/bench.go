@@ -164,19 +164,13 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	tid := 0
 	want := int(b.dur/time.Second) + 2
 	for len(got) < want {
-		// Samples from the third on count; CPU time is read at the same
-		// moments.
-		if len(got) == 2 || len(got) == want-1 {
-			if tid == 0 {
-				tid, _ = threadByName(cmd.Process.Pid, "rte-worker")
-			}
+		// Samples from the third on count; each covers the second before
+		// it arrived, so the thread's CPU time is read when the second
+		// arrives and after the last.
+		if len(got) == 2 {
+			tid, _ = threadByName(cmd.Process.Pid, "rte-worker")
 			if tid != 0 {
-				c, _ := threadCPU(cmd.Process.Pid, tid)
-				if len(got) == 2 {
-					cpu0 = c
-				} else {
-					cpu1 = c
-				}
+				cpu0, _ = threadCPU(cmd.Process.Pid, tid)
 			}
 		}
 		select {
@@ -190,6 +184,9 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 			_ = cmd.Process.Kill()
 			return sample{}, command, fmt.Errorf("testpmd %s: no stats in time: %s", mode, command)
 		}
+	}
+	if tid != 0 {
+		cpu1, _ = threadCPU(cmd.Process.Pid, tid)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan struct{})
@@ -209,7 +206,7 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	sm := sample{mpps: median(got[2:]) / 1e6}
 	if cpu1 > cpu0 {
 		var sum float64
-		for _, v := range got[3:] {
+		for _, v := range got[2:] {
 			sum += v
 		}
 		sm.perCPU = sum / (cpu1 - cpu0).Seconds() / 1e6

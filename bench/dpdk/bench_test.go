@@ -1,0 +1,129 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/peergate/peergate/dataplane/dpdk"
+)
+
+func readPcap(t *testing.T, path string) []gopacket.Packet {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []gopacket.Packet
+	for {
+		d, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, gopacket.NewPacket(d, layers.LayerTypeEthernet, gopacket.Default))
+	}
+}
+
+func TestGeneratedVXLANPacketsDecodeWithTheirInnerFrameSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.pcap")
+	if err := writeVXLANPcap(path, 16, 60); err != nil {
+		t.Fatal(err)
+	}
+	pk := readPcap(t, path)
+	if len(pk) != 16 {
+		t.Fatalf("%d packets", len(pk))
+	}
+	for _, p := range pk {
+		vx, ok := p.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
+		if !ok || vx.VNI != 100 || len(vx.Payload) != 60 || p.ErrorLayer() != nil {
+			t.Fatalf("not a VXLAN packet with a 60-byte inner frame: %v", p)
+		}
+	}
+}
+
+func TestScenarioStreamKeepsValidInnerChecksumsAndVariesFlows(t *testing.T) {
+	const scenario = "../../testdata/pcap/peering-api-1-static-nat/in-fabric.pcap"
+	if _, err := os.Stat(scenario); err != nil {
+		t.Skipf("scenario pcap not there: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "s.pcap")
+	if err := writeScenarioStream(path, scenario, 2, 300); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[layers.TCPPort]bool{}
+	for _, p := range readPcap(t, path) {
+		var inner *layers.IPv4
+		for _, l := range p.Layers() {
+			if ip, ok := l.(*layers.IPv4); ok {
+				inner = ip
+			}
+		}
+		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if inner == nil || !ok {
+			t.Fatalf("no inner IPv4/TCP: %v", p)
+		}
+		hdr := append([]byte(nil), inner.Contents...)
+		want := inner.Checksum
+		setIPv4Checksum(hdr)
+		if got := uint16(hdr[10])<<8 | uint16(hdr[11]); got != want {
+			t.Fatalf("inner IPv4 checksum %#x, want %#x", want, got)
+		}
+		ports[tcp.DstPort] = true
+	}
+	if len(ports) != 300 {
+		t.Fatalf("%d distinct flows, want 300", len(ports))
+	}
+}
+
+// TestBenchmarkRunsEndToEnd runs every configuration for a moment; it
+// checks that each moves packets, not how fast.
+func TestBenchmarkRunsEndToEnd(t *testing.T) {
+	switch {
+	case testing.Short():
+		t.Skip("short mode")
+	case !dpdk.Available():
+		t.Skip("built without DPDK: run with -tags dpdk")
+	case os.Geteuid() != 0:
+		t.Skip("needs root for the EAL")
+	}
+	if _, err := exec.LookPath("dpdk-testpmd"); err != nil {
+		t.Skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
+	}
+	dir := t.TempDir()
+	b := bench{pcap: filepath.Join(dir, "v.pcap"), dur: time.Second, core: 1, testpmd: "dpdk-testpmd", quiet: true,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := writeVXLANPcap(b.pcap, 256, 60); err != nil {
+		t.Fatal(err)
+	}
+	pl := &pipelineRun{tables: "../../testdata/compiled/peering-api-1-static-nat.json", in: 0, out: 1,
+		stream: filepath.Join(dir, "s.pcap"), prime: "../../testdata/pcap/peering-api-1-static-nat/in-vpc2.pcap"}
+	if err := writeScenarioStream(pl.stream, "../../testdata/pcap/peering-api-1-static-nat/in-fabric.pcap", 2, 256); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.run(pl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		t.Logf("%-28s %6.2f Mpps  %6.2f Mpps/CPU", r.Name, r.Mpps, r.MppsPerCPU)
+		if r.Mpps <= 0 {
+			t.Errorf("%s moved no packets", r.Name)
+		}
+	}
+}
