@@ -561,11 +561,16 @@ func (w *writer) liveBytes() int { return len(w.nodes)*8 + len(w.leaves)*4 - w.d
 func (w *writer) deadBytes() int { return w.deadN*8 + w.deadL*4 }
 
 // maybeCompact copies the live trie into fresh arrays once dead blocks
-// outweigh live ones, so that the arrays stay within about twice the live
-// size and the cost of copying is spread over many updates.
+// reach twice the live ones, so that the arrays stay within about three
+// times the live size and the cost of copying (O(live)) is spread over at least as many
+// updates as it takes to produce that much garbage.
 func (w *writer) maybeCompact() {
-	d, waste := w.deadBytes(), len(w.rib.idx)-w.ribLive()
-	if (d >= 16<<10 && d >= w.liveBytes()) || (waste >= 4096 && waste > 2*w.ribLive()) {
+	// Each array is compacted before its dead part outgrows twice its live part,
+	// which is also before it outgrows the capacity compact gave it.
+	liveN, liveL := len(w.nodes)-w.deadN, len(w.leaves)-w.deadL
+	waste := len(w.rib.idx) - w.ribLive()
+	if (w.deadBytes() >= 16<<10 && (w.deadN >= 2*liveN || w.deadL >= 2*liveL)) ||
+		(waste >= 4096 && waste > 2*w.ribLive()) {
 		w.compact()
 	}
 }
@@ -586,8 +591,8 @@ func (w *writer) compact() {
 	// Headroom for the dead blocks of the next updates spares a regrowth
 	// copy of the whole array between compactions.
 	ln, ll := len(src.nodes)-src.deadN, len(src.leaves)-src.deadL
-	w.nodes = make([]uint64, 0, 2*ln+ln/4+2*recWords)
-	w.leaves = make([]uint32, 0, 2*ll+ll/4+64)
+	w.nodes = make([]uint64, 0, 3*ln+ln/4+2*recWords)
+	w.leaves = make([]uint32, 0, 3*ll+ll/4+64)
 	w.rib = ribStore{}
 	if live := w.ribLive(); len(src.rib.idx)-live > live/4 {
 		// Route blocks are copied too when many are unused.
