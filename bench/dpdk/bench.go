@@ -118,7 +118,10 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 	return res, nil
 }
 
-var ppsRE = regexp.MustCompile(`Tx-pps:\s+(\d+)`)
+var (
+	ppsRE     = regexp.MustCompile(`Tx-pps:\s+(\d+)`)
+	txTotalRE = regexp.MustCompile(`TX-packets:\s+(\d+)`)
+)
 
 // runTestpmd runs testpmd for warm-up + dur and returns the median of the
 // null port's per-second Tx-pps samples after the first.
@@ -142,11 +145,20 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	// Each stats block lists port 0 (pcap) then port 1 (null); the null
 	// port's Tx-pps is every second sample.
 	samples := make(chan float64, 64)
+	var totalTx float64 // from the summary testpmd prints at exit
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		port := -1
+		summary := false
 		for sc.Scan() {
 			line := sc.Text()
+			if strings.Contains(line, "Accumulated forward statistics for all ports") {
+				summary = true
+			}
+			if m := txTotalRE.FindStringSubmatch(line); m != nil && summary {
+				totalTx, _ = strconv.ParseFloat(m[1], 64)
+				summary = false
+			}
 			if i := strings.Index(line, "NIC statistics for port "); i >= 0 {
 				port, _ = strconv.Atoi(strings.Fields(line[i+len("NIC statistics for port "):])[0])
 			}
@@ -160,18 +172,12 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.dur+30*time.Second)
 	defer cancel()
 	var got []float64
-	var cpu0, cpu1 time.Duration
+	var cpu time.Duration
 	tid := 0
 	want := int(b.dur/time.Second) + 2
 	for len(got) < want {
-		// Samples from the third on count; each covers the second before
-		// it arrived, so the thread's CPU time is read when the second
-		// arrives and after the last.
-		if len(got) == 2 {
+		if tid == 0 && len(got) > 0 {
 			tid, _ = threadByName(cmd.Process.Pid, "rte-worker")
-			if tid != 0 {
-				cpu0, _ = threadCPU(cmd.Process.Pid, tid)
-			}
 		}
 		select {
 		case v, ok := <-samples:
@@ -185,8 +191,10 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 			return sample{}, command, fmt.Errorf("testpmd %s: no stats in time: %s", mode, command)
 		}
 	}
+	// The forwarding thread's CPU time over its whole life, read just
+	// before testpmd stops it, against all packets it forwarded.
 	if tid != 0 {
-		cpu1, _ = threadCPU(cmd.Process.Pid, tid)
+		cpu, _ = threadCPU(cmd.Process.Pid, tid)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan struct{})
@@ -204,12 +212,8 @@ func (b *bench) runTestpmd(mode string) (sample, string, error) {
 	}
 	// The first samples include start-up.
 	sm := sample{mpps: median(got[2:]) / 1e6}
-	if cpu1 > cpu0 {
-		var sum float64
-		for _, v := range got[2:] {
-			sum += v
-		}
-		sm.perCPU = sum / (cpu1 - cpu0).Seconds() / 1e6
+	if cpu > 0 && totalTx > 0 {
+		sm.perCPU = totalTx / cpu.Seconds() / 1e6
 	}
 	return sm, command, nil
 }
