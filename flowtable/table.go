@@ -85,6 +85,19 @@ type Ports struct {
 	Tries              int
 }
 
+func (p *Ports) pick(x uint64) uint16 {
+	return p.Min + uint16((p.Start+uint32((x>>32)*uint64(p.Span)>>32))%p.Total)
+}
+
+// nextRand is one xorshift64 step (RFC 6056 wants ports hard to guess, not
+// cryptographic).
+func nextRand(x uint64) uint64 {
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	return x
+}
+
 // Config sizes a table.
 type Config struct {
 	// Capacity is the maximum number of live sessions. Memory for all of
@@ -589,6 +602,14 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	sec := seconds(now)
 	st := &t.stripes[s]
 	fm := flowMatcher(f)
+	// Start loading the forward bucket and the first candidate's reverse
+	// bucket together: the first port is free almost always.
+	t.PrefetchBucket(fh)
+	if ports.Tries > 0 {
+		x := nextRand(*rnd)
+		r := Reply{Public: pub, Remote: f.Remote, PublicPort: ports.pick(x), RemotePort: f.RemotePort, Proto: f.Proto}
+		t.PrefetchBucket(t.HashReply(&r))
+	}
 	for attempt := 0; ; attempt++ {
 		st.mu.Lock()
 		i := t.find(s, fh, &fm)
@@ -616,12 +637,9 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	status := NoPort
 	fw0, _, _ := flowWords(f)
 	for try := 0; try < ports.Tries; try++ {
-		x := *rnd
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
+		x := nextRand(*rnd)
 		*rnd = x
-		port := ports.Min + uint16((ports.Start+uint32((x>>32)*uint64(ports.Span)>>32))%ports.Total)
+		port := ports.pick(x)
 		r := Reply{Public: pub, Remote: f.Remote, PublicPort: port, RemotePort: f.RemotePort, Proto: f.Proto}
 		rh := t.HashReply(&r)
 		rs := t.stripeOf(rh)
@@ -777,6 +795,8 @@ func (t *Table) Revalidate(e *Entry, gen uint32) {
 // Sweep examines the next n session slots (a cursor shared by all callers
 // wraps around the table) and frees those expired at now. It returns how many
 // it freed. Call it with a small n per burst, or from a background goroutine.
+// Expired sessions are gathered 16 at a time and their buckets prefetched
+// before any is freed, so their cache misses overlap.
 func (t *Table) Sweep(now int64, n int) int {
 	if n <= 0 {
 		return 0
@@ -785,6 +805,21 @@ func (t *Table) Sweep(now int64, n int) int {
 	start := t.cursor.Add(uint64(n)) - uint64(n)
 	sec := seconds(now)
 	freed := 0
+	var batch [16]uint32
+	nb := 0
+	flush := func() {
+		for _, i := range batch[:nb] {
+			f, r := t.keyOf(i)
+			t.PrefetchBucket(t.HashFlow(&f))
+			t.PrefetchBucket(t.HashReply(&r))
+		}
+		for _, i := range batch[:nb] {
+			if t.expire(i, sec, false) {
+				freed++
+			}
+		}
+		nb = 0
+	}
 	for k := uint64(0); k < uint64(n) && k < total; k++ {
 		i := uint32((start + k) % total)
 		w3 := t.sessions[i].load(3)
@@ -792,10 +827,12 @@ func (t *Table) Sweep(now int64, n int) int {
 		if st&stLive == 0 || !expired(st, uint32(w3), sec) {
 			continue
 		}
-		if t.expire(i, sec, false) {
-			freed++
+		batch[nb] = i
+		if nb++; nb == len(batch) {
+			flush()
 		}
 	}
+	flush()
 	return freed
 }
 
