@@ -251,6 +251,7 @@ func errReserved(p netip.Prefix) error { return fmt.Errorf("lpm: prefix %v: %w",
 func appendDouble[T uint16 | uint32 | uint64](s []T, x ...T) []T {
 	if len(s)+len(x) > cap(s) {
 		n := make([]T, len(s), 2*cap(s)+len(x)+64)
+		adviseHuge(n)
 		copy(n, s)
 		s = n
 	}
@@ -593,6 +594,8 @@ func (w *writer) compact() {
 	ln, ll := len(src.nodes)-src.deadN, len(src.leaves)-src.deadL
 	w.nodes = make([]uint64, 0, 3*ln+ln/4+2*recWords)
 	w.leaves = make([]uint32, 0, 3*ll+ll/4+64)
+	adviseHuge(w.nodes)
+	adviseHuge(w.leaves)
 	w.rib = ribStore{}
 	if live := w.ribLive(); len(src.rib.idx)-live > live/4 {
 		// Route blocks are copied too when many are unused.
@@ -715,6 +718,8 @@ func (w *writer) build(routes []Route) error {
 	n := w.n[0] + w.n[1]
 	w.nodes = make([]uint64, 0, nodes*recWords)
 	w.leaves = make([]uint32, 0, leaves)
+	adviseHuge(w.nodes)
+	adviseHuge(w.leaves)
 	w.rib.idx = make([]uint16, 0, n)
 	w.rib.val = make([]uint32, 0, n)
 	for f := range roots {
@@ -725,6 +730,7 @@ func (w *writer) build(routes []Route) error {
 	}
 	if cap(w.leaves)-len(w.leaves) > len(w.leaves)/32 {
 		w.leaves = slices.Clone(w.leaves) // the estimate was loose
+		adviseHuge(w.leaves)
 	}
 	return nil
 }
