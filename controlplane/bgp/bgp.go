@@ -35,8 +35,9 @@ import (
 type Global struct {
 	ASN      uint32
 	RouterID netip.Addr // IPv4
-	// ListenPort is the TCP port for incoming sessions; -1 does not listen
-	// (the speaker then only connects out, which is what the gateway does).
+	// ListenPort is the TCP port for incoming sessions (0 means 179); -1
+	// does not listen: the speaker then only connects out, which is all the
+	// gateway needs since it always initiates.
 	ListenPort int32
 	// ConnectRetry is the pause between connection attempts to a neighbour
 	// that is down; 0 means 5 s. It bounds how fast a returning neighbour is
