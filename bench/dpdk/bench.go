@@ -105,9 +105,13 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 		res[i].Mpps = median(samples[i])
 		res[i].Samples = samples[i]
 		res[i].MppsPerCPU = median(perCPU[i])
+		for _, v := range samples[i] {
+			res[i].Best = max(res[i].Best, v)
+		}
 	}
 	for i := range res {
 		res[i].Ratio = res[i].Mpps / res[0].Mpps
+		res[i].BestRatio = res[i].Best / res[0].Best
 		if res[0].MppsPerCPU > 0 {
 			res[i].RatioPerCPU = res[i].MppsPerCPU / res[0].MppsPerCPU
 		}

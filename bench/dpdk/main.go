@@ -29,6 +29,8 @@ type result struct {
 	Mpps         float64   `json:"mpps"`
 	Ratio        float64   `json:"ratio_to_testpmd_io,omitempty"`
 	CyclesPerPkt float64   `json:"cycles_per_packet,omitempty"`
+	Best         float64   `json:"best_mpps"`
+	BestRatio    float64   `json:"best_ratio_to_testpmd_io"`
 	MppsPerCPU   float64   `json:"mpps_per_cpu_second"`
 	RatioPerCPU  float64   `json:"ratio_per_cpu_second,omitempty"`
 	Command      string    `json:"command"`
@@ -101,10 +103,11 @@ func main() {
 		_ = enc.Encode(res)
 		return
 	}
-	fmt.Printf("%-28s %8s %8s %10s %9s %10s   %s\n", "run", "Mpps", "ratio", "Mpps/CPU", "ratio/CPU", "cycles/pkt", "samples (Mpps)")
+	fmt.Printf("%-28s %8s %8s %8s %8s %10s %9s %10s   %s\n", "run", "Mpps", "ratio", "best", "ratio", "Mpps/CPU", "ratio/CPU", "cycles/pkt", "samples (Mpps)")
 	for _, r := range res {
-		fmt.Printf("%-28s %8.2f %8.3f %10.2f %9.3f %10.1f   %.2f\n", r.Name, r.Mpps, r.Ratio, r.MppsPerCPU, r.RatioPerCPU, r.CyclesPerPkt, r.Samples)
+		fmt.Printf("%-28s %8.2f %8.3f %8.2f %8.3f %10.2f %9.3f %10.1f   %.2f\n", r.Name, r.Mpps, r.Ratio, r.Best, r.BestRatio, r.MppsPerCPU, r.RatioPerCPU, r.CyclesPerPkt, r.Samples)
 	}
+	fmt.Println("# Mpps: median of the rounds over wall time; best: the fastest round (least disturbed by other load on the machine).")
 	fmt.Println("# Mpps/CPU: packets per second of the forwarding thread's own CPU time; cycles/pkt = TSC Hz / that.")
 	for _, r := range res {
 		fmt.Printf("# %s: %s\n", r.Name, r.Command)
