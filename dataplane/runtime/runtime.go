@@ -335,6 +335,17 @@ func (r *Runtime) WorkerThreads() []int {
 	return out
 }
 
+// PortMAC returns the MAC of the data port with pipeline id id (zero when
+// there is none): pass it as fib.Options.PortMAC so the pipeline answers and
+// sends with the addresses the ports really have.
+func (r *Runtime) PortMAC(id uint32) [6]byte {
+	var mac [6]byte
+	if int(id) < len(r.byID) && r.byID[id] >= 0 {
+		copy(mac[:], r.ports[r.byID[id]].mac)
+	}
+	return mac
+}
+
 // PortInfo describes one attached port.
 type PortInfo struct {
 	Name       string

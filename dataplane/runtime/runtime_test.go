@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -245,6 +246,12 @@ func TestBadOutputPortIsDroppedAndCounted(t *testing.T) {
 	r := newRuntime(t, Config{Ports: []PortConfig{
 		{ID: 0, Name: "in", Device: "net_pcap_bad0,rx_pcap=" + pcap},
 	}}, func(int, pipeline.Allocator) Processor { return NewForward(false, [2]uint16{0, 9}) })
+	if mac := r.PortMAC(0); mac == ([6]byte{}) || net.HardwareAddr(mac[:]).String() != r.Ports()[0].MAC.String() {
+		t.Fatalf("PortMAC(0) = %v, port MAC %v", mac, r.Ports()[0].MAC)
+	}
+	if r.PortMAC(9) != ([6]byte{}) {
+		t.Fatal("PortMAC of an unknown port is not zero")
+	}
 	base := r.MbufsInUse()
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
