@@ -43,7 +43,7 @@ const (
 	// they are compiled: long enough to gather the many batches of a
 	// table transfer, short enough for a single update to go live well
 	// under 50 ms.
-	DefaultQuiet = 10 * time.Millisecond
+	DefaultQuiet = 5 * time.Millisecond
 	// DefaultMaxDelay bounds how long a steady stream of updates can
 	// postpone a compilation.
 	DefaultMaxDelay = 200 * time.Millisecond
