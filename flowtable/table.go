@@ -163,8 +163,10 @@ type stripe struct {
 	mu sync.Mutex
 	// seq is odd while the stripe's buckets change; lock-free readers
 	// retry (or take the lock) when it moved under them.
-	seq     atomic.Uint32
-	free    uint32 // free-list head
+	seq atomic.Uint32
+	// free is the free-list head: written under mu, loaded without it only
+	// to prefetch the slot the next Create takes.
+	free    atomic.Uint32
 	created uint64 // the counters are under mu
 	expired uint64
 	full    uint64
@@ -255,7 +257,7 @@ func New(cfg Config) (*Table, error) {
 			t.sessions[base+i].w[0] = uint64(base + i + 1)
 		}
 		t.sessions[base+per-1].w[0] = noIndex
-		t.stripes[s].free = base
+		t.stripes[s].free.Store(base)
 	}
 	return t, nil
 }
@@ -593,6 +595,19 @@ func (t *Table) peek(h uint64) {
 	}
 }
 
+// PrefetchCreate starts loading the reply bucket of the first port Create(f,
+// pub, ports, rnd) will try, which is free almost always: call it for the
+// new flows of a burst before creating them so their misses overlap.
+func (t *Table) PrefetchCreate(f *Flow, pub uint32, ports *Ports, rnd uint64) {
+	if i := t.stripes[t.stripeOf(t.HashFlow(f))].free.Load(); i < uint32(len(t.sessions)) {
+		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+	}
+	if ports.Tries > 0 {
+		r := Reply{Public: pub, Remote: f.Remote, PublicPort: ports.pick(nextRand(rnd)), RemotePort: f.RemotePort, Proto: f.Proto}
+		t.PrefetchBucket(t.HashReply(&r))
+	}
+}
+
 // Create looks forward key f (hash fh) up and, when no live session has it,
 // creates one with public address pub and a port drawn from ports (rnd is the
 // caller's random state), tagged with pool and gen. An expired session of f
@@ -602,14 +617,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	sec := seconds(now)
 	st := &t.stripes[s]
 	fm := flowMatcher(f)
-	// Start loading the forward bucket and the first candidate's reverse
-	// bucket together: the first port is free almost always.
 	t.PrefetchBucket(fh)
-	if ports.Tries > 0 {
-		x := nextRand(*rnd)
-		r := Reply{Public: pub, Remote: f.Remote, PublicPort: ports.pick(x), RemotePort: f.RemotePort, Proto: f.Proto}
-		t.PrefetchBucket(t.HashReply(&r))
-	}
+	t.PrefetchCreate(f, pub, ports, *rnd)
 	for attempt := 0; ; attempt++ {
 		st.mu.Lock()
 		i := t.find(s, fh, &fm)
@@ -625,15 +634,15 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 		t.expire(i, sec, attempt > 2)
 	}
 	// st is held and f is absent.
-	if t.live.Add(1) > t.capacity || st.free == noIndex {
+	if t.live.Add(1) > t.capacity || st.free.Load() == noIndex {
 		t.live.Add(-1)
 		st.full++
 		st.mu.Unlock()
 		return Entry{}, Full
 	}
-	i := st.free
+	i := st.free.Load()
 	e := &t.sessions[i]
-	st.free = uint32(e.load(0))
+	st.free.Store(uint32(e.load(0)))
 	status := NoPort
 	fw0, _, _ := flowWords(f)
 	for try := 0; try < ports.Tries; try++ {
@@ -647,8 +656,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 			if j := t.find(s, fh, &fm); j != noIndex {
 				// Another worker created it while s was released.
 				t.unlockSecond(s, rs)
-				e.store(0, uint64(st.free))
-				st.free = i
+				e.store(0, uint64(st.free.Load()))
+				st.free.Store(i)
 				t.live.Add(-1)
 				x := &t.sessions[j]
 				ent := unpack(j, x.load(0), x.load(1), x.load(2), x.load(3))
@@ -695,8 +704,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	} else {
 		st.noPort++
 	}
-	e.store(0, uint64(st.free))
-	st.free = i
+	e.store(0, uint64(st.free.Load()))
+	st.free.Store(i)
 	t.live.Add(-1)
 	st.mu.Unlock()
 	return Entry{}, status
@@ -745,8 +754,8 @@ func (t *Table) expire(i uint32, now uint32, force bool) bool {
 	}
 	t.removeSlot(s, fh, i)
 	t.removeSlot(rs, rh, i)
-	e.store(0, uint64(st.free))
-	st.free = i
+	e.store(0, uint64(st.free.Load()))
+	st.free.Store(i)
 	t.live.Add(-1)
 	if state&stKilled != 0 {
 		st.killed++

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"fmt"
-	"math/bits"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -243,7 +242,7 @@ func (ps *poolSet) pool(id uint32) *poolInfo {
 }
 
 func (p *poolInfo) addr(k uint64) uint32 {
-	k %= p.n
+	k = (k & (1<<32 - 1)) * p.n >> 32 // p.n <= 2^32: no division
 	for _, r := range p.ranges {
 		if k < r.n {
 			return r.first + uint32(k)
@@ -270,8 +269,10 @@ func (ps *poolSet) valid(e *flowtable.Entry) bool {
 }
 
 func (s *Stateful) hostHash(vpc uint32, src uint32) uint64 {
-	hi, lo := bits.Mul64(uint64(vpc)<<32|uint64(src)^s.seed, 0x9e3779b97f4a7c15)
-	return hi ^ lo
+	z := (uint64(vpc)<<32 | uint64(src)) ^ s.seed
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 func (s *Stateful) drop(r Reason, shard uint64) Reason {
@@ -297,20 +298,42 @@ func (s *Stateful) Outbound(pool uint32, k *Key, tcpFlags uint8, now int64) (uin
 }
 
 func (s *Stateful) outbound(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64) (uint32, uint16, Reason) {
-	var e flowtable.Entry
-	if s.tab.LookupFlow(f, h, tcpFlags, true, now, &e) {
-		if e.Gen == ps.gen || s.revalidate(ps, &e) {
-			return e.Public, e.PublicPort, OK
-		}
+	if addr, port, ok := s.existing(ps, f, h, tcpFlags, now); ok {
+		return addr, port, OK
 	}
+	return s.create(ps, pi, pool, f, h, tcpFlags, now)
+}
+
+// existing is the lookup half of outbound.
+func (s *Stateful) existing(ps *poolSet, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64) (uint32, uint16, bool) {
+	var e flowtable.Entry
+	if s.tab.LookupFlow(f, h, tcpFlags, true, now, &e) && (e.Gen == ps.gen || s.revalidate(ps, &e)) {
+		return e.Public, e.PublicPort, true
+	}
+	return 0, 0, false
+}
+
+// candidates returns the public address and port range of f's host, and the
+// random state its port draws start from.
+func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int64) (uint32, flowtable.Ports, uint64) {
 	hh := s.hostHash(uint32(f.VPC), f.Inner)
 	ports := flowtable.Ports{
 		Min: portMin, Total: s.blocks * s.bsize,
 		Start: uint32(hh>>32) % s.blocks * s.bsize, Span: s.span, Tries: s.tries,
 	}
-	rnd := h ^ uint64(now) | 1
-	var st flowtable.Status
-	e, st = s.tab.Create(f, h, pi.addr(hh), &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+	return pi.addr(hh), ports, h ^ uint64(now) | 1
+}
+
+// prefetchCreate starts loading what create(f) will touch.
+func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64) {
+	pub, ports, rnd := s.candidates(pi, f, h, now)
+	s.tab.PrefetchCreate(f, pub, &ports, rnd)
+}
+
+// create is the session-creating half of outbound.
+func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64) (uint32, uint16, Reason) {
+	pub, ports, rnd := s.candidates(pi, f, h, now)
+	e, st := s.tab.Create(f, h, pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
 	switch st {
 	case flowtable.Created, flowtable.Found:
 		return e.Public, e.PublicPort, OK

@@ -25,6 +25,7 @@ const (
 	kindDrop = iota
 	kindQuery
 	kindError
+	kindCreate // lookup missed: create in a second pass
 )
 
 // parsed is what the first pass over a packet learns.
@@ -66,8 +67,27 @@ func (s *Stateful) Translate(now int64, reqs []Request) {
 				s.tab.PeekFlow(ps[i].h)
 			}
 		}
+		// New outbound flows are set aside after their lookup missed, their
+		// creation prefetched, and created together after the rest.
+		pending := false
 		for i := range chunk {
-			chunk[i].Result = s.finish(now, &chunk[i], &ps[i])
+			chunk[i].Result = s.finish(now, &chunk[i], &ps[i], true)
+			pending = pending || ps[i].kind == kindCreate
+		}
+		if pending {
+			pools := s.pools.Load()
+			for i := range chunk {
+				if p := &ps[i]; p.kind == kindCreate {
+					if pi := pools.pool(chunk[i].Pool); pi != nil {
+						s.prefetchCreate(pi, &p.f, p.h, now)
+					}
+				}
+			}
+			for i := range chunk {
+				if ps[i].kind == kindCreate {
+					chunk[i].Result = s.finish(now, &chunk[i], &ps[i], false)
+				}
+			}
 		}
 		reqs = reqs[n:]
 	}
@@ -85,7 +105,7 @@ func (s *Stateful) TranslatePacket(now int64, pkt []byte, srcVPC, dstVPC uint16,
 			p.h = s.tab.HashFlow(&p.f)
 		}
 	}
-	return s.finish(now, &q, &p)
+	return s.finish(now, &q, &p, false)
 }
 
 // parse reads the session key of an IPv4 packet.
@@ -161,12 +181,15 @@ func (s *Stateful) parse(pkt []byte, reverse bool, vpc uint16, p *parsed) {
 	}
 }
 
-// finish looks a parsed packet up and rewrites it.
-func (s *Stateful) finish(now int64, q *Request, p *parsed) Reason {
+// finish looks a parsed packet up and rewrites it. With defer, an outbound
+// packet without a session is marked kindCreate and left for a second call.
+func (s *Stateful) finish(now int64, q *Request, p *parsed, deferCreate bool) Reason {
 	pkt := q.Packet
 	switch p.kind {
 	case kindDrop:
 		return s.drop(p.reason, uint64(len(pkt)))
+	case kindCreate:
+		p.kind = kindQuery
 	case kindError:
 		if q.Reverse {
 			return s.inboundError(now, q)
@@ -193,9 +216,16 @@ func (s *Stateful) finish(now int64, q *Request, p *parsed) Reason {
 		if pi.vpc != uint32(q.SrcVPC) {
 			return s.drop(DropPoolVPC, p.h)
 		}
-		addr, port, r := s.outbound(ps, pi, q.Pool, &p.f, p.h, p.flags, now)
-		if r != OK {
-			return r
+		addr, port, found := s.existing(ps, &p.f, p.h, p.flags, now)
+		if !found {
+			if deferCreate {
+				p.kind = kindCreate
+				return DropFull // placeholder, replaced by the second pass
+			}
+			var r Reason
+			if addr, port, r = s.create(ps, pi, q.Pool, &p.f, p.h, p.flags, now); r != OK {
+				return r
+			}
 		}
 		setAddr(pkt, 12, addr, p.off, proto, p.l4len)
 		setPort(pkt, p.off, p.at, proto, p.l4len, port)
