@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"sync"
 )
 
@@ -50,12 +51,8 @@ type neighCache struct {
 }
 
 func neighHash(k *neighKey) uint32 {
-	h := uint64(k.scope) * 0x9e3779b97f4a7c15
-	for i := 0; i < 16; i += 8 {
-		v := uint64(k.addr[i]) | uint64(k.addr[i+1])<<8 | uint64(k.addr[i+2])<<16 | uint64(k.addr[i+3])<<24 |
-			uint64(k.addr[i+4])<<32 | uint64(k.addr[i+5])<<40 | uint64(k.addr[i+6])<<48 | uint64(k.addr[i+7])<<56
-		h = (h ^ v) * 0xff51afd7ed558ccd
-	}
+	h := (uint64(k.scope) ^ binary.LittleEndian.Uint64(k.addr[0:8])) * 0x9e3779b97f4a7c15
+	h = (h ^ binary.LittleEndian.Uint64(k.addr[8:16])) * 0xff51afd7ed558ccd
 	return uint32(h >> 32)
 }
 

@@ -121,10 +121,16 @@ func (w *Worker) vxlanIn(p *pkt, off, ihl int) {
 		w.drop(b, DropMalformed)
 		return
 	}
-	v, ok := s.ClassifyVXLAN(b.InPort, vx.VNI())
-	if !ok {
-		w.drop(b, DropUnknownVNI)
-		return
+	// Bursts mostly come from one VNI: remember the last classification.
+	vni := vx.VNI()
+	v := w.lastVPC
+	if vni != w.lastVNI || b.InPort != w.lastPort || w.lastGen != w.learnGen {
+		var ok bool
+		if v, ok = s.ClassifyVXLAN(b.InPort, vni); !ok {
+			w.drop(b, DropUnknownVNI)
+			return
+		}
+		w.lastVNI, w.lastPort, w.lastVPC, w.lastGen = vni, b.InPort, v, w.learnGen
 	}
 	p.vxlan, p.vpc = true, v
 	p.outerSrc = outer.Src()

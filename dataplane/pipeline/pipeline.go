@@ -120,6 +120,12 @@ type Worker struct {
 	memoVPC   int
 	memoGen   uint64
 	memoUntil int64
+	// Last VXLAN classification (valid while lastGen == learnGen, which a
+	// new snapshot changes).
+	lastVNI  uint32
+	lastPort uint16
+	lastVPC  int
+	lastGen  uint64
 
 	natReqs []NATRequest
 	natCtx  []natPending

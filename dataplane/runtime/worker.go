@@ -235,7 +235,9 @@ func (w *worker) loop() {
 func (w *worker) process(p *port, now int64) {
 	rx := w.rx
 	n := rx.Len()
-	in := w.slots[:0]
+	slots := w.slots[:n]
+	inPort := p.cfg.ID
+	k := 0
 	for i := 0; i < n; i++ {
 		m := rx.At(i)
 		if m.NbSegs() != 1 {
@@ -243,30 +245,41 @@ func (w *worker) process(p *port, now int64) {
 			w.drop(m)
 			continue
 		}
-		b := w.slots[len(in)]
+		b := slots[k]
+		k++
 		b.Mem = m.Buffer()
 		b.Off = m.DataOff()
 		b.Len = m.DataLen()
-		b.InPort = p.cfg.ID
+		b.InPort = inPort
 		b.OutPort = 0
 		b.Verdict = pipeline.VerdictDrop
 		setMbuf(b, m)
-		in = append(in, b)
 	}
 	rx.Reset()
 	w.acc.RxPackets += uint64(n)
+	in := slots[:k]
 	w.proc.ProcessBurst(now, in, &w.out)
+	byID := w.byID
+	last, lastIdx := uint16(0), -1
 	for i, b := range in {
 		m := mbufOf(b)
 		switch b.Verdict {
 		case pipeline.VerdictTx:
-			if int(b.OutPort) >= len(w.byID) || w.byID[b.OutPort] < 0 {
-				w.acc.BadOutPort++
-				w.drop(m)
-				continue
+			// Bursts mostly go to one port: look it up once.
+			if b.OutPort != last || lastIdx < 0 {
+				if int(b.OutPort) >= len(byID) || byID[b.OutPort] < 0 {
+					w.acc.BadOutPort++
+					w.drop(m)
+					continue
+				}
+				last, lastIdx = b.OutPort, int(byID[b.OutPort])
 			}
 			m.SetData(b.Off, b.Len)
-			w.send(int(w.byID[b.OutPort]), m)
+			t := &w.tx[lastIdx]
+			if t.b.Full() {
+				w.flush(t)
+			}
+			t.b.Push(m)
 		case pipeline.VerdictPunt:
 			if p.punt < 0 {
 				w.acc.PuntNoIface++
@@ -279,7 +292,7 @@ func (w *worker) process(p *port, now int64) {
 		case pipeline.VerdictHeld:
 			// The processor keeps b; give the slot a fresh struct.
 			w.acc.Held++
-			w.slots[i] = w.spareBuf()
+			slots[i] = w.spareBuf()
 		default:
 			w.acc.Dropped++
 			w.drop(m)
