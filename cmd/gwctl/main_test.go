@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/peergate/peergate/controlplane/server"
+	apiv1 "github.com/peergate/peergate/proto/api/v1"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -87,6 +90,11 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, s)
+}
+
+func serve(t *testing.T, s *server.Server) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "gwctl")
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +135,8 @@ func TestRemoteCommands(t *testing.T) {
 		{"get status counts the rejection", []string{"get", "status"}, 0, "applies rejected:  1", ""},
 		{"get of an unknown resource is a usage error", []string{"get", "flows"}, 2, "", "unknown resource"},
 		{"stats without dataplanes says so", []string{"stats"}, 0, "no dataplane", ""},
+		{"get bgp without a speaker says why", []string{"get", "bgp"}, 0, "not running", ""},
+		{"get bgp -o json prints the response", []string{"get", "bgp", "-o", "json"}, 0, "{", ""},
 		{"delete of an ambiguous kind is a usage error", []string{"delete", "vpc", "vpc-1"}, 2, "", "ambiguous"},
 		{"a delete that breaks references is rejected", []string{"delete", "gateway", "gateway"}, 1, "", "stays live"},
 		{"delete of the pods succeeds", []string{"delete", "-f", kubeOVN + "/kube-ovn-vpc-peering-3-pods.yaml"}, 0, "Pod/vpc-1-pod deleted", ""},
@@ -147,5 +157,53 @@ func TestAnUnreachableServerIsExplained(t *testing.T) {
 	r := gwctl(t, "", "--server", "unix:///nonexistent/cp.sock", "get", "status")
 	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the controlplane") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+type fakeBGP struct{}
+
+func (fakeBGP) BGPStatus(req *apiv1.GetBGPRequest) *apiv1.GetBGPResponse {
+	r := &apiv1.GetBGPResponse{Running: true, Asn: 65000, RouterId: "192.0.2.1", ListenPort: -1,
+		Sessions: []*apiv1.BgpSession{
+			{Vpc: "vpc-e1", Neighbor: "127.0.0.2", Port: 1790, Asn: 65101, State: "established", Up: true,
+				Since: timestamppb.New(time.Now().Add(-time.Minute)), Received: 5, Accepted: 5, Learned: 5, Advertised: 1},
+			{Vpc: "vpc-e2", Neighbor: "127.0.0.3", Port: 179, Asn: 65102, State: "active"},
+		},
+		Advertisements: []*apiv1.BgpAdvertisement{{Vpc: "vpc-e1", Count: 1}, {Vpc: "vpc-e2", Count: 1}},
+	}
+	if req.GetAdvertised() {
+		for _, a := range r.Advertisements {
+			a.Prefixes = []string{"192.168.1.0/30"}
+		}
+	}
+	return r
+}
+
+func TestGetBGPPrintsSessionsAndAdvertisements(t *testing.T) {
+	s, err := server.New(server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetBGP(fakeBGP{})
+	addr := serve(t, s)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"the table shows each session with its state and counts", []string{"get", "bgp"},
+			[]string{"asn 65000  router-id 192.0.2.1  connects out only", "vpc-e1  127.0.0.2:1790  65101  established  1m0s", "vpc-e2  127.0.0.3:179", "never up", "advertised to vpc-e1's neighbours: 1 prefixes"}},
+		{"--advertised lists the prefixes", []string{"get", "bgp", "--advertised"}, []string{"  192.168.1.0/30"}},
+		{"-o json is the API response", []string{"get", "bgp", "-o", "json"}, []string{`"established"`, `"listenPort"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := gwctl(t, "", append([]string{"--server", addr}, c.args...)...)
+			for _, w := range c.want {
+				if r.code != 0 || !strings.Contains(r.stdout, w) {
+					t.Fatalf("gwctl %v = exit %d\nstdout:\n%s\nstderr:\n%s\nwant %q", c.args, r.code, r.stdout, r.stderr, w)
+				}
+			}
+		})
 	}
 }
