@@ -139,33 +139,39 @@ func (s *ribStore) pushed(r *rec, inh uint32, val *[256]uint32, gmask uint) {
 }
 
 func pushValues(idx []uint16, vals []uint32, inh uint32, val *[256]uint32, gmask uint) {
-	for g := uint(0); g < 4; g++ {
-		if gmask&(1<<g) != 0 {
-			fill := val[g<<6 : g<<6+64]
+	if gmask == 0xf {
+		for i := range val {
+			val[i] = inh
+		}
+		for j, x := range idx {
+			lo, hi := slotRange(uint32(x))
+			fill := val[lo:hi]
 			for i := range fill {
-				fill[i] = inh
+				fill[i] = vals[j]
 			}
 		}
+		return
 	}
-	for j, x := range idx {
-		lo, hi := slotRange(uint32(x))
-		if gmask != 0xf {
-			if gmask&(1<<(lo>>6)) == 0 && gmask&(1<<((hi-1)>>6)) == 0 && hi-lo <= 64 {
-				continue
-			}
-			for g := lo >> 6; g <= (hi-1)>>6; g++ {
-				if gmask&(1<<g) != 0 {
-					fill := val[max(lo, g<<6):min(hi, g<<6+64)]
-					for i := range fill {
-						fill[i] = vals[j]
-					}
-				}
-			}
+	// Only some groups: per length, binary-search the prefixes that
+	// overlap the group, so a node with hundreds of prefixes costs little.
+	for g := uint(0); g < 4; g++ {
+		if gmask&(1<<g) == 0 {
 			continue
 		}
-		fill := val[lo:hi]
-		for i := range fill {
-			fill[i] = vals[j]
+		gv := val[g<<6 : g<<6+64]
+		for i := range gv {
+			gv[i] = inh
+		}
+		for l := uint(1); l <= 8; l++ {
+			first, last := 1<<l|(g<<6)>>(8-l), 1<<l|(g<<6+63)>>(8-l)
+			j, _ := slices.BinarySearch(idx, uint16(first))
+			for ; j < len(idx) && uint(idx[j]) <= last; j++ {
+				lo, hi := slotRange(uint32(idx[j]))
+				fill := val[max(lo, g<<6):min(hi, g<<6+64)]
+				for i := range fill {
+					fill[i] = vals[j]
+				}
+			}
 		}
 	}
 }
@@ -299,7 +305,8 @@ func (w *writer) free(r *rec) {
 // slot values and the records of the children that changed (over, in slot
 // order); every other child is copied from old's blocks. Only the groups
 // in gmask are rebuilt, the others are kept from old; blocks whose content
-// did not change are reused.
+// did not change are reused. A nil val keeps the leaves of gmask's groups,
+// which is right when their children are the same slots as before.
 func (w *writer) encode(old *rec, kids [4]uint64, val *[256]uint32, over []override, gmask uint) rec {
 	out := *old
 	var runs [64]uint32
@@ -316,6 +323,18 @@ func (w *writer) encode(old *rec, kids [4]uint64, val *[256]uint32, over []overr
 		case nv == 0:
 			cb = 0
 			w.deadN += bits.OnesCount64(ov) * recWords
+		case nv == ov && !touched:
+			// same children, same records: keep the block
+		case nv == ov: // same children, some replaced: copy the block at once
+			w.deadN += bits.OnesCount64(ov) * recWords
+			cb = uint32(len(w.nodes) / recWords)
+			ocb := uint(ob >> 32)
+			w.nodes = appendDouble(w.nodes, w.nodes[ocb*recWords:(ocb+uint(bits.OnesCount64(ov)))*recWords]...)
+			for ; oi < len(over) && over[oi].slot>>6 == uint(g); oi++ {
+				i := over[oi].slot & 63
+				r := uint(cb) + uint(bits.OnesCount64(ov&(1<<i-1)))
+				copy(w.nodes[r*recWords:(r+1)*recWords], over[oi].rec[:])
+			}
 		case nv != ov || touched:
 			w.deadN += bits.OnesCount64(ov) * recWords
 			cb = uint32(len(w.nodes) / recWords)
@@ -330,6 +349,11 @@ func (w *writer) encode(old *rec, kids [4]uint64, val *[256]uint32, over []overr
 				r := uint(ob>>32) + uint(bits.OnesCount64(ov&(1<<i-1)))
 				w.nodes = appendDouble(w.nodes, w.nodes[r*recWords:(r+1)*recWords]...)
 			}
+		}
+		out[g*grpWords] = nv
+		out[g*grpWords+2] = uint64(cb)<<32 | uint64(uint32(ob))
+		if val == nil {
+			continue // same children, so the same leaf runs
 		}
 		lv, cnt := leafRuns(nv, val[g<<6:g<<6+64], &runs)
 		lb := uint32(ob)
@@ -470,6 +494,9 @@ func (w *writer) modify(old *rec, lvl int, inh uint32, o *op) (rec, bool, bool) 
 			return rec{}, true, true
 		}
 		gm := uint(1) << (s >> 6)
+		if has && !empty {
+			return w.encode(old, kids, nil, over, gm), true, false
+		}
 		if fresh {
 			gm = 0xf
 		}
