@@ -161,6 +161,9 @@ func (w *Worker) forward6(p *pkt) {
 		copy(ip[8:24], newSrc[:])
 		copy(ip[24:40], newDst[:])
 		w.C.Events[EvStatelessNAT]++
+		if proto == packet.ProtoICMPv6 && packet.IsICMPv6Error(l4.icmpType) {
+			w.translateEmbedded6(ip, act)
+		}
 	}
 	b.Off += p.l3
 	b.Len = tot
@@ -384,4 +387,56 @@ func (w *Worker) ndRequest(k *neighKey) {
 	}
 	w.C.Events[EvARPRequested]++
 	w.emit(b, vpc.Port)
+}
+
+// translateEmbedded6 is translateEmbedded4 for ICMPv6 errors: the quoted
+// packet's source gets the destination mapping and its destination the
+// source mapping, its transport checksum follows, and the ICMPv6 checksum is
+// recomputed over the (already translated) outer pseudo-header.
+func (w *Worker) translateEmbedded6(ip packet.IPv6, act *fib.Action) {
+	ic := ip[packet.IPv6MinLen:]
+	if len(ic) < packet.ICMPLen+packet.IPv6MinLen {
+		return
+	}
+	e := packet.IPv6(ic[packet.ICMPLen:])
+	if e.Version() != 6 {
+		return
+	}
+	esrc, edst := e.Src16(), e.Dst16()
+	nsrc, ndst := esrc, edst
+	if act.HasDstNAT {
+		rewrite16(&nsrc, &act.DstNATPfx, act.DstNATBits)
+	}
+	if act.SrcNAT != 0 {
+		nt := &w.snap.NatTables[act.SrcNAT-1]
+		if i, ok := nt.LPM.Lookup(netip.AddrFrom16(edst)); ok {
+			seg := &nt.Segments[i]
+			rewrite16(&ndst, &seg.To16, seg.Bits)
+		}
+	}
+	if nsrc == esrc && ndst == edst {
+		return
+	}
+	off := -1
+	switch e.NextHeader() {
+	case packet.ProtoTCP:
+		off = packet.TCPChecksumOffset
+	case packet.ProtoUDP:
+		off = packet.UDPChecksumOffset
+	case packet.ProtoICMPv6:
+		off = 2
+	}
+	if off >= 0 && len(e) >= packet.IPv6MinLen+off+2 {
+		c := e[packet.IPv6MinLen+off:]
+		hc := binary.BigEndian.Uint16(c)
+		if !(e.NextHeader() == packet.ProtoUDP && hc == 0) {
+			hc = packet.UpdateBytes(hc, esrc[:], nsrc[:])
+			hc = packet.UpdateBytes(hc, edst[:], ndst[:])
+			binary.BigEndian.PutUint16(c, hc)
+		}
+	}
+	copy(e[8:24], nsrc[:])
+	copy(e[24:40], ndst[:])
+	binary.BigEndian.PutUint16(ic[2:], 0)
+	binary.BigEndian.PutUint16(ic[2:], icmp6Checksum(ip[8:24], ip[24:40], ic))
 }
