@@ -37,7 +37,20 @@ func (g gobgpLogger) Panic(msg string, f gobgplog.Fields) {
 // library user can survive (bad policy), so it is logged as an error.
 func (g gobgpLogger) Fatal(msg string, f gobgplog.Fields) { g.emit(slog.LevelError, msg, f) }
 func (g gobgpLogger) Error(msg string, f gobgplog.Fields) { g.emit(slog.LevelError, msg, f) }
-func (g gobgpLogger) Warn(msg string, f gobgplog.Fields)  { g.emit(slog.LevelWarn, msg, f) }
+func (g gobgpLogger) Warn(msg string, f gobgplog.Fields) {
+	if msg == expectedWithdrawMiss {
+		g.emit(slog.LevelDebug-4, msg, f)
+		return
+	}
+	g.emit(slog.LevelWarn, msg, f)
+}
+
+// expectedWithdrawMiss is what gobgp warns for every withdrawal of a path
+// its global RIB does not hold. The speaker's import policy keeps learned
+// paths out of that RIB on purpose, so every withdrawal (a million when a
+// full-table session drops) would warn.
+const expectedWithdrawMiss = "No matching path for withdraw found, may be path was not installed into table"
+
 func (g gobgpLogger) Info(msg string, f gobgplog.Fields)  { g.emit(slog.LevelDebug, msg, f) }
 func (g gobgpLogger) Debug(msg string, f gobgplog.Fields) { g.emit(slog.LevelDebug-4, msg, f) }
 func (g gobgpLogger) SetLevel(gobgplog.LogLevel)          {}

@@ -286,13 +286,14 @@ func TestSpeakerTakesAFullInternetTableFromBird(t *testing.T) {
 	t.Logf("single update with the full table held, peer API call to subscriber, %d updates: p50 %v, p99 %v, max %v",
 		len(lat), percentile(lat, 0.50), percentile(lat, 0.99), lat[len(lat)-1])
 
-	start = time.Now()
+	start, cpuBefore = time.Now(), cpuTime()
 	b.must("disable", "peergate")
 	eventually(t, "full table withdrawn after session loss", func() bool {
 		held, _, _, _ := c.snapshot()
 		return held == 0
 	})
-	t.Logf("session loss to %d withdrawals at the subscriber: %v", len(prefixes), time.Since(start))
+	t.Logf("session loss to %d withdrawals at the subscriber: %v, CPU used meanwhile: %v (load average %s)",
+		len(prefixes), time.Since(start), cpuTime()-cpuBefore, loadAverage())
 	runtime.KeepAlive(s)
 }
 
