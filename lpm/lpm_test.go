@@ -602,3 +602,20 @@ func TestFullTableBuildMatchesIncrementalInserts(t *testing.T) {
 		t.Fatalf("All yielded %d, Len %d", i, built.Len())
 	}
 }
+
+func TestZeroTableIsUsable(t *testing.T) {
+	var tab Table
+	if _, ok := tab.Lookup4(1); ok {
+		t.Fatal("zero table found a route")
+	}
+	if err := tab.Insert(netip.MustParsePrefix("10.0.0.0/8"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := tab.Lookup(netip.MustParseAddr("10.1.2.3")); !ok || v != 3 {
+		t.Fatalf("Lookup = %d,%v, want 3", v, ok)
+	}
+	var fresh Table
+	if fresh.Len() != 0 || fresh.Delete(netip.MustParsePrefix("10.0.0.0/8")) {
+		t.Fatal("a zero table is not empty")
+	}
+}
