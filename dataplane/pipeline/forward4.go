@@ -161,6 +161,10 @@ func (w *Worker) forward4(p *pkt) {
 			newDst = rewrite4(dst, &act.DstNATPfx, act.DstNATBits)
 		}
 		if act.Filter != 0 && !s.Filters[act.Filter-1].Allows(proto, l4.sport, l4.dport) {
+			if w.p.cfg.ICMPFiltered {
+				w.dropICMP4(p, ip, vpc, DropFiltered, packet.ICMPDestUnreachable, packet.ICMPCodeAdminProhibited, 0)
+				return
+			}
 			w.drop(b, DropFiltered)
 			return
 		}

@@ -106,6 +106,10 @@ func (w *Worker) forward6(p *pkt) {
 			rewrite16(&newDst, &act.DstNATPfx, act.DstNATBits)
 		}
 		if act.Filter != 0 && !s.Filters[act.Filter-1].Allows(proto, l4.sport, l4.dport) {
+			if w.p.cfg.ICMPFiltered {
+				w.dropICMP6(p, ip, vpc, DropFiltered, packet.ICMPv6DestUnreachable, packet.ICMPv6CodeAdminProhibited, 0)
+				return
+			}
 			w.drop(b, DropFiltered)
 			return
 		}

@@ -18,6 +18,10 @@ type Config struct {
 	HoldTimeout time.Duration
 	// DefaultTTL of packets the gateway originates (default 64).
 	DefaultTTL uint8
+	// ICMPFiltered answers packets an ingress filter drops with an ICMP
+	// destination unreachable, administratively prohibited (RFC 1812 5.2.7.1);
+	// off by default, as firewalls usually drop silently.
+	ICMPFiltered bool
 }
 
 // StatefulNAT is the hook of the stateful NAT (flowtable + nat packages). The

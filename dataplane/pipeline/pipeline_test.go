@@ -309,3 +309,33 @@ func TestANewSnapshotTakesEffectAtTheNextBurst(t *testing.T) {
 		t.Errorf("without tables: drops %v", w.C.DropsByName())
 	}
 }
+
+func TestFilteredPacketsGetAnUnreachableOnlyWhenConfigured(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		_, w, _ := newTestPipeline(t, peeredTables(nil), Config{ICMPFiltered: on})
+		// a's route to b gets filter 1 (udp/53 only).
+		tb := peeredTables(nil)
+		tb.Vpcs[0].Routes[1].Actions[0].IngressFilter = 1
+		s, err := fib.Build(tb, fib.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.p.fib.Store(s)
+		run(w, 1, bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1")), 0))
+		b := bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1000, 80, 64, 64)), 0)
+		run(w, 2, b)
+		if w.C.Drops[DropFiltered] != 1 {
+			t.Fatalf("icmp %v: drops %v", on, w.C.DropsByName())
+		}
+		if sent := b.Verdict == VerdictTx; sent != on {
+			t.Errorf("icmp %v: unreachable sent = %v", on, sent)
+			continue
+		}
+		if on {
+			ic := decode(b).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+			if ic.TypeCode.Type() != 3 || ic.TypeCode.Code() != 13 {
+				t.Errorf("icmp %v", ic.TypeCode)
+			}
+		}
+	}
+}
