@@ -2,6 +2,7 @@ package flowtable
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -39,7 +40,11 @@ func fill(b *testing.B, sessions int) (*Table, []Flow) {
 // a burst of 32 is hashed, its buckets and sessions prefetched, then looked
 // up and refreshed.
 func BenchmarkEstablished(b *testing.B) {
-	for _, n := range []int{1000, 1 << 20} {
+	sizes := []int{1000, 1 << 20}
+	if os.Getenv("FLOWTABLE_BENCH_10M") != "" {
+		sizes = append(sizes, 10<<20) // VPP's anchor size; 600 MB, slow to fill
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("sessions=%d/burst", n), func(b *testing.B) {
 			tab, flows := fill(b, n)
 			var h [burst]uint64
@@ -137,6 +142,32 @@ func BenchmarkBytesPerSession(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(tab.Bytes())/float64(n), "bytes/session")
+		})
+	}
+}
+
+// BenchmarkGoMapReference is the same-run reference: a Go map from forward
+// key to session index, looked up in the same random order, without any
+// session state, aging, reverse key or concurrency safety. It shows what the
+// machine's memory gives a plain hash table at the time of the run.
+func BenchmarkGoMapReference(b *testing.B) {
+	for _, n := range []int{1000, 1 << 20} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			_, flows := fill(b, n)
+			m := make(map[Flow]uint32, n)
+			for i := range flows {
+				m[flows[i]] = uint32(i)
+			}
+			cpu := startCPU(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sink uint32
+			for i := 0; i < b.N; i++ {
+				sink += m[flows[i%n]]
+			}
+			b.StopTimer()
+			cpu.report(b)
+			_ = sink
 		})
 	}
 }

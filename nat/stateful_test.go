@@ -1,6 +1,7 @@
 package nat
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -498,6 +499,72 @@ func TestTwoWorkersForwardAndReplyOnDifferentWorkers(t *testing.T) {
 		t.Fatal(failure)
 	}
 	if c := s.Counters(); c.Sessions != 8000 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestSessionsListsOneVPCOrAll(t *testing.T) {
+	s, err := NewStateful(Config{Capacity: 100, Seed: 1, Pools: []Pool{
+		{ID: 1, VPC: 1, Prefixes: []netip.Prefix{pool30}},
+		{ID: 2, VPC: 2, Prefixes: []netip.Prefix{pool30}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 6; i++ {
+		vpc := uint32(1 + i%2)
+		k := Key{VPC: vpc, Proto: ipProtoTCP, Src: ip4("10.1.1.1") + uint32(i), Dst: ip4("1.1.1.1"), SrcPort: 999, DstPort: 443}
+		if _, _, r := s.Outbound(vpc, &k, flowtable.TCPSyn, sec); r != OK {
+			t.Fatal(r)
+		}
+	}
+	cases := []struct {
+		name string
+		f    Filter
+		want int
+	}{
+		{"all VPCs", Filter{AllVPCs: true}, 6},
+		{"vpc 2 only", Filter{VPC: 2}, 3},
+		{"a limit", Filter{AllVPCs: true, Limit: 4}, 4},
+		{"an unknown VPC", Filter{VPC: 9}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := s.Sessions(sec, c.f)
+			if len(got) != c.want {
+				t.Fatalf("%d sessions, want %d: %+v", len(got), c.want, got)
+			}
+			for _, si := range got {
+				if si.State != "syn-sent" || si.ExpiresIn != 240*time.Second || !pool30.Contains(si.Public.Addr()) {
+					t.Fatalf("session %+v", si)
+				}
+			}
+		})
+	}
+}
+
+func TestRunSweepsUntilCancelled(t *testing.T) {
+	to := flowtable.DefaultTimeouts()
+	s, err := NewStateful(Config{Capacity: 100, Timeouts: to, Seed: 1, Pools: []Pool{{ID: 1, VPC: 1, Prefixes: []netip.Prefix{pool30}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{VPC: 1, Proto: ipProtoICMP, Src: ip4("10.1.1.1"), Dst: ip4("1.1.1.1"), SrcPort: 5}
+	if _, _, r := s.Outbound(1, &k, 0, sec); r != OK {
+		t.Fatal(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx, func() int64 { return 100 * sec }, 20*time.Millisecond)
+		close(done)
+	}()
+	for s.Counters().Sessions != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if c := s.Counters(); c.Expired != 1 {
 		t.Fatalf("counters %+v", c)
 	}
 }
