@@ -33,7 +33,7 @@
 // old backing array stays alive for them through the garbage collector.
 // Replaced blocks are never reused in place, because the writer cannot know
 // when the last reader of an old snapshot has finished; instead, when the
-// dead words outweigh the live ones, the writer copies the live trie into
+// dead words reach twice the live ones, the writer copies the live trie into
 // fresh arrays (compaction) and publishes that. Each lookup therefore sees
 // the table either entirely before or entirely after any update.
 //
