@@ -89,6 +89,9 @@ type Syncer struct {
 	learned    compile.Learned // what the last SetLearned held
 	dirty      map[string]bool // VPCs whose learned routes changed since
 	firstDirty time.Time
+	// The last compilation's end and duration pace the next one.
+	lastEnd  time.Time
+	lastTook time.Duration
 
 	// mu guards what BGPStatus reads from other goroutines.
 	mu          sync.Mutex
@@ -153,11 +156,19 @@ func (s *Syncer) Run(ctx context.Context) error {
 }
 
 // delay is how long to wait before compiling: Quiet after the last
-// event, but never later than MaxDelay after the first uncompiled one.
+// event, but never later than MaxDelay after the first uncompiled one;
+// and not before as long as the last compilation took has passed since
+// it ended. With a small table that pause is a few milliseconds and
+// changes nothing; while a full table streams in and each compilation
+// takes seconds, it keeps compiling to at most half of the time, leaving
+// the CPU to receiving the table rather than compiling its every stage.
 func (s *Syncer) delay() time.Duration {
 	d := s.opts.Quiet
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
+	}
+	if pace := time.Until(s.lastEnd.Add(s.lastTook)); pace > d {
+		d = pace
 	}
 	return d
 }
@@ -211,6 +222,8 @@ func (s *Syncer) flush() {
 		s.log.Error("learned routes not compiled", "routes", total, "err", err)
 	}
 	s.learned = next
+	s.lastEnd = time.Now()
+	s.lastTook = s.lastEnd.Sub(start)
 	s.mu.Lock()
 	s.lastCompile, s.lastCount = time.Now(), total
 	s.mu.Unlock()
