@@ -602,7 +602,7 @@ func (t *Table) PrefetchCreate(f *Flow, pub uint32, ports *Ports, rnd uint64) {
 	if i := t.stripes[t.stripeOf(t.HashFlow(f))].free.Load(); i < uint32(len(t.sessions)) {
 		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
 	}
-	if ports.Tries > 0 {
+	if ports.Tries > 0 && ports.Total > 0 {
 		r := Reply{Public: pub, Remote: f.Remote, PublicPort: ports.pick(nextRand(rnd)), RemotePort: f.RemotePort, Proto: f.Proto}
 		t.PrefetchBucket(t.HashReply(&r))
 	}
@@ -645,7 +645,11 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	st.free.Store(uint32(e.load(0)))
 	status := NoPort
 	fw0, _, _ := flowWords(f)
-	for try := 0; try < ports.Tries; try++ {
+	tries := ports.Tries
+	if ports.Total == 0 || ports.Span == 0 {
+		tries = 0
+	}
+	for try := 0; try < tries; try++ {
 		x := nextRand(*rnd)
 		*rnd = x
 		port := ports.pick(x)

@@ -183,6 +183,7 @@ func NewStateful(cfg Config) (*Stateful, error) {
 // time a packet or the sweeper meets them.
 func (s *Stateful) Reconfigure(pools []Pool, gen uint64) error {
 	ps := &poolSet{gen: uint32(gen) & genMask, full: gen}
+	seen := make(map[uint32]bool, len(pools))
 	for _, p := range pools {
 		if p.ID == 0 || p.ID > 65535 {
 			return fmt.Errorf("nat: pool id %d: must be between 1 and 65535", p.ID)
@@ -192,8 +193,13 @@ func (s *Stateful) Reconfigure(pools []Pool, gen uint64) error {
 		}
 		pi := &poolInfo{vpc: p.VPC}
 		for _, pfx := range p.Prefixes {
+			if !pfx.IsValid() {
+				return fmt.Errorf("nat: pool %d: invalid prefix", p.ID)
+			}
 			if !pfx.Addr().Is4() {
-				return fmt.Errorf("nat: pool %d: prefix %v: stateful NAT is IPv4 only", p.ID, pfx)
+				// Stateful NAT is IPv4 only; IPv6 packets toward such a
+				// pool are dropped as nat_ipv6_unsupported.
+				continue
 			}
 			pfx = pfx.Masked()
 			a := pfx.Addr().As4()
@@ -201,16 +207,16 @@ func (s *Stateful) Reconfigure(pools []Pool, gen uint64) error {
 			pi.ranges = append(pi.ranges, addrRange{first: uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]), n: n})
 			pi.n += n
 		}
-		if pi.n == 0 {
-			return fmt.Errorf("nat: pool %d: no prefixes", p.ID)
-		}
 		for int(p.ID) > len(ps.pools) {
 			ps.pools = append(ps.pools, nil)
 		}
-		if ps.pools[p.ID-1] != nil {
+		if ps.pools[p.ID-1] != nil || seen[p.ID] {
 			return fmt.Errorf("nat: pool id %d given twice", p.ID)
 		}
-		ps.pools[p.ID-1] = pi
+		seen[p.ID] = true
+		if pi.n > 0 {
+			ps.pools[p.ID-1] = pi
+		}
 	}
 	s.pools.Store(ps)
 	return nil

@@ -568,3 +568,21 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 		t.Fatalf("counters %+v", c)
 	}
 }
+
+func TestIPv6IsRefusedWithAReason(t *testing.T) {
+	s, err := NewStateful(Config{Capacity: 10, Seed: 1, Pools: []Pool{
+		{ID: 1, VPC: 1, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/126")}},
+	}})
+	if err != nil {
+		t.Fatalf("an IPv6 pool must not fail the configuration: %v", err)
+	}
+	p := make([]byte, 48)
+	p[0] = 0x60
+	if r := s.TranslatePacket(sec, p, 1, 2, 1, false); r != DropIPv6 {
+		t.Fatalf("IPv6 packet: %v", r)
+	}
+	k := Key{VPC: 1, Proto: ipProtoUDP, Src: ip4("10.1.1.1"), Dst: ip4("8.8.8.8"), SrcPort: 1, DstPort: 53}
+	if _, _, r := s.Outbound(1, &k, 0, sec); r != DropNoPool {
+		t.Fatalf("IPv4 packet toward an IPv6-only pool: %v", r)
+	}
+}
