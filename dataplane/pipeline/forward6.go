@@ -354,7 +354,7 @@ func (w *Worker) ndRequest(k *neighKey) {
 	if !vpc.HasIP6 || vpc.Kind == fib.AttachNone {
 		return
 	}
-	t := k.addr
+	t := k.addr()
 	snm := [16]byte{0: 0xff, 1: 0x02, 11: 1, 12: 0xff, 13: t[13], 14: t[14], 15: t[15]}
 	mac := [6]byte{0x33, 0x33, 0xff, t[13], t[14], t[15]}
 	var vtep uint32

@@ -46,20 +46,11 @@ func (w *Worker) requestFor(k *neighKey) {
 	if !w.shouldRequest(k) {
 		return
 	}
-	if k.addr[10] == 0xff && k.addr[11] == 0xff && isV4Mapped(&k.addr) {
+	if k.is4() {
 		w.arpRequest(k)
 		return
 	}
 	w.ndRequest(k)
-}
-
-func isV4Mapped(a *[16]byte) bool {
-	for i := 0; i < 10; i++ {
-		if a[i] != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // released re-delivers the packets waiting for k.

@@ -20,10 +20,23 @@ const (
 	scopeVTEP = 2 << 24
 )
 
+// neighKey holds the address as two words (big-endian halves of the
+// 16-byte form; IPv4 as ::ffff:a.b.c.d), so building and hashing a key is a
+// few register operations rather than byte stores and wide reloads.
 type neighKey struct {
-	scope uint32
-	addr  [16]byte
+	scope  uint32
+	hi, lo uint64
 }
+
+// addr returns the key's address in 16-byte form.
+func (k *neighKey) addr() (a [16]byte) {
+	binary.BigEndian.PutUint64(a[0:], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	return a
+}
+
+// is4 reports whether the key holds an IPv4 address.
+func (k *neighKey) is4() bool { return k.hi == 0 && k.lo>>32 == 0xffff }
 
 type neighEntry struct {
 	key  neighKey
@@ -51,8 +64,8 @@ type neighCache struct {
 }
 
 func neighHash(k *neighKey) uint32 {
-	h := (uint64(k.scope) ^ binary.LittleEndian.Uint64(k.addr[0:8])) * 0x9e3779b97f4a7c15
-	h = (h ^ binary.LittleEndian.Uint64(k.addr[8:16])) * 0xff51afd7ed558ccd
+	h := (uint64(k.scope) ^ k.hi) * 0x9e3779b97f4a7c15
+	h = (h ^ k.lo) * 0xff51afd7ed558ccd
 	return uint32(h >> 32)
 }
 
@@ -175,16 +188,14 @@ func (w *Worker) shouldRequest(k *neighKey) bool {
 }
 
 func key4(scope uint32, a uint32) neighKey {
-	k := neighKey{scope: scope}
-	k.addr[10], k.addr[11] = 0xff, 0xff
-	k.addr[12], k.addr[13], k.addr[14], k.addr[15] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a)
-	return k
+	return neighKey{scope: scope, lo: 0xffff<<32 | uint64(a)}
 }
 
-func key16(scope uint32, a [16]byte) neighKey { return neighKey{scope: scope, addr: a} }
+func key16(scope uint32, a [16]byte) neighKey {
+	return neighKey{scope: scope, hi: binary.BigEndian.Uint64(a[0:]), lo: binary.BigEndian.Uint64(a[8:])}
+}
 
 func keyMAC(vpc uint16, mac [6]byte) neighKey {
-	k := neighKey{scope: scopeVTEP | uint32(vpc)}
-	copy(k.addr[:6], mac[:])
-	return k
+	return neighKey{scope: scopeVTEP | uint32(vpc), hi: uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 |
+		uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])}
 }

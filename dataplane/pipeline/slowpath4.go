@@ -183,7 +183,7 @@ func (w *Worker) arpIn(p *pkt, vpc *fib.VPC) {
 // arpRequest sends a request for k (IPv4) into its scope.
 func (w *Worker) arpRequest(k *neighKey) {
 	s := w.snap
-	target := binary.BigEndian.Uint32(k.addr[12:])
+	target := uint32(k.lo)
 	if k.scope&0xff000000 == scopePort {
 		port := uint16(k.scope & 0xffff)
 		if int(port) >= len(s.Ports) {
