@@ -10,4 +10,10 @@
 // It knows nothing of gRPC, DPDK, the controlplane or the pipeline: the
 // pipeline hands it IP packets and gets verdicts back. IPv4 only: an IPv6
 // packet is refused with a reason (NPTv6-style stateless NAT covers IPv6).
+//
+// Wiring: build a Stateful from the compiled tables (PoolsFromTables,
+// NewStateful; Reconfigure with each new generation), hand it every burst's
+// stateful packets through Translate (Request mirrors the pipeline's
+// NATRequest field for field), call Sweep(now, 64) once per burst or run Run
+// in a goroutine, and serve Sessions and Counters to the API.
 package nat
