@@ -65,8 +65,11 @@ func (v Verdict) String() string {
 }
 
 // Allocator gives the pipeline buffers for packets it generates on the slow
-// path (ARP requests, ICMP errors) and takes back buffers it held and drops
-// (neighbour resolution timed out). Never called for ordinary forwarding.
+// path (ARP requests and neighbour solicitations; ICMP errors and ARP/echo
+// replies reuse the received buffer) and takes back buffers it held and
+// drops (neighbour resolution timed out): Free therefore also receives
+// buffers the driver received, not only ones Alloc returned. Never called
+// for ordinary forwarding.
 // Alloc returns nil when the pool is empty; the pipeline then counts a drop.
 // A buffer from Alloc has Off set to at least Headroom and Mem long enough for
 // the port MTU plus headers.
@@ -94,4 +97,7 @@ func (o *Output) Reset() { o.Extra = o.Extra[:0] }
 //
 // now is a monotonic time in nanoseconds (time.Now().UnixNano() or the pcap
 // timestamp in replay); it ages the neighbour table and hold queue.
-// A Worker is owned by one goroutine; Pipeline.Counters sums all workers.
+// A Worker is owned by one goroutine; Pipeline.Counters sums all workers
+// (plain fields, read without synchronisation: call it from the workers'
+// goroutine or accept slightly stale figures; the race detector will flag a
+// concurrent read).
