@@ -97,7 +97,6 @@ func (o *Output) Reset() { o.Extra = o.Extra[:0] }
 //
 // now is a monotonic time in nanoseconds (time.Now().UnixNano() or the pcap
 // timestamp in replay); it ages the neighbour table and hold queue.
-// A Worker is owned by one goroutine; Pipeline.Counters sums all workers
-// (plain fields, read without synchronisation: call it from the workers'
-// goroutine or accept slightly stale figures; the race detector will flag a
-// concurrent read).
+// A Worker is owned by one goroutine. Pipeline.Counters sums what every
+// worker last published (every 64 bursts and at every Tick; call Tick when
+// idle), safely from any goroutine.

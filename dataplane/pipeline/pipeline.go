@@ -80,16 +80,33 @@ func New(h *fib.Holder, cfg Config) *Pipeline {
 	return &Pipeline{fib: h, cfg: cfg}
 }
 
-// Counters sums every worker's counters. Workers write theirs without
-// synchronisation, so a read while they run may be a few packets behind.
+// Counters sums the counters every worker last published (every
+// publishEvery bursts and at every Tick), safely from any goroutine. A
+// worker's own goroutine reads its exact counters in Worker.C.
 func (p *Pipeline) Counters() Counters {
 	var c Counters
 	p.mu.Lock()
 	for _, w := range p.workers {
-		c.Add(&w.C)
+		w.pubMu.Lock()
+		c.Add(&w.pub)
+		w.pubMu.Unlock()
 	}
 	p.mu.Unlock()
 	return c
+}
+
+// publishEvery is how many bursts a worker processes between two copies of
+// its counters for Pipeline.Counters.
+const publishEvery = 64
+
+// publish copies C for readers, never waiting for them: if one holds the
+// lock, the next burst tries again.
+func (w *Worker) publish() {
+	if w.pubMu.TryLock() {
+		w.pub = w.C
+		w.pubMu.Unlock()
+		w.bursts = 0
+	}
 }
 
 // MaxBurst is the largest burst ProcessBurst takes at once without growing
@@ -102,8 +119,12 @@ type Worker struct {
 	p     *Pipeline
 	id    int
 	alloc Allocator
-	// C are this worker's counters.
+	// C are this worker's counters, written by its goroutine only.
 	C Counters
+	// pub is the copy of C that Pipeline.Counters reads.
+	pubMu  sync.Mutex
+	pub    Counters
+	bursts int
 
 	snap *fib.Snapshot
 	now  int64
@@ -174,6 +195,9 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 		in = in[n:]
 	}
 	w.out = nil
+	if w.bursts++; w.bursts >= publishEvery {
+		w.publish()
+	}
 }
 
 // Tick ages the hold queue when no traffic arrives.
@@ -185,6 +209,7 @@ func (w *Worker) Tick(now int64, out *Output) {
 		w.serviceHold()
 	}
 	w.out = nil
+	w.publish()
 }
 
 func (w *Worker) drop(b *Buf, r DropReason) {

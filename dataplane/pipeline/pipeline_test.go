@@ -339,3 +339,23 @@ func TestFilteredPacketsGetAnUnreachableOnlyWhenConfigured(t *testing.T) {
 		}
 	}
 }
+
+func TestCountersAreReadableWhileAWorkerRuns(t *testing.T) {
+	p, w, _ := newTestPipeline(t, vlanTables(), Config{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			run(w, int64(i), bufOf([]byte{1, 2, 3}, 1))
+		}
+		var out Output
+		w.Tick(1000, &out)
+	}()
+	for i := 0; i < 50; i++ {
+		_ = p.Counters()
+	}
+	<-done
+	if c := p.Counters(); c.Drops[DropMalformed] != 200 {
+		t.Errorf("published malformed drops %d, want 200", c.Drops[DropMalformed])
+	}
+}
