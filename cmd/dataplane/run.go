@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/peergate/peergate/dataplane/agent"
+	"github.com/peergate/peergate/dataplane/dpdk"
+	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/dataplane/pipeline"
+	"github.com/peergate/peergate/dataplane/runtime"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+func init() {
+	commands["run"] = command{name: "run", summary: "forward traffic on DPDK ports with tables from the controlplane", run: runRun}
+}
+
+const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL]
+
+Connects to the controlplane's table push service, waits for the first
+tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
+"device" strings) and the poll-mode workers, and then follows every new
+generation: lookup structures are built off the hot path and swapped in
+atomically, and each generation is acknowledged. Counters (ports, drop
+reasons, pipeline events) are pushed every second ("gwctl stats").
+
+If the controlplane goes away the dataplane keeps forwarding with its last
+tables and reconnects with backoff; on reconnect it gets the current
+generation. SIGTERM or SIGINT stops the workers, drains and frees every
+buffer and cleans the EAL up.
+
+Port changes: the set of ports (name, device, MAC, MTU, addresses) is fixed
+when the runtime starts. A later generation whose ports differ is refused
+with an acknowledgement error (gwctl get status shows it) and the dataplane
+keeps running its previous generation: restart the dataplane to take the new
+ports (it then starts with the current generation). Restarting ports in
+place would stop forwarding on every port; doing it on purpose is safer.
+
+Flags:
+`
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, runHelp)
+		fs.PrintDefaults()
+	}
+	addr := fs.String("controlplane", "", "controlplane `address`: unix:///path/to.sock or host:port")
+	eal := fs.String("eal", "", "DPDK EAL `arguments`, space separated (default: --in-memory with free hugepages, else --no-huge -m 512 --no-pci --no-shconf)")
+	workers := fs.Int("workers", 1, "worker goroutines (one pinned core each)")
+	cores := fs.String("cores", "", "worker CPUs, one per worker: `LIST` like 1,2 or 2-3 (default: the last CPUs this process may use)")
+	hostname, _ := os.Hostname()
+	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *addr == "" {
+		return errors.New("no controlplane: give --controlplane ADDR")
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *level, err)
+	}
+	coreList, err := parseCores(*cores)
+	if err != nil {
+		return err
+	}
+	workersSet := false
+	fs.Visit(func(f *flag.Flag) { workersSet = workersSet || f.Name == "workers" })
+	if len(coreList) > 0 && len(coreList) != *workers {
+		if !workersSet {
+			*workers = len(coreList)
+		} else {
+			return fmt.Errorf("--cores %s names %d CPUs for %d workers", *cores, len(coreList), *workers)
+		}
+	}
+	if *workers < 1 {
+		return fmt.Errorf("--workers %d: need at least one", *workers)
+	}
+	if !dpdk.Available() {
+		return fmt.Errorf("run needs DPDK: %w", dpdk.ErrNotBuilt)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+
+	ealArgs := strings.Fields(*eal)
+	if len(ealArgs) == 0 {
+		ealArgs = runtime.DefaultEALArgs()
+	}
+	// The EAL is ours, not the runtime's: it must outlive a runtime that
+	// failed to start, and is cleaned up once at exit.
+	if err := dpdk.Init(ealArgs); err != nil {
+		return fmt.Errorf("start DPDK EAL with %q: %w", ealArgs, err)
+	}
+	defer func() {
+		if err := dpdk.Cleanup(); err != nil {
+			log.Warn("EAL cleanup", "err", err)
+		}
+	}()
+
+	d := &dataplane{log: log, workers: *workers, cores: coreList}
+	d.pipe = pipeline.New(&d.fib, pipeline.Config{})
+	defer d.close()
+
+	log.Info("connecting to controlplane", "address", *addr, "id", *id)
+	err = agent.Run(ctx, agent.Config{
+		Address:     *addr,
+		DataplaneID: *id,
+		Apply:       d.apply,
+		ApplyDelta:  d.applyDelta,
+		Stats:       d.stats,
+		Logger:      log,
+	})
+	log.Info("shutting down")
+	return err
+}
+
+// dataplane owns the running runtime and the tables it forwards with. apply
+// and applyDelta are called by the agent one at a time; stats from the
+// agent's stats goroutine, hence the mutex.
+type dataplane struct {
+	log     *slog.Logger
+	workers int
+	cores   []int
+
+	fib  fib.Holder
+	pipe *pipeline.Pipeline
+
+	mu     sync.Mutex
+	rt     *runtime.Runtime
+	ports  []runtime.PortConfig // what rt runs
+	tables *tablesv1.Tables     // the generation being forwarded with
+}
+
+func (d *dataplane) apply(t *tablesv1.Tables) error {
+	ports, err := runtime.PortsFromTables(t)
+	if err != nil {
+		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rt == nil {
+		if len(ports) == 0 {
+			// Nothing to forward on yet (no Gateway applied): remember the
+			// tables and wait for a generation with ports.
+			d.log.Warn("tables have no ports: waiting for a Gateway", "generation", t.GetGeneration())
+			d.tables = t
+			return nil
+		}
+		return d.start(t, ports)
+	}
+	if !reflect.DeepEqual(ports, d.ports) {
+		return fmt.Errorf("generation %d changes the gateway's ports (%s): refused, the dataplane keeps generation %d; restart the dataplane to take the new ports",
+			t.GetGeneration(), portsDiff(d.ports, ports), d.tables.GetGeneration())
+	}
+	snap, err := fib.Build(t, fib.Options{PortMAC: d.rt.PortMAC})
+	if err != nil {
+		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
+	}
+	d.fib.Store(snap)
+	d.tables = t
+	return nil
+}
+
+// start brings the ports and workers up with the first tables that have
+// ports. The snapshot is built with the ports' real MACs before the workers
+// poll, so no packet is ever seen without tables.
+func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error {
+	begin := time.Now()
+	rt, err := runtime.New(runtime.Config{
+		Ports:   ports,
+		Workers: d.workers,
+		Cores:   d.cores,
+		Logger:  d.log,
+	}, func(id int, a pipeline.Allocator) runtime.Processor { return d.pipe.NewWorker(id, a) })
+	if err != nil {
+		return fmt.Errorf("generation %d: start ports: %w", t.GetGeneration(), err)
+	}
+	snap, err := fib.Build(t, fib.Options{PortMAC: rt.PortMAC})
+	if err != nil {
+		if cerr := rt.Close(); cerr != nil {
+			d.log.Warn("close runtime", "err", cerr)
+		}
+		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
+	}
+	d.fib.Store(snap)
+	if err := rt.Start(); err != nil {
+		if cerr := rt.Close(); cerr != nil {
+			d.log.Warn("close runtime", "err", cerr)
+		}
+		return fmt.Errorf("generation %d: start workers: %w", t.GetGeneration(), err)
+	}
+	d.rt, d.ports, d.tables = rt, ports, t
+	d.log.Info("forwarding", "generation", t.GetGeneration(), "ports", len(ports), "workers", d.workers, "took", time.Since(begin))
+	return nil
+}
+
+// applyDelta rebuilds the snapshot from the running tables with the delta
+// applied (fib has no incremental update; building is off the hot path).
+func (d *dataplane) applyDelta(delta *tablesv1.TableDelta) error {
+	d.mu.Lock()
+	base := d.tables
+	d.mu.Unlock()
+	if base == nil {
+		return errors.New("no tables to apply a delta to")
+	}
+	t, err := applyTableDelta(base, delta)
+	if err != nil {
+		return err
+	}
+	return d.apply(t)
+}
+
+// applyTableDelta returns a copy of base with the delta's route changes.
+// Routes are keyed by (prefix, match_source); a removal names a prefix and
+// removes it in either form.
+func applyTableDelta(base *tablesv1.Tables, delta *tablesv1.TableDelta) (*tablesv1.Tables, error) {
+	if delta.GetBaseGeneration() != base.GetGeneration() {
+		return nil, fmt.Errorf("delta over generation %d, but generation %d is running", delta.GetBaseGeneration(), base.GetGeneration())
+	}
+	t := proto.Clone(base).(*tablesv1.Tables)
+	t.Generation = delta.GetGeneration()
+	for _, vd := range delta.GetVpcs() {
+		if int(vd.GetVpcId()) >= len(t.Vpcs) {
+			return nil, fmt.Errorf("delta of generation %d: vpc id %d: the tables have %d VPCs", delta.GetGeneration(), vd.GetVpcId(), len(t.Vpcs))
+		}
+		v := t.Vpcs[vd.GetVpcId()]
+		v.Routes = patchRoutes(v.Routes, vd.GetUpsertRoutes(), vd.GetRemoveRoutes())
+		v.LocalRoutes = patchRoutes(v.LocalRoutes, vd.GetUpsertLocalRoutes(), vd.GetRemoveLocalRoutes())
+	}
+	return t, nil
+}
+
+func patchRoutes(routes, upsert []*tablesv1.Route, remove []string) []*tablesv1.Route {
+	type key struct {
+		prefix string
+		src    bool
+	}
+	gone := make(map[string]bool, len(remove))
+	for _, p := range remove {
+		gone[p] = true
+	}
+	idx := make(map[key]int, len(routes))
+	out := make([]*tablesv1.Route, 0, len(routes)+len(upsert))
+	for _, r := range routes {
+		if gone[r.GetPrefix()] {
+			continue
+		}
+		idx[key{r.GetPrefix(), r.GetMatchSource()}] = len(out)
+		out = append(out, r)
+	}
+	for _, r := range upsert {
+		k := key{r.GetPrefix(), r.GetMatchSource()}
+		if i, ok := idx[k]; ok {
+			out[i] = r
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+// stats is the snapshot pushed to the controlplane every second.
+func (d *dataplane) stats() *tablesv1.Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rt == nil {
+		return nil
+	}
+	s := &tablesv1.Stats{Generation: d.tables.GetGeneration(), Drops: map[string]uint64{}, Counters: map[string]uint64{}}
+	rs, err := d.rt.Stats()
+	if err != nil {
+		d.log.Debug("read port counters", "err", err)
+	}
+	for _, p := range rs.Ports {
+		s.Ports = append(s.Ports, &tablesv1.PortStats{
+			Name:      p.Name,
+			RxPackets: p.IPackets, RxBytes: p.IBytes,
+			TxPackets: p.OPackets, TxBytes: p.OBytes,
+			RxDropped: p.IMissed + p.IErrors + p.RxNoMbuf,
+			TxDropped: p.OErrors,
+		})
+	}
+	c := d.pipe.Counters()
+	for k, v := range c.DropsByName() {
+		s.Drops[k] = v
+	}
+	for k, v := range c.EventsByName() {
+		s.Counters[k] = v
+	}
+	w := rs.Total
+	for k, v := range map[string]uint64{
+		"tx_queue_full": w.TxFull, "bad_out_port": w.BadOutPort, "multi_segment": w.MultiSeg,
+		"punt_no_iface": w.PuntNoIface, "alloc_failed": w.AllocFailed,
+	} {
+		if v != 0 {
+			s.Drops[k] += v
+		}
+	}
+	for k, v := range map[string]uint64{
+		"punted": w.Punted, "from_kernel": w.FromKernel, "generated": w.Generated,
+		"held": w.Held, "bursts": w.Bursts,
+	} {
+		if v != 0 {
+			s.Counters[k] = v
+		}
+	}
+	return s
+}
+
+func (d *dataplane) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rt == nil {
+		return
+	}
+	d.log.Info("stopping workers and ports")
+	if err := d.rt.Close(); err != nil {
+		d.log.Warn("close runtime", "err", err)
+	}
+	d.rt = nil
+}
+
+// portsDiff names what changed between two port sets, for the refusal.
+func portsDiff(old, new []runtime.PortConfig) string {
+	if len(old) != len(new) {
+		return fmt.Sprintf("%d ports instead of %d", len(new), len(old))
+	}
+	var diffs []string
+	for i := range old {
+		if !reflect.DeepEqual(old[i], new[i]) {
+			diffs = append(diffs, fmt.Sprintf("port %q", new[i].Name))
+		}
+	}
+	return strings.Join(diffs, ", ") + " changed"
+}
+
+// parseCores parses "1,2" or "2-3,5" into CPU numbers.
+func parseCores(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		if err != nil || a < 0 {
+			return nil, fmt.Errorf("--cores %q: %q is not a CPU number", s, lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil || b < a {
+				return nil, fmt.Errorf("--cores %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
