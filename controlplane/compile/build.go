@@ -147,14 +147,34 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 		cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: "static", act: deliver(r.NextHop.String())})
 	}
 	if x.External {
+		// One action and one source string per next hop and neighbour,
+		// shared by all their routes, not one per route.
+		acts := map[netip.Addr]*tablesv1.Action{}
+		sources := map[string]string{}
+		nbrs := map[string]netip.Addr{}
 		for _, r := range bestLearned(b.learned[x.Name]) {
 			via := r.NextHop
 			if !slices.ContainsFunc(x.Subnets, func(s netip.Prefix) bool { return s.Contains(r.NextHop) }) {
-				if a, err := netip.ParseAddr(r.Neighbor); err == nil {
+				a, ok := nbrs[r.Neighbor]
+				if !ok {
+					a, _ = netip.ParseAddr(r.Neighbor)
+					nbrs[r.Neighbor] = a
+				}
+				if a.IsValid() {
 					via = a
 				}
 			}
-			cs = append(cs, candidate{prefix: r.Prefix, dist: distBGP, metric: r.MED, source: "bgp:" + r.Neighbor, act: deliver(addrString(via))})
+			act, ok := acts[via]
+			if !ok {
+				act = deliver(addrString(via))
+				acts[via] = act
+			}
+			src, ok := sources[r.Neighbor]
+			if !ok {
+				src = "bgp:" + r.Neighbor
+				sources[r.Neighbor] = src
+			}
+			cs = append(cs, candidate{prefix: r.Prefix, dist: distBGP, metric: r.MED, source: src, act: act})
 		}
 	}
 	local := &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_LOCAL, DstVpc: b.vpcID[x.Name]}
@@ -192,7 +212,7 @@ func bestLearned(rs []LearnedRoute) []LearnedRoute {
 		}
 		return a.NextHop.Compare(b.NextHop)
 	})
-	var out []LearnedRoute
+	out := rs[:0] // compacted in place: out never overtakes the reader
 	for _, r := range rs {
 		if !r.Prefix.IsValid() || !r.NextHop.IsValid() {
 			continue

@@ -72,12 +72,16 @@ func resolve(cands []candidate) []*tablesv1.Route {
 		return cmp.Or(validate.ComparePrefix(a.prefix, b.prefix), cmp.Compare(a.cand, b.cand))
 	})
 
+	// Frames keep their covering and effective sets in two arenas that
+	// grow and shrink with the stack: no allocation per trie node.
 	type frame struct {
-		prefix              netip.Prefix
-		covering, effective []int
+		prefix         netip.Prefix
+		covOff, covLen int // covering candidates: covArena[covOff:covOff+covLen]
+		effOff, effLen int // effective (emitted or inherited) best set
 	}
 	var stack []frame
-	var out []*tablesv1.Route
+	var covArena, effArena []int
+	out := make([]*tablesv1.Route, 0, len(events)/2)
 	var adds, removes, scratch []int
 	for start := 0; start < len(events); {
 		p := events[start].prefix
@@ -97,39 +101,49 @@ func resolve(cands []candidate) []*tablesv1.Route {
 		var parent frame
 		if len(stack) > 0 {
 			parent = stack[len(stack)-1]
+			covArena = covArena[:parent.covOff+parent.covLen]
+			effArena = effArena[:parent.effOff+parent.effLen]
+		} else {
+			covArena, effArena = covArena[:0], effArena[:0]
 		}
-		covering := parent.covering
+		parentCov := covArena[parent.covOff : parent.covOff+parent.covLen]
+		parentEff := effArena[parent.effOff : parent.effOff+parent.effLen]
+		f := frame{prefix: p, covOff: parent.covOff, covLen: parent.covLen, effOff: parent.effOff, effLen: parent.effLen}
 		if len(adds) > 0 || len(removes) > 0 {
-			covering = make([]int, 0, len(parent.covering)+len(adds))
-			for _, i := range parent.covering {
+			f.covOff = len(covArena)
+			for _, i := range parentCov {
 				if !slices.Contains(removes, i) {
-					covering = append(covering, i)
+					covArena = append(covArena, i)
 				}
 			}
-			covering = append(covering, adds...)
+			covArena = append(covArena, adds...)
+			f.covLen = len(covArena) - f.covOff
+			parentEff = effArena[parent.effOff : parent.effOff+parent.effLen] // covArena may have moved, effArena not
 		}
-		best := selectBest(cands, covering, scratch)
+		best := selectBest(cands, covArena[f.covOff:f.covOff+f.covLen], scratch)
+		scratch = best
 		var r *tablesv1.Route
-		if !slices.Equal(best, parent.effective) && !sameSingleAction(cands, best, parent.effective) {
+		if !slices.Equal(best, parentEff) && !sameSingleAction(cands, best, parentEff) {
 			if len(best) > 0 {
-				r = routeFor(p, cands, best)
+				// Another candidate with the same actions as the inherited
+				// route changes nothing for the dataplane: leave it out.
+				if len(parentEff) == 0 || !sameActionLists(actionsFor(p, cands, best), actionsFor(p, cands, parentEff)) {
+					r = routeFor(p, cands, best)
+				}
 			} else {
 				r = dropFor(p, cands, removes)
-			}
-			// Another candidate with the same actions as the inherited
-			// route changes nothing for the dataplane: leave it out.
-			if len(parent.effective) > 0 && sameActions(r, routeFor(p, cands, parent.effective)) {
-				r = nil
+				if len(parentEff) > 0 && sameActionLists(r.Actions, actionsFor(p, cands, parentEff)) {
+					r = nil
+				}
 			}
 		}
-		if r == nil {
-			scratch = best[:0] // inherited: reuse the buffer
-			best = parent.effective
-		} else {
-			scratch = nil // best now belongs to the frame
+		if r != nil {
+			f.effOff = len(effArena)
+			effArena = append(effArena, best...)
+			f.effLen = len(best)
 			out = append(out, r)
 		}
-		stack = append(stack, frame{p, covering, best})
+		stack = append(stack, f)
 	}
 	return out
 }
@@ -143,10 +157,6 @@ func sameSingleAction(cands []candidate, a, b []int) bool {
 	}
 	x, y := &cands[a[0]], &cands[b[0]]
 	return x.act == y.act && !x.dstNat.IsValid() && !y.dstNat.IsValid()
-}
-
-func sameActions(a, b *tablesv1.Route) bool {
-	return slices.EqualFunc(a.Actions, b.Actions, func(x, y *tablesv1.Action) bool { return compareActions(x, y) == 0 })
 }
 
 // cloneAction copies every field of a (cheaper than proto.Clone, which
@@ -183,21 +193,48 @@ func selectBest(cands []candidate, covering []int, buf []int) []int {
 	return best
 }
 
-func routeFor(p netip.Prefix, cands []candidate, best []int) *tablesv1.Route {
-	r := &tablesv1.Route{Prefix: p.String(), Metric: cands[best[0]].metric}
-	var sources []string
-	for _, i := range best {
-		c := cands[i]
-		a := cloneAction(c.act)
-		if c.dstNat.IsValid() {
-			a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: c.dstNat}).String()
-		}
-		if !slices.ContainsFunc(r.Actions, func(b *tablesv1.Action) bool { return compareActions(a, b) == 0 }) {
-			r.Actions = append(r.Actions, a)
-		}
-		sources = append(sources, c.source)
+// actionsFor returns the sorted, deduplicated actions of best at p.
+// Actions without destination NAT are the candidates' own messages, shared
+// by every route that uses them (Tables are immutable once built).
+func actionsFor(p netip.Prefix, cands []candidate, best []int) []*tablesv1.Action {
+	if len(best) == 1 {
+		c := &cands[best[0]]
+		return []*tablesv1.Action{actionAt(p, c)}
 	}
-	slices.SortFunc(r.Actions, compareActions)
+	acts := make([]*tablesv1.Action, 0, len(best))
+	for _, i := range best {
+		a := actionAt(p, &cands[i])
+		if !slices.ContainsFunc(acts, func(b *tablesv1.Action) bool { return compareActions(a, b) == 0 }) {
+			acts = append(acts, a)
+		}
+	}
+	slices.SortFunc(acts, compareActions)
+	return acts
+}
+
+func actionAt(p netip.Prefix, c *candidate) *tablesv1.Action {
+	if !c.dstNat.IsValid() {
+		return c.act
+	}
+	a := cloneAction(c.act)
+	a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: c.dstNat}).String()
+	return a
+}
+
+func sameActionLists(a, b []*tablesv1.Action) bool {
+	return slices.EqualFunc(a, b, func(x, y *tablesv1.Action) bool { return x == y || compareActions(x, y) == 0 })
+}
+
+func routeFor(p netip.Prefix, cands []candidate, best []int) *tablesv1.Route {
+	r := &tablesv1.Route{Prefix: p.String(), Metric: cands[best[0]].metric, Actions: actionsFor(p, cands, best)}
+	if len(best) == 1 {
+		r.Source = cands[best[0]].source
+		return r
+	}
+	sources := make([]string, 0, len(best))
+	for _, i := range best {
+		sources = append(sources, cands[i].source)
+	}
 	slices.Sort(sources)
 	r.Source = strings.Join(slices.Compact(sources), ",")
 	return r

@@ -12,8 +12,10 @@ import (
 func (b *builder) routes(x *validate.VPC) []*tablesv1.Route {
 	n := len(b.local[x.Name])
 	for _, p := range b.m.Peerings {
-		for _, s := range p.Sides {
-			n += len(b.local[s.VPC]) // an external peer's routes, at most
+		for i, s := range p.Sides {
+			if s.VPC == x.Name {
+				n += len(b.local[p.Sides[1-i].VPC]) // an external peer's routes, at most
+			}
 		}
 	}
 	cs := make([]candidate, 0, n)
@@ -108,6 +110,9 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 		metric uint32
 	}
 	var pieces []piece
+	if peerVPC.External {
+		pieces = make([]piece, 0, len(b.local[peer.VPC]))
+	}
 	for _, c := range peer.CIDRs {
 		if !peerVPC.External {
 			pieces = append(pieces, piece{c, peer.Metric})
