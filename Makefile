@@ -63,6 +63,7 @@ package: build
 # demo: the main job. As root, builds the gateway and carries real traffic
 # between hosts of two VPCs in network namespaces (see README).
 demo: build
+	@./scripts/deps.sh netcat-openbsd
 	./scripts/demo.sh
 
 clean:
