@@ -83,6 +83,7 @@ const (
 	EvReleased
 	EvPunted
 	EvStatelessNAT
+	EvICMPRateLimited
 	NumEvents
 )
 
@@ -97,6 +98,7 @@ var eventNames = [NumEvents]string{
 	EvReleased:         "released",
 	EvPunted:           "punted",
 	EvStatelessNAT:     "stateless_nat",
+	EvICMPRateLimited:  "icmp_error_rate_limited",
 }
 
 func (e Event) String() string {

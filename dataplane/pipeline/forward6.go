@@ -183,7 +183,7 @@ func icmp6Checksum(src, dst []byte, msg []byte) uint16 {
 const icmp6ErrMax = 1280 - packet.IPv6MinLen - packet.ICMPLen
 
 func (w *Worker) dropICMP6(p *pkt, ip packet.IPv6, vpc *fib.VPC, r DropReason, typ, code uint8, param uint32) {
-	if w.icmpError6(p, ip, vpc, typ, code, param) {
+	if w.icmpAllowed() && w.icmpError6(p, ip, vpc, typ, code, param) {
 		w.C.Drops[r]++
 		w.C.Events[EvICMPErrorSent]++
 		w.C.Verdicts[VerdictTx]++

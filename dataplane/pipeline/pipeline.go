@@ -22,6 +22,11 @@ type Config struct {
 	// destination unreachable, administratively prohibited (RFC 1812 5.2.7.1);
 	// off by default, as firewalls usually drop silently.
 	ICMPFiltered bool
+	// ICMPErrorRate caps the ICMP errors each worker sends per second
+	// (token bucket, burst of a tenth of the rate; default 1000, like
+	// Linux's icmp_ratelimit). Packets over the rate are still dropped and
+	// counted, just not answered.
+	ICMPErrorRate int
 }
 
 // StatefulNAT is the hook of the stateful NAT (flowtable + nat packages). The
@@ -76,6 +81,9 @@ func New(h *fib.Holder, cfg Config) *Pipeline {
 	}
 	if cfg.DefaultTTL == 0 {
 		cfg.DefaultTTL = 64
+	}
+	if cfg.ICMPErrorRate <= 0 {
+		cfg.ICMPErrorRate = 1000
 	}
 	return &Pipeline{fib: h, cfg: cfg}
 }
@@ -151,6 +159,10 @@ type Worker struct {
 	lastPort uint16
 	lastVPC  int
 	lastGen  uint64
+
+	// ICMP error token bucket: tokens in milli-tokens, refilled from now.
+	icmpTokens int64
+	icmpLast   int64
 
 	natReqs []NATRequest
 	natCtx  []natPending
@@ -237,4 +249,22 @@ func (w *Worker) emit(b *Buf, port uint16) {
 	pc.TxPackets++
 	pc.TxBytes += uint64(b.Len)
 	w.out.Extra = append(w.out.Extra, b)
+}
+
+// icmpAllowed takes a token from the ICMP error bucket.
+func (w *Worker) icmpAllowed() bool {
+	rate := int64(w.p.cfg.ICMPErrorRate)
+	burst := max(rate/10, 1) * 1000
+	if el := w.now - w.icmpLast; w.icmpLast == 0 || el >= 1e9 {
+		w.icmpTokens = burst
+	} else if el > 0 {
+		w.icmpTokens = min(burst, w.icmpTokens+el*rate/1e6)
+	}
+	w.icmpLast = w.now
+	if w.icmpTokens < 1000 {
+		w.C.Events[EvICMPRateLimited]++
+		return false
+	}
+	w.icmpTokens -= 1000
+	return true
 }

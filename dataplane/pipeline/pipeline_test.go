@@ -359,3 +359,21 @@ func TestCountersAreReadableWhileAWorkerRuns(t *testing.T) {
 		t.Errorf("published malformed drops %d, want 200", c.Drops[DropMalformed])
 	}
 }
+
+func TestICMPErrorsAreRateLimited(t *testing.T) {
+	_, w, _ := newTestPipeline(t, vlanTables(), Config{ICMPErrorRate: 10})
+	mk := func() *Buf { return bufOf(tagged(t, macV, gwMAC, 0, 10, icmp4Layers("10.3.0.5", "10.4.0.7", 1)...), 1) }
+	a, b := mk(), mk()
+	run(w, 1, a, b)
+	if a.Verdict != VerdictTx || b.Verdict != VerdictDrop {
+		t.Errorf("verdicts %v %v, want tx (time exceeded) then drop", a.Verdict, b.Verdict)
+	}
+	if w.C.Drops[DropTTLExpired] != 2 || w.C.Events[EvICMPRateLimited] != 1 {
+		t.Errorf("drops %v events %v", w.C.DropsByName(), w.C.EventsByName())
+	}
+	c := mk()
+	run(w, 1+int64(2e8), c) // 0.2 s later: 2 tokens back
+	if c.Verdict != VerdictTx {
+		t.Errorf("after refill: verdict %v", c.Verdict)
+	}
+}

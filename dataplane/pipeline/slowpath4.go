@@ -14,7 +14,7 @@ const icmpErrMax = 576 - packet.IPv4MinLen - packet.ICMPLen
 // dropICMP4 counts a drop for reason r and, when allowed, turns the buffer
 // into an ICMPv4 error back to the packet's source.
 func (w *Worker) dropICMP4(p *pkt, ip packet.IPv4, vpc *fib.VPC, r DropReason, typ, code uint8, mtu uint16) {
-	if w.icmpError4(p, ip, vpc, typ, code, mtu) {
+	if w.icmpAllowed() && w.icmpError4(p, ip, vpc, typ, code, mtu) {
 		w.C.Drops[r]++
 		w.C.Events[EvICMPErrorSent]++
 		w.C.Verdicts[VerdictTx]++
