@@ -1,0 +1,33 @@
+package bgpsync
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDelayBeforeCompiling(t *testing.T) {
+	const quiet, maxDelay = 5 * time.Millisecond, 200 * time.Millisecond
+	now := time.Now()
+	cases := []struct {
+		name       string
+		firstDirty time.Time
+		lastEnd    time.Time
+		lastTook   time.Duration
+		min, max   time.Duration
+	}{
+		{"a lone update waits the quiet window", now, time.Time{}, 0, quiet - time.Millisecond, quiet},
+		{"a stream of updates is compiled by the maximum delay", now.Add(-maxDelay + 2*time.Millisecond), time.Time{}, 0, 0, 2 * time.Millisecond},
+		{"past the maximum delay it compiles at once", now.Add(-time.Second), time.Time{}, 0, 0, 0},
+		{"a quick last compilation changes nothing", now, now.Add(-time.Millisecond), 2 * time.Millisecond, quiet - time.Millisecond, quiet},
+		{"a long last compilation paces the next", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, 2*time.Second - 100*time.Millisecond, 2 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := New(nil, Options{Quiet: quiet, MaxDelay: maxDelay})
+			s.firstDirty, s.lastEnd, s.lastTook = c.firstDirty, c.lastEnd, c.lastTook
+			if d := s.delay(); d < c.min || d > c.max {
+				t.Errorf("delay %v, want between %v and %v", d, c.min, c.max)
+			}
+		})
+	}
+}
