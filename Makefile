@@ -14,7 +14,7 @@ TEST_TIMEOUT ?= 45m
 # installs it); without it the binaries build and explain what is missing.
 GOTAGS ?= $(shell pkg-config --exists libdpdk 2>/dev/null && echo dpdk)
 
-.PHONY: all deps build test test-short proto demo bench bench-quick bench-lpm fuzz vet fmt clean package
+.PHONY: all deps build test test-short proto demo bench bench-quick bench-lpm fuzz vet fmt clean package testdata
 
 all: build
 
@@ -43,6 +43,11 @@ proto:
 	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	protoc -I proto --go_out=paths=source_relative:proto --go-grpc_out=paths=source_relative:proto \
 		$$(find proto -name '*.proto')
+
+# testdata regenerates the replay pcaps and the compiled golden tables.
+testdata:
+	$(GO) generate ./dataplane/replay
+	$(GO) test ./controlplane/compile -update
 
 bench-lpm: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./lpm/
