@@ -1,0 +1,299 @@
+package bgp_test
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gaissmai/bart"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	apiv1 "github.com/peergate/peergate/proto/api/v1"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// internetPrefixes loads ../shared/data/internet-prefixes.txt.gz (found
+// by walking up from the module), deduplicated; the test skips without it.
+func internetPrefixes(t testing.TB) []netip.Prefix {
+	t.Helper()
+	dir, _ := filepath.Abs(moduleRoot(t))
+	for {
+		f := filepath.Join(dir, "shared", "data", "internet-prefixes.txt.gz")
+		if _, err := os.Stat(f); err == nil {
+			return readPrefixes(t, f)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("shared/data/internet-prefixes.txt.gz not found above the module: skipping the full-table test")
+		}
+		dir = parent
+	}
+}
+
+func readPrefixes(t testing.TB, name string) []netip.Prefix {
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	seen := make(map[netip.Prefix]struct{}, 1<<20)
+	var out []netip.Prefix
+	sc := bufio.NewScanner(z)
+	for sc.Scan() {
+		p, err := netip.ParsePrefix(sc.Text())
+		if err != nil {
+			continue
+		}
+		p = p.Masked()
+		if _, dup := seen[p]; !dup {
+			seen[p] = struct{}{}
+			out = append(out, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return out
+}
+
+// fullTableBird is vpc-e1's router carrying the whole table, with a MED on
+// every IPv4 route.
+func fullTableBird(addr string, port uint16, prefixes []netip.Prefix) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "router id %s;\nlog \"%%DIR%%/bird.log\" { warning, error, fatal };\nprotocol device {}\n", addr)
+	for _, fam := range []struct {
+		name string
+		v6   bool
+	}{{"ipv4", false}, {"ipv6", true}} {
+		fmt.Fprintf(&b, "protocol static table_%s {\n  %s;\n", fam.name, fam.name)
+		for _, p := range prefixes {
+			if p.Addr().Is6() == fam.v6 {
+				fmt.Fprintf(&b, "  route %s blackhole;\n", p)
+			}
+		}
+		b.WriteString("}\n")
+	}
+	fmt.Fprintf(&b, `protocol bgp peergate {
+  local %s port %d as %d;
+  neighbor 127.0.0.1 as %d;
+  multihop;
+  passive on;
+  ipv4 { import all; export filter { bgp_med = 1; accept; }; };
+  ipv6 { import none; export all; next hop address 2001:db8::9; };
+}
+`, addr, port, e1ASN, gatewayASN)
+	return b.String()
+}
+
+// rss reads the controlplane's resident memory (now and peak) in MiB.
+func rss(pid int) (cur, peak float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			cur = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return cur, peak
+}
+
+// TestFullInternetTableThroughTheControlplane feeds the whole table from
+// BIRD (vpc-e1) into the controlplane binary and measures, without
+// asserting speed: session up to the full table live in an in-process
+// dataplane agent, the controlplane's memory, and the latency of single
+// updates (from an in-process gobgp peer on vpc-e2) with the full table
+// held.
+//
+//	go test ./test/integration/bgp -run FullInternetTable -v
+func TestFullInternetTableThroughTheControlplane(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full-table test skipped with -short")
+	}
+	bin := birdPaths(t)
+	prefixes := internetPrefixes(t)
+	v4 := 0
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			v4++
+		}
+	}
+	t.Logf("table: %d prefixes (%d IPv4, %d IPv6)", len(prefixes), v4, len(prefixes)-v4)
+
+	const n1, n2 = "127.0.0.6", "127.0.0.7"
+	p1, p2 := freePort(t, n1), freePort(t, n2)
+	b1 := startBird(t, bin, fullTableBird(n1, p1, prefixes))
+	want := fmt.Sprintf("Total: %d of %d routes", len(prefixes), len(prefixes))
+	eventually(t, "bird's table loaded", func() (bool, string) {
+		out, err := b1.birdc("show", "route", "count")
+		return err == nil && strings.Contains(out, want), out
+	})
+	b1.must("disable", "peergate")
+	e2 := startPeer(t, n2, p2, e2ASN)
+
+	cp := startControlplane(t, useCase4(t, n1, n2, p1, p2)...)
+	w := watch(t, cp)
+	w.until(t, "the first tables", func(hop) bool { return true }, "")
+	base, _ := rss(cp.cmd.Process.Pid)
+
+	// The clock starts when BIRD may open the session. The table is live
+	// when the generation compiled with every prefix (gwctl get bgp counts
+	// what the last compilation held) is in the agent's hands.
+	start := time.Now()
+	b1.must("enable", "peergate")
+	var gen uint64
+	deadline := time.Now().Add(10 * time.Minute)
+	for gen == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the full table was not compiled within 10 minutes")
+		}
+		time.Sleep(200 * time.Millisecond)
+		resp, _, err := cp.bgp()
+		if err != nil || resp.GetLearnedRoutes() < uint64(len(prefixes)) {
+			continue
+		}
+		st, err := cp.gwctl("get", "status", "-o", "json")
+		if err != nil {
+			continue
+		}
+		var status apiv1.StatusResponse
+		if protojson.Unmarshal([]byte(st), &status) == nil {
+			gen = status.GetGeneration()
+		}
+	}
+	w.mu.Lock()
+	stop := time.AfterFunc(waitLimit, func() { w.mu.Lock(); w.cond.Broadcast(); w.mu.Unlock() })
+	for w.last.GetGeneration() < gen {
+		if time.Since(start) > 11*time.Minute {
+			w.mu.Unlock()
+			t.Fatalf("generation %d never reached the agent", gen)
+		}
+		w.cond.Wait()
+	}
+	live, generations := w.at, w.count
+	local, routes1 := learnedLocal(w.last, "vpc-e1"), routeCount(w.last, "vpc-1")
+	w.mu.Unlock()
+	stop.Stop()
+	cur, peak := rss(cp.cmd.Process.Pid)
+	t.Logf("session enabled -> generation %d with all %d prefixes live in the dataplane agent: %v (%d generations received in all)",
+		gen, len(prefixes), live.Sub(start).Round(time.Millisecond), generations)
+	t.Logf("tables: vpc-e1 %d learned local routes (the compiler drops a more specific route whose action equals its cover's), vpc-1 %d routes",
+		local, routes1)
+	t.Logf("controlplane RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route beyond the empty process",
+		base, cur, peak, (cur-base)*(1<<20)/float64(len(prefixes)))
+
+	// vpc-1 reaches every learned IPv4 prefix outside the nots through
+	// vpc-e1 (metric: the MED 1 plus 0); the compiler keeps only the routes
+	// longest-prefix match needs, so look each address up as the dataplane
+	// would.
+	w.mu.Lock()
+	tb := w.last
+	w.mu.Unlock()
+	nots := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("1.2.3.0/30")}
+	lpm := lpmTable(tb, "vpc-1")
+	checked, wrong := 0, 0
+	for i, p := range prefixes {
+		if !p.Addr().Is4() || i%1000 != 0 || slices.ContainsFunc(nots, p.Overlaps) {
+			continue
+		}
+		checked++
+		if h := lpmHop(tb, lpm, p.Addr()); !matches(h, "vpc-e1 1") {
+			if wrong++; wrong <= 5 {
+				t.Errorf("vpc-1 to %v (learned %v): %v, want forward to vpc-e1 metric 1", p.Addr(), p, h)
+			}
+		}
+	}
+	t.Logf("vpc-1: %d sampled learned IPv4 prefixes looked up, %d wrong", checked, wrong)
+
+	is := func(want string) func(hop) bool { return func(h hop) bool { return matches(h, want) } }
+	var lat []time.Duration
+	for i := range 5 {
+		prefix := fmt.Sprintf("100.127.%d.0/24", i)
+		s := time.Now()
+		e2.announce(prefix, 0)
+		lat = append(lat, w.until(t, prefix+" live", is("vpc-e2 10"), prefix).Sub(s))
+	}
+	slices.Sort(lat)
+	t.Logf("with the full table held, one update -> live in the dataplane agent (complete tables pushed): p50 %v, max %v over %d updates",
+		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), len(lat))
+	out, _ := cp.gwctl("get", "bgp")
+	t.Logf("gwctl get bgp:\n%s", out)
+}
+
+// learnedLocal counts the BGP routes in a VPC's local routes.
+func learnedLocal(tb *tablesv1.Tables, vpc string) int {
+	for _, v := range tb.GetVpcs() {
+		if v.GetName() != vpc {
+			continue
+		}
+		n := 0
+		for _, r := range v.GetLocalRoutes() {
+			if strings.HasPrefix(r.GetSource(), "bgp:") {
+				n++
+			}
+		}
+		return n
+	}
+	return 0
+}
+
+func routeCount(tb *tablesv1.Tables, vpc string) int {
+	for _, v := range tb.GetVpcs() {
+		if v.GetName() == vpc {
+			return len(v.GetRoutes())
+		}
+	}
+	return 0
+}
+
+// lpmTable indexes a VPC's first-lookup table for longest-prefix match,
+// as the dataplane does.
+func lpmTable(tb *tablesv1.Tables, vpc string) *bart.Table[*tablesv1.Route] {
+	t := new(bart.Table[*tablesv1.Route])
+	for _, v := range tb.GetVpcs() {
+		if v.GetName() != vpc {
+			continue
+		}
+		for _, r := range v.GetRoutes() {
+			if p, err := netip.ParsePrefix(r.GetPrefix()); err == nil && !r.GetMatchSource() {
+				t.Insert(p, r)
+			}
+		}
+	}
+	return t
+}
+
+func lpmHop(tb *tablesv1.Tables, t *bart.Table[*tablesv1.Route], a netip.Addr) hop {
+	r, ok := t.Lookup(a)
+	if !ok {
+		return hop{}
+	}
+	h := hop{found: true, metric: r.GetMetric()}
+	for _, act := range r.GetActions() {
+		if act.GetKind() == tablesv1.ActionKind_ACTION_FORWARD {
+			h.vpcs = append(h.vpcs, tb.GetVpcs()[act.GetDstVpc()].GetName())
+		}
+	}
+	return h
+}
