@@ -1,0 +1,274 @@
+// Package e2e runs peergate end to end: controlplane, dataplane on DPDK
+// net_af_packet ports and gwctl, with Linux hosts of the Kube-OVN seed
+// document's two VPCs in network namespaces. It needs root and a binary
+// built with -tags dpdk; otherwise every test skips with the reason.
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	builtDir  string
+	buildErr  error
+)
+
+// TestGatewayEndToEnd shares one topology between its steps (each costs
+// seconds to build); the steps that break the gateway on purpose run last.
+func TestGatewayEndToEnd(t *testing.T) {
+	g := setup(t)
+
+	t.Run("hosts of the two VPCs ping each other with ttl 62", func(t *testing.T) {
+		for _, c := range []struct{ ns, dst string }{{g.h1, "172.31.0.2"}, {g.h2, "10.0.0.2"}} {
+			out, ok := g.ping(c.ns, "-c", "3", "-i", "0.2", "-W", "2", c.dst)
+			if !ok || !strings.Contains(out, "ttl=62") || !strings.Contains(out, " 0% packet loss") {
+				t.Errorf("ping %s: want ttl=62 and 0%% packet loss:\n%s", c.dst, out)
+			}
+		}
+	})
+
+	t.Run("the gateway answers a ping of its router IP", func(t *testing.T) {
+		out, ok := g.ping(g.h1, "-c", "2", "-i", "0.2", "-W", "2", "10.0.0.1")
+		if !ok || !strings.Contains(out, "ttl=64") {
+			t.Errorf("ping 10.0.0.1:\n%s", out)
+		}
+	})
+
+	t.Run("a TCP transfer of 8 MB each way arrives whole", func(t *testing.T) {
+		tcpTransfer(t, g, g.h1, "10.0.0.2", g.h2, 8<<20)
+		tcpTransfer(t, g, g.h2, "172.31.0.2", g.h1, 8<<20)
+	})
+
+	t.Run("a UDP transfer of 4 MB arrives whole", func(t *testing.T) {
+		udpTransfer(t, g, g.h1, "10.0.0.2", g.h2, 4<<20)
+	})
+
+	t.Run("a packet too big for the VXLAN path gets fragmentation-needed and PMTU discovery succeeds", func(t *testing.T) {
+		g.ns(g.h2, "ip", "route", "flush", "cache")
+		out, _ := g.ping(g.h2, "-M", "do", "-s", "1472", "-c", "2", "-i", "0.3", "-W", "1", "10.0.0.2")
+		if !regexp.MustCompile(`(?i)frag needed.*mtu = 1450|mtu=1450|mtu = 1450`).MatchString(out) {
+			t.Errorf("ping -M do -s 1472 from vpc-2: want fragmentation needed, mtu 1450:\n%s", out)
+		}
+		g.ns(g.h2, "ip", "route", "flush", "cache")
+		// The vpc-1 host advertises MSS 1460: the vpc-2 host's first full
+		// segments are too big for the tunnel.
+		tcpTransfer(t, g, g.h1, "10.0.0.2", g.h2, 2<<20)
+		route := g.ns(g.h2, "ip", "route", "get", "10.0.0.2")
+		if !strings.Contains(route, "mtu 1450") {
+			t.Errorf("vpc-2 host's route to 10.0.0.2 after the transfer: want a learned mtu 1450:\n%s", route)
+		}
+	})
+
+	t.Run("gwctl stats shows the ports' counters", func(t *testing.T) {
+		time.Sleep(1100 * time.Millisecond)
+		out := g.gwctl("stats")
+		for _, want := range []string{"fabric", "vpc2", "generation"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("gwctl stats: no %q:\n%s", want, out)
+			}
+		}
+		t.Logf("gwctl stats:\n%s", out)
+	})
+
+	t.Run("removing the peering stops traffic within 1s and re-applying it restores it", func(t *testing.T) {
+		// File 1 declares both Vpcs with an empty spec: re-applying it
+		// removes their vpcPeerings and static routes.
+		g.gwctl("apply", "-f", "../../testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-1-vpcs-and-subnets.yaml")
+		start := time.Now()
+		for g.probe(g.h1, "172.31.0.2") {
+			if time.Since(start) > 3*time.Second {
+				t.Fatal("traffic still passes 3s after the peering was removed")
+			}
+		}
+		stopped := time.Since(start)
+		t.Logf("traffic stopped %v after gwctl apply returned (until the first probe failed)", stopped)
+		if stopped > time.Second {
+			t.Errorf("traffic stopped after %v, want within 1s", stopped)
+		}
+		g.gwctl("apply", "-f", "../../testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-2-vpc-peerings.yaml")
+		start = time.Now()
+		for !g.probe(g.h1, "172.31.0.2") {
+			if time.Since(start) > 3*time.Second {
+				t.Fatal("traffic did not come back within 3s of re-applying the peering")
+			}
+		}
+		t.Logf("traffic back %v after gwctl apply returned", time.Since(start))
+	})
+
+	t.Run("killing and restarting the controlplane does not interrupt a ping", func(t *testing.T) {
+		pinger := exec.Command("ip", "netns", "exec", g.h1, "ping", "-n", "-c", "60", "-i", "0.05", "-W", "1", "172.31.0.2")
+		var out bytes.Buffer
+		pinger.Stdout, pinger.Stderr = &out, &out
+		if err := pinger.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		g.cp.stop(syscall.SIGKILL)
+		time.Sleep(300 * time.Millisecond)
+		restart := time.Now()
+		g.startControlplane()
+		took := g.waitSync(5 * time.Second)
+		t.Logf("controlplane restarted: serving after %v, dataplane reconnected and in sync %v later", time.Since(restart)-took, took)
+		if err := pinger.Wait(); err != nil || !strings.Contains(out.String(), " 0% packet loss") {
+			t.Errorf("ping across the controlplane restart: %v\n%s", err, tail(out.Bytes(), 400))
+		}
+	})
+
+	t.Run("restarting the dataplane restores forwarding within 3s", func(t *testing.T) {
+		stop := time.Now()
+		g.dp.stop(syscall.SIGTERM)
+		t.Logf("dataplane stopped gracefully in %v", time.Since(stop))
+		start := time.Now()
+		g.startDataplane()
+		for !g.probe(g.h1, "172.31.0.2") {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("no forwarding 10s after the dataplane restarted")
+			}
+		}
+		took := time.Since(start)
+		t.Logf("forwarding restored %v after the dataplane started", took)
+		if took > 3*time.Second {
+			t.Errorf("forwarding restored after %v, want within 3s", took)
+		}
+	})
+}
+
+// tcpTransfer sends n random bytes from a client in clientNS to a listener
+// at dst:port in serverNS and checks they arrive whole.
+func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(serverNS, func() (err error) { ln, err = net.Listen("tcp", dst+":0"); return }); err != nil {
+		t.Fatalf("listen in %s: %v", serverNS, err)
+	}
+	defer ln.Close()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	want := sha256.Sum256(data)
+	got := make(chan [32]byte, 1)
+	gotN := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(got)
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		h := sha256.New()
+		m, _ := io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		gotN <- m
+		got <- s
+	}()
+	var c net.Conn
+	if err := inNetns(clientNS, func() (err error) {
+		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return
+	}); err != nil {
+		t.Fatalf("dial %s from %s: %v", ln.Addr(), clientNS, err)
+	}
+	begin := time.Now()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(data); err != nil {
+		c.Close()
+		t.Fatalf("send %d bytes: %v", n, err)
+	}
+	c.Close()
+	select {
+	case s, ok := <-got:
+		m := <-gotN
+		if !ok || s != want || m != int64(n) {
+			t.Fatalf("TCP to %s: received %d of %d bytes, checksum match %v", dst, m, n, s == want)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("TCP to %s: transfer not finished in 40s", dst)
+	}
+	el := time.Since(begin)
+	t.Logf("TCP %d bytes %s -> %s in %v (%.1f Mbit/s)", n, clientNS, dst, el, float64(n)*8/el.Seconds()/1e6)
+}
+
+// udpTransfer sends n bytes in numbered datagrams, paced, and checks every
+// one arrives intact.
+func udpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int) {
+	t.Helper()
+	const size = 1200
+	var srv *net.UDPConn
+	if err := inNetns(serverNS, func() error {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(dst)})
+		srv = c
+		return err
+	}); err != nil {
+		t.Fatalf("listen udp in %s: %v", serverNS, err)
+	}
+	defer srv.Close()
+	_ = srv.SetReadBuffer(8 << 20)
+	count := (n + size - 1) / size
+	data := make([]byte, count*size)
+	_, _ = rand.Read(data)
+	var cli *net.UDPConn
+	if err := inNetns(clientNS, func() error {
+		c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+		cli = c
+		return err
+	}); err != nil {
+		t.Fatalf("dial udp from %s: %v", clientNS, err)
+	}
+	defer cli.Close()
+
+	recv := make([]bool, count)
+	done := make(chan int)
+	go func() {
+		buf := make([]byte, 2048)
+		got := 0
+		for got < count {
+			_ = srv.SetReadDeadline(time.Now().Add(2 * time.Second))
+			m, err := srv.Read(buf)
+			if err != nil {
+				break
+			}
+			if m != size+4 {
+				continue
+			}
+			i := int(binary.BigEndian.Uint32(buf))
+			if i < count && !recv[i] && bytes.Equal(buf[4:m], data[i*size:(i+1)*size]) {
+				recv[i] = true
+				got++
+			}
+		}
+		done <- got
+	}()
+	begin := time.Now()
+	pkt := make([]byte, size+4)
+	for i := 0; i < count; i++ {
+		binary.BigEndian.PutUint32(pkt, uint32(i))
+		copy(pkt[4:], data[i*size:(i+1)*size])
+		if _, err := cli.Write(pkt); err != nil {
+			t.Fatalf("udp send %d: %v", i, err)
+		}
+		if i%16 == 15 {
+			// Paced: af_packet rings and the veth queues are small.
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	got := <-done
+	el := time.Since(begin)
+	t.Logf("UDP %d datagrams of %d bytes %s -> %s: %d intact in %v", count, size, clientNS, dst, got, el)
+	if got != count {
+		t.Errorf("UDP: %d of %d datagrams arrived intact", got, count)
+	}
+}
