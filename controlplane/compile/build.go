@@ -27,6 +27,15 @@ type sideKey struct{ peering, vpc string }
 
 // build compiles a model that validated without errors.
 func build(m *validate.Model, learned Learned) (*tablesv1.Tables, error) {
+	b, err := newBuilder(m, learned)
+	if err != nil {
+		return nil, err
+	}
+	return b.all(), nil
+}
+
+// newBuilder fills the header and the shared tables of m.
+func newBuilder(m *validate.Model, learned Learned) (*builder, error) {
 	b := &builder{
 		m: m, learned: learned, t: &tablesv1.Tables{},
 		vpcID: map[string]uint32{}, natTbl: map[sideKey]uint32{}, filter: map[sideKey]uint32{},
@@ -36,15 +45,20 @@ func build(m *validate.Model, learned Learned) (*tablesv1.Tables, error) {
 		return nil, err
 	}
 	b.shared()
-	for _, x := range m.VPCs {
+	return b, nil
+}
+
+// all compiles the route tables of every VPC into b.t.
+func (b *builder) all() *tablesv1.Tables {
+	for _, x := range b.m.VPCs {
 		b.local[x.Name] = b.localCandidates(x)
 	}
-	for i, x := range m.VPCs {
+	for i, x := range b.m.VPCs {
 		v := b.t.Vpcs[i]
 		v.LocalRoutes = resolve(b.local[x.Name])
 		v.Routes = b.routes(x)
 	}
-	return b.t, nil
+	return b.t
 }
 
 // header fills the gateway, ports and VPC records.

@@ -1,0 +1,432 @@
+package compile
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+
+	"github.com/gaissmai/bart"
+
+	"github.com/peergate/peergate/controlplane/manifest"
+	"github.com/peergate/peergate/controlplane/validate"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// Compiler keeps what a configuration needs to recompile only the part of
+// the tables a BGP update touches: the model with its shared tables, and
+// per external VPC the learned paths in a prefix trie. It keeps no copy of
+// the compiled routes: an update resolves the affected regions once with
+// the old paths and once with the new ones and returns the difference.
+// A Compiler is not safe for concurrent use.
+type Compiler struct {
+	b         *builder // model, VPC ids, shared-table indexes; learned and local are per call
+	rib       map[string]*bart.Table[[]path]
+	neighbors []string // path.nbr -> neighbour address
+	nbrIndex  map[string]uint32
+}
+
+// path is one learned path as the Compiler holds it (40 bytes; the
+// neighbour interned).
+type path struct {
+	nextHop netip.Addr
+	med     uint32
+	asLen   uint32
+	nbr     uint32
+}
+
+// NewCompiler validates c, compiles it with learned (nil for none) like
+// Compile, and returns a Compiler holding the state for UpdateLearned.
+// learned is not retained.
+func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tables, []validate.Diagnostic, error) {
+	m, warns, errs := validate.Check(c)
+	if len(errs) > 0 {
+		return nil, nil, append(warns, errs...), diagnosticsError(errs)
+	}
+	b, err := newBuilder(m, learned)
+	if err != nil {
+		return nil, nil, warns, err
+	}
+	t := b.all()
+	b.t, b.learned, b.local = nil, nil, nil // the caller owns the tables
+	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}}
+	for _, x := range m.VPCs {
+		if !x.External {
+			continue
+		}
+		rib := &bart.Table[[]path]{}
+		comp.rib[x.Name] = rib
+		for _, r := range learned[x.Name] {
+			p := r.Prefix.Masked()
+			if !p.IsValid() || !r.NextHop.IsValid() {
+				continue
+			}
+			np := comp.path(r)
+			rib.Modify(p, func(ps []path, _ bool) ([]path, bool) { return append(ps, np), false })
+		}
+	}
+	return comp, t, warns, nil
+}
+
+func (c *Compiler) path(r LearnedRoute) path {
+	i, ok := c.nbrIndex[r.Neighbor]
+	if !ok {
+		i = uint32(len(c.neighbors))
+		c.neighbors = append(c.neighbors, r.Neighbor)
+		c.nbrIndex[r.Neighbor] = i
+	}
+	return path{nextHop: r.NextHop, med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32)), nbr: i}
+}
+
+// UpdateLearned applies one BGP update of external VPC vpc: each route of
+// add replaces the paths its neighbour advertised for its prefix (BGP
+// implicit withdrawal); each route of withdraw removes the paths its
+// Neighbor advertised for its Prefix (other fields ignored). Routes with an
+// invalid prefix or next hop in add are ignored, as Compile ignores them.
+//
+// The returned delta, applied to the tables of the previous call (or of
+// NewCompiler) with ApplyDelta, gives exactly the tables Compile returns
+// for the new learned set. It touches only the regions the update can
+// change: in vpc's local_routes the changed prefixes and what they cover,
+// and in the routes of every VPC peering with vpc the same addresses as
+// that peering exposes them (translated through its `as` segments). Its
+// base_generation and generation are left 0: the caller numbers
+// generations.
+func (c *Compiler) UpdateLearned(vpc string, add, withdraw []LearnedRoute) (*tablesv1.TableDelta, error) {
+	rib, ok := c.rib[vpc]
+	if !ok {
+		return nil, fmt.Errorf("compile: update learned routes: %q is not an external VPC", vpc)
+	}
+	changed := make([]netip.Prefix, 0, len(add)+len(withdraw))
+	for _, r := range add {
+		if p := r.Prefix.Masked(); p.IsValid() && r.NextHop.IsValid() {
+			changed = append(changed, p)
+		}
+	}
+	for _, r := range withdraw {
+		if p := r.Prefix.Masked(); p.IsValid() {
+			changed = append(changed, p)
+		}
+	}
+	regions := c.regions(vpc, changed)
+	before := c.resolveRegions(regions)
+	for _, r := range withdraw {
+		p := r.Prefix.Masked()
+		i, ok := c.nbrIndex[r.Neighbor]
+		if !p.IsValid() || !ok {
+			continue
+		}
+		rib.Modify(p, func(ps []path, ok bool) ([]path, bool) {
+			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == i })
+			return ps, len(ps) == 0
+		})
+	}
+	for _, r := range add {
+		p := r.Prefix.Masked()
+		if !p.IsValid() || !r.NextHop.IsValid() {
+			continue
+		}
+		np := c.path(r)
+		rib.Modify(p, func(ps []path, _ bool) ([]path, bool) {
+			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == np.nbr })
+			return append(ps, np), false
+		})
+	}
+	after := c.resolveRegions(regions)
+	return c.diff(before, after), nil
+}
+
+// tableKey names one route table: a VPC's local_routes or routes.
+type tableKey struct {
+	vpc   string
+	local bool
+}
+
+// regions returns, per table, the disjoint prefixes whose routes a change
+// of the learned routes of external vpc at prefixes changed can alter.
+func (c *Compiler) regions(vpc string, changed []netip.Prefix) map[tableKey][]netip.Prefix {
+	out := map[tableKey][]netip.Prefix{}
+	if len(changed) == 0 {
+		return out
+	}
+	out[tableKey{vpc, true}] = changed
+	for _, p := range c.b.m.Peerings {
+		for i, peer := range p.Sides {
+			if peer.VPC != vpc || peer.Stateful {
+				continue // a stateful peer is reached through its pool, not its routes
+			}
+			k := tableKey{p.Sides[1-i].VPC, false}
+			for _, seg := range peer.Segments() {
+				for _, q := range changed {
+					if q.Overlaps(seg.From) {
+						out[k] = append(out[k], validate.Translate(longer(q, seg.From), seg))
+					}
+				}
+			}
+		}
+	}
+	for k, rs := range out {
+		out[k] = disjoint(rs)
+	}
+	return out
+}
+
+func longer(a, b netip.Prefix) netip.Prefix {
+	if b.Bits() > a.Bits() {
+		return b
+	}
+	return a
+}
+
+// disjoint sorts ps and drops the prefixes another one contains.
+func disjoint(ps []netip.Prefix) []netip.Prefix {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, validate.ComparePrefix)
+	out := ps[:0]
+	for _, p := range ps {
+		if n := len(out); n > 0 && contains(out[n-1], p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// regionRoutes are the routes of one table inside its regions, sorted.
+type regionRoutes struct {
+	regions []netip.Prefix
+	routes  []*tablesv1.Route
+}
+
+// resolveRegions compiles each table of regions from the candidates that
+// overlap its regions and keeps the routes inside them. That is exact: the
+// routes inside a prefix depend only on the candidates covering it (its
+// ancestors in the resolution trie) and those inside it.
+func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[tableKey]regionRoutes {
+	out := make(map[tableKey]regionRoutes, len(regions))
+	for k, rs := range regions {
+		rb := *c.b
+		rb.learned = c.learnedFor(k, rs)
+		rb.local = make(map[string][]candidate, len(rb.m.VPCs))
+		for _, x := range rb.m.VPCs {
+			rb.local[x.Name] = rb.localCandidates(x)
+		}
+		var all []*tablesv1.Route
+		if k.local {
+			all = resolve(rb.local[k.vpc])
+		} else {
+			all = rb.routes(rb.m.ByName[k.vpc])
+		}
+		kept := all[:0]
+		for _, r := range all {
+			if !r.MatchSource && inRegions(rs, netip.MustParsePrefix(r.Prefix)) {
+				kept = append(kept, r)
+			}
+		}
+		out[k] = regionRoutes{rs, kept}
+	}
+	return out
+}
+
+// learnedFor collects the learned routes whose candidates in table k can
+// overlap regions: for local_routes the external's own routes overlapping
+// them, for routes those of every external peer overlapping the regions
+// translated back through the peer side's segments.
+func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
+	l := Learned{}
+	if k.local {
+		for _, r := range regions {
+			l[k.vpc] = c.overlapping(l[k.vpc], k.vpc, r)
+		}
+		return l
+	}
+	for _, p := range c.b.m.Peerings {
+		for i, own := range p.Sides {
+			peer := p.Sides[1-i]
+			if own.VPC != k.vpc || peer.Stateful || c.rib[peer.VPC] == nil {
+				continue
+			}
+			for _, seg := range peer.Segments() {
+				for _, r := range regions {
+					if !r.Overlaps(seg.To) {
+						continue
+					}
+					q := seg.From
+					if r.Bits() > seg.To.Bits() {
+						q = validate.Translate(r, validate.Segment{From: seg.To, To: seg.From})
+					}
+					l[peer.VPC] = c.overlapping(l[peer.VPC], peer.VPC, q)
+				}
+			}
+		}
+	}
+	return l
+}
+
+// overlapping appends the learned routes of vpc that contain q or lie
+// inside it.
+func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q netip.Prefix) []LearnedRoute {
+	rib := c.rib[vpc]
+	emit := func(p netip.Prefix, ps []path) bool {
+		for _, x := range ps {
+			dst = append(dst, LearnedRoute{Prefix: p, NextHop: x.nextHop, MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)})
+		}
+		return true
+	}
+	rib.Supernets(q)(func(p netip.Prefix, ps []path) bool {
+		if p.Bits() == q.Bits() {
+			return true // yielded by Subnets
+		}
+		return emit(p, ps)
+	})
+	rib.Subnets(q)(emit)
+	return dst
+}
+
+// inRegions reports whether p lies inside one of the sorted, disjoint
+// regions.
+func inRegions(regions []netip.Prefix, p netip.Prefix) bool {
+	// The region containing p sorts at or before it: the last one that does.
+	i, _ := slices.BinarySearchFunc(regions, p, func(r, p netip.Prefix) int {
+		if validate.ComparePrefix(r, p) <= 0 {
+			return -1
+		}
+		return 1
+	})
+	return i > 0 && contains(regions[i-1], p)
+}
+
+// diff turns the routes of the same regions before and after an update
+// into upserts and removals per VPC, sorted by VPC id and prefix.
+func (c *Compiler) diff(before, after map[tableKey]regionRoutes) *tablesv1.TableDelta {
+	byID := map[uint32]*tablesv1.VpcRouteDelta{}
+	for k, a := range after {
+		upserts, removes := diffRoutes(before[k].routes, a.routes)
+		if len(upserts) == 0 && len(removes) == 0 {
+			continue
+		}
+		id := c.b.vpcID[k.vpc]
+		v, ok := byID[id]
+		if !ok {
+			v = &tablesv1.VpcRouteDelta{VpcId: id}
+			byID[id] = v
+		}
+		if k.local {
+			v.UpsertLocalRoutes, v.RemoveLocalRoutes = upserts, removes
+		} else {
+			v.UpsertRoutes, v.RemoveRoutes = upserts, removes
+		}
+	}
+	d := &tablesv1.TableDelta{}
+	for _, v := range byID {
+		d.Vpcs = append(d.Vpcs, v)
+	}
+	slices.SortFunc(d.Vpcs, func(a, b *tablesv1.VpcRouteDelta) int { return cmp.Compare(a.VpcId, b.VpcId) })
+	return d
+}
+
+// diffRoutes merges two route lists sorted by prefix.
+func diffRoutes(old, new []*tablesv1.Route) (upserts []*tablesv1.Route, removes []string) {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		var c int
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(new):
+			c = -1
+		default:
+			c = validate.ComparePrefix(netip.MustParsePrefix(old[i].Prefix), netip.MustParsePrefix(new[j].Prefix))
+		}
+		switch {
+		case c < 0:
+			removes = append(removes, old[i].Prefix)
+			i++
+		case c > 0:
+			upserts = append(upserts, new[j])
+			j++
+		default:
+			if !sameRoute(old[i], new[j]) {
+				upserts = append(upserts, new[j])
+			}
+			i++
+			j++
+		}
+	}
+	return upserts, removes
+}
+
+func sameRoute(a, b *tablesv1.Route) bool {
+	return a.Prefix == b.Prefix && a.Metric == b.Metric && a.Source == b.Source && a.MatchSource == b.MatchSource &&
+		sameActionLists(a.Actions, b.Actions)
+}
+
+// ApplyDelta applies d to t in place (t's generation becomes
+// d.Generation). Route lists stay as Compile orders them: destination
+// routes sorted by prefix, then the match_source routes; deltas from
+// UpdateLearned change destination routes only. Each change costs a binary
+// search and a slice insert or delete.
+func ApplyDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) error {
+	for _, vd := range d.GetVpcs() {
+		if int(vd.VpcId) >= len(t.Vpcs) || t.Vpcs[vd.VpcId].Id != vd.VpcId {
+			return fmt.Errorf("compile: apply delta: no VPC with id %d", vd.VpcId)
+		}
+		v := t.Vpcs[vd.VpcId]
+		var err error
+		if v.Routes, err = applyRoutes(v.Routes, vd.UpsertRoutes, vd.RemoveRoutes); err != nil {
+			return fmt.Errorf("compile: apply delta to VPC %s routes: %w", v.Name, err)
+		}
+		if v.LocalRoutes, err = applyRoutes(v.LocalRoutes, vd.UpsertLocalRoutes, vd.RemoveLocalRoutes); err != nil {
+			return fmt.Errorf("compile: apply delta to VPC %s local routes: %w", v.Name, err)
+		}
+	}
+	t.Generation = d.GetGeneration()
+	return nil
+}
+
+func applyRoutes(rs, upserts []*tablesv1.Route, removes []string) ([]*tablesv1.Route, error) {
+	// Destination routes are rs[:n], sorted; match_source ones follow.
+	n, _ := slices.BinarySearchFunc(rs, true, func(r *tablesv1.Route, _ bool) int {
+		if r.MatchSource {
+			return 1
+		}
+		return -1
+	})
+	find := func(s string) (int, bool, error) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return 0, false, err
+		}
+		i, ok := slices.BinarySearchFunc(rs[:n], p, func(r *tablesv1.Route, p netip.Prefix) int {
+			return validate.ComparePrefix(netip.MustParsePrefix(r.Prefix), p)
+		})
+		return i, ok, nil
+	}
+	for _, s := range removes {
+		i, ok, err := find(s)
+		if err != nil {
+			return rs, err
+		}
+		if ok {
+			rs = slices.Delete(rs, i, i+1)
+			n--
+		}
+	}
+	for _, r := range upserts {
+		if r.MatchSource {
+			return rs, fmt.Errorf("route %s: match_source routes are not changed by deltas", r.Prefix)
+		}
+		i, ok, err := find(r.Prefix)
+		if err != nil {
+			return rs, err
+		}
+		if ok {
+			rs[i] = r
+		} else {
+			rs = slices.Insert(rs, i, r)
+			n++
+		}
+	}
+	return rs, nil
+}
