@@ -21,6 +21,7 @@ import (
 	"github.com/peergate/peergate/dataplane/fib"
 	"github.com/peergate/peergate/dataplane/pipeline"
 	"github.com/peergate/peergate/dataplane/runtime"
+	"github.com/peergate/peergate/nat"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -66,6 +67,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	hostname, _ := os.Hostname()
 	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -118,9 +120,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	d := &dataplane{log: log, workers: *workers, cores: coreList}
-	d.pipe = pipeline.New(&d.fib, pipeline.Config{})
+	d := &dataplane{log: log, workers: *workers, cores: coreList, epoch: time.Now()}
+	if d.nat, err = nat.NewStateful(nat.Config{Capacity: *sessions}); err != nil {
+		return fmt.Errorf("stateful NAT: %w", err)
+	}
+	d.pipe = pipeline.New(&d.fib, pipeline.Config{StatefulNAT: statefulNAT{d.nat}})
 	defer d.close()
+	// Expired sessions are swept in the background on about the workers'
+	// clock (the runtime's epoch is taken a moment after this one).
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go d.nat.Run(sweepCtx, func() int64 { return int64(time.Since(d.epoch)) }, time.Second)
 
 	log.Info("connecting to controlplane", "address", *addr, "id", *id)
 	err = agent.Run(ctx, agent.Config{
@@ -143,8 +153,10 @@ type dataplane struct {
 	workers int
 	cores   []int
 
-	fib  fib.Holder
-	pipe *pipeline.Pipeline
+	fib   fib.Holder
+	pipe  *pipeline.Pipeline
+	nat   *nat.Stateful
+	epoch time.Time
 
 	mu     sync.Mutex
 	rt     *runtime.Runtime
@@ -177,6 +189,9 @@ func (d *dataplane) apply(t *tablesv1.Tables) error {
 	if err != nil {
 		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
 	}
+	if err := d.reconfigureNAT(t); err != nil {
+		return err
+	}
 	d.fib.Store(snap)
 	d.tables = t
 	return nil
@@ -203,6 +218,12 @@ func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error 
 		}
 		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
 	}
+	if err := d.reconfigureNAT(t); err != nil {
+		if cerr := rt.Close(); cerr != nil {
+			d.log.Warn("close runtime", "err", cerr)
+		}
+		return err
+	}
 	d.fib.Store(snap)
 	if err := rt.Start(); err != nil {
 		if cerr := rt.Close(); cerr != nil {
@@ -212,6 +233,19 @@ func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error 
 	}
 	d.rt, d.ports, d.tables = rt, ports, t
 	d.log.Info("forwarding", "generation", t.GetGeneration(), "ports", len(ports), "workers", d.workers, "took", time.Since(begin))
+	return nil
+}
+
+// reconfigureNAT gives the stateful NAT the generation's pools before the
+// snapshot that refers to them is swapped in.
+func (d *dataplane) reconfigureNAT(t *tablesv1.Tables) error {
+	pools, err := nat.PoolsFromTables(t.GetNatPools())
+	if err == nil {
+		err = d.nat.Reconfigure(pools, t.GetGeneration())
+	}
+	if err != nil {
+		return fmt.Errorf("generation %d: stateful NAT: %w", t.GetGeneration(), err)
+	}
 	return nil
 }
 
@@ -309,6 +343,18 @@ func (d *dataplane) stats() *tablesv1.Stats {
 	for k, v := range c.EventsByName() {
 		s.Counters[k] = v
 	}
+	nc := d.nat.Counters()
+	s.Sessions = nc.Sessions
+	for k, v := range nc.Drops {
+		if v != 0 {
+			s.Drops[k] += v
+		}
+	}
+	for k, v := range map[string]uint64{"nat_sessions_created": nc.Created, "nat_sessions_expired": nc.Expired, "nat_sessions_killed": nc.Killed} {
+		if v != 0 {
+			s.Counters[k] = v
+		}
+	}
 	w := rs.Total
 	for k, v := range map[string]uint64{
 		"tx_queue_full": w.TxFull, "bad_out_port": w.BadOutPort, "multi_segment": w.MultiSeg,
@@ -379,4 +425,29 @@ func parseCores(s string) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// statefulNAT adapts nat.Stateful to the pipeline's hook: the two request
+// types have the same fields; only the result's encoding differs. The copy
+// goes through a stack array, so nothing is allocated per burst.
+type statefulNAT struct{ s *nat.Stateful }
+
+func (a statefulNAT) Translate(now int64, reqs []pipeline.NATRequest) {
+	var buf [32]nat.Request
+	for len(reqs) > 0 {
+		n := min(len(reqs), len(buf))
+		for i := range n {
+			q := &reqs[i]
+			buf[i] = nat.Request{Packet: q.Packet, SrcVPC: q.SrcVPC, DstVPC: q.DstVPC, Pool: q.Pool, Reverse: q.Reverse}
+		}
+		a.s.Translate(now, buf[:n])
+		for i := range n {
+			reqs[i].Result = pipeline.NATDrop
+			if buf[i].Result == nat.OK {
+				reqs[i].Result = pipeline.NATOK
+			}
+			buf[i].Packet = nil
+		}
+		reqs = reqs[n:]
+	}
 }
