@@ -47,6 +47,40 @@
 // never routed to a less specific exposure of the same peering. The output
 // is the minimal set of routes whose longest-prefix match gives that
 // answer, sorted by prefix, so golden files are stable.
+//
+// Scale. Compile handles a full Internet table: resolve walks the sorted
+// candidate events with the covering and best sets of its stack in two
+// arenas (no allocation per trie node), learned routes share one Action
+// and one source string per next hop and neighbour, and routes without
+// destination NAT share their candidate's Action message. The returned
+// Tables must therefore be treated as immutable (clone before editing).
+// With 1 M learned routes (BenchmarkCompileLearned) a full compile takes
+// about 1.5 s and 570 MB of allocations on the 2-core build machine.
+//
+// Incremental compilation. NewCompiler compiles like Compile and keeps a
+// Compiler: the model with its shared-table indexes and, per external VPC,
+// the learned paths in a prefix trie (about 85 bytes per learned route; no
+// copy of the compiled routes). UpdateLearned applies one BGP update of an
+// external (announcements replace the neighbour's path for the prefix,
+// withdrawals remove it) and returns a TableDelta. It relies on a property
+// of the resolution: the routes inside a prefix R depend only on the
+// candidates that cover R (its ancestors in the resolution trie) and those
+// inside R. A change at learned prefix P can thus only alter, in the
+// external's local_routes, the routes inside P and, in the routes of each
+// VPC peering with that external (non-stateful side), the routes inside P
+// as that side exposes it (P translated through each overlapping `as`
+// segment, or the whole segment when P covers it). For each such table and
+// region UpdateLearned collects the learned routes overlapping the region
+// (covering and covered, read back through the segments), resolves the
+// region with the old paths and with the new ones, and returns the
+// difference as upserts and removals; ApplyDelta applies it. Applying the
+// deltas gives exactly the tables of a full Compile of the new learned set
+// (TestIncrementalUpdatesGiveTheTablesOfAFullCompile checks this on random
+// update sequences). One update in a 1 M-route state takes about 0.5 ms at
+// p50 and 25-35 ms at p99 (BenchmarkUpdateLearned: the tail is updates of
+// /8s, whose regions hold thousands of routes, and GC); an update of a
+// short prefix such as 0.0.0.0/0, or withdrawing a whole session in one
+// call, costs up to two full compiles of the affected tables.
 package compile
 
 import (
