@@ -11,7 +11,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +21,25 @@ import (
 	"testing"
 	"time"
 )
+
+// statefulPeering masquerades vpc1's hosts onto 192.168.1.0/30 toward vpc2
+// (the Peering document's stateful form, between the static-NAT example's
+// VPCs).
+const statefulPeering = `apiVersion: gateway.githedgehog.com/v1alpha1
+kind: Peering
+metadata:
+  name: vpc1--vpc2-stateful
+spec:
+  vpc1:
+    ips:
+      - cidr: 10.1.1.0/24
+    as:
+      - 192.168.1.0/30
+    natType: stateful
+  vpc2:
+    ips:
+      - cidr: 10.2.1.0/24
+`
 
 var (
 	buildOnce sync.Once
@@ -144,17 +165,90 @@ func TestGatewayEndToEnd(t *testing.T) {
 			t.Errorf("forwarding restored after %v, want within 3s", took)
 		}
 	})
+
+	// The same hosts, renumbered, for the Peering document's NAT examples.
+	renumber := func(t *testing.T) {
+		g.gwctl("delete", "-f", "../../testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-2-vpc-peerings.yaml",
+			"-f", "../../testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-1-vpcs-and-subnets.yaml")
+		g.gwctl("delete", "VPC", "vpc-1", "vpc-2")
+		g.gwctl("apply", "-f", "../../testdata/manifests/peering-api-1-static-nat/")
+		g.ip("-n", g.h1, "addr", "flush", "dev", "vx100")
+		g.ip("-n", g.h1, "addr", "add", "10.1.1.2/24", "dev", "vx100")
+		g.ip("-n", g.h1, "route", "replace", "default", "via", "10.1.1.1")
+		g.ip("-n", g.h2, "addr", "flush", "dev", "e0")
+		g.ip("-n", g.h2, "addr", "add", "10.2.1.1/24", "dev", "e0")
+		g.ip("-n", g.h2, "route", "replace", "default", "via", "10.2.1.254")
+		g.waitSync(5 * time.Second)
+	}
+
+	t.Run("static NAT carries TCP from vpc2 to vpc1's exposed 192.168.1.2:443 and filters port 80", func(t *testing.T) {
+		renumber(t)
+		seen, local := tcpTransferVia(t, g.h1, "10.1.1.2:443", g.h2, "192.168.1.2:443", 1<<20)
+		t.Logf("client %s -> 192.168.1.2:443; the server saw %s", local, seen)
+		if !strings.HasPrefix(seen.String(), "10.2.1.1:") {
+			t.Errorf("the vpc1 server saw %s, want 10.2.1.1 (vpc2's side has no as)", seen)
+		}
+		var ln net.Listener
+		if err := inNetns(g.h1, func() (err error) { ln, err = net.Listen("tcp", "10.1.1.2:80"); return }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var err error
+		_ = inNetns(g.h2, func() error {
+			var c net.Conn
+			if c, err = net.DialTimeout("tcp", "192.168.1.2:80", time.Second); err == nil {
+				c.Close()
+			}
+			return nil
+		})
+		if err == nil {
+			t.Error("a connection to port 80 passed vpc1's ingress filter (tcp dstPort 443 only)")
+		}
+	})
+
+	t.Run("stateful NAT masquerades vpc1's hosts onto the pool", func(t *testing.T) {
+		f := filepath.Join(g.dir, "stateful.yaml")
+		if err := os.WriteFile(f, []byte(statefulPeering), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g.gwctl("delete", "Peering", "vpc-1--vpc-2")
+		g.gwctl("apply", "-f", f)
+		g.waitSync(5 * time.Second)
+		seen, local := tcpTransferVia(t, g.h2, "10.2.1.1:8080", g.h1, "10.2.1.1:8080", 2<<20)
+		t.Logf("client %s -> 10.2.1.1:8080; the server saw %s", local, seen)
+		if !strings.HasPrefix(seen.String(), "192.168.1.") {
+			t.Errorf("the vpc2 server saw %s, want an address of the pool 192.168.1.0/30", seen)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if out := g.gwctl("stats"); !strings.Contains(out, "nat_sessions_created") {
+			t.Errorf("gwctl stats counts no NAT session:\n%s", out)
+		}
+	})
 }
 
 // tcpTransfer sends n random bytes from a client in clientNS to a listener
-// at dst:port in serverNS and checks they arrive whole.
+// at dst (any port) in serverNS and checks they arrive whole.
 func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int) {
 	t.Helper()
+	tcpTransferVia(t, serverNS, dst+":0", clientNS, "", n)
+}
+
+// tcpTransferVia listens on listen in serverNS, dials dial (default: the
+// listener's address) from clientNS, sends n random bytes and checks they
+// arrive whole. It returns the client's address as the server saw it and
+// the client's own.
+func tcpTransferVia(t *testing.T, serverNS, listen, clientNS, dial string, n int) (seen, local net.Addr) {
+	t.Helper()
 	var ln net.Listener
-	if err := inNetns(serverNS, func() (err error) { ln, err = net.Listen("tcp", dst+":0"); return }); err != nil {
+	if err := inNetns(serverNS, func() (err error) { ln, err = net.Listen("tcp", listen); return }); err != nil {
 		t.Fatalf("listen in %s: %v", serverNS, err)
 	}
 	defer ln.Close()
+	if dial == "" {
+		dial = ln.Addr().String()
+	}
+	dst := dial
+	remote := make(chan net.Addr, 1)
 	data := make([]byte, n)
 	_, _ = rand.Read(data)
 	want := sha256.Sum256(data)
@@ -167,6 +261,7 @@ func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int
 			return
 		}
 		defer c.Close()
+		remote <- c.RemoteAddr()
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		h := sha256.New()
 		m, _ := io.Copy(h, c)
@@ -177,7 +272,7 @@ func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int
 	}()
 	var c net.Conn
 	if err := inNetns(clientNS, func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		c, err = net.DialTimeout("tcp", dial, 5*time.Second)
 		return
 	}); err != nil {
 		t.Fatalf("dial %s from %s: %v", ln.Addr(), clientNS, err)
@@ -188,6 +283,7 @@ func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int
 		c.Close()
 		t.Fatalf("send %d bytes: %v", n, err)
 	}
+	local = c.LocalAddr()
 	c.Close()
 	select {
 	case s, ok := <-got:
@@ -200,6 +296,7 @@ func tcpTransfer(t *testing.T, g *gateway, serverNS, dst, clientNS string, n int
 	}
 	el := time.Since(begin)
 	t.Logf("TCP %d bytes %s -> %s in %v (%.1f Mbit/s)", n, clientNS, dst, el, float64(n)*8/el.Seconds()/1e6)
+	return <-remote, local
 }
 
 // udpTransfer sends n bytes in numbered datagrams, paced, and checks every
