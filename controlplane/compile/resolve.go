@@ -15,7 +15,7 @@ import (
 // its static routes and Kube-OVN peerings, then Peering API exposures, then
 // BGP-learned routes.
 const (
-	distConnected = iota
+	distConnected uint8 = iota
 	distStatic
 	distPeering
 	distBGP
@@ -24,14 +24,35 @@ const (
 // candidate is one route a VPC could take for prefix, except for the
 // addresses in excl (a peering side's `not` list, in the same address
 // space as prefix).
+//
+// It is kept small (72 bytes): a full table makes millions of them.
 type candidate struct {
 	prefix netip.Prefix
-	excl   []netip.Prefix
-	dist   int
 	metric uint32
+	dist   uint8
 	source string
 	act    *tablesv1.Action // dst_nat relative to prefix when dstNat is valid
+	nat    *candNAT         // nil: no exclusions, no destination NAT
+}
+
+// candNAT is the rarer part of a Peering API candidate.
+type candNAT struct {
+	excl   []netip.Prefix
 	dstNat netip.Prefix
+}
+
+func (c *candidate) excl() []netip.Prefix {
+	if c.nat == nil {
+		return nil
+	}
+	return c.nat.excl
+}
+
+func (c *candidate) dstNat() netip.Prefix {
+	if c.nat == nil {
+		return netip.Prefix{}
+	}
+	return c.nat.dstNat
 }
 
 // resolve turns candidates into an LPM route list that gives every address
@@ -58,11 +79,11 @@ func resolve(cands []candidate) []*tablesv1.Route {
 	}
 	events := make([]event, 0, len(cands))
 	for i, c := range cands {
-		if slices.ContainsFunc(c.excl, func(x netip.Prefix) bool { return contains(x, c.prefix) }) {
+		if slices.ContainsFunc(c.excl(), func(x netip.Prefix) bool { return contains(x, c.prefix) }) {
 			continue // wholly excluded
 		}
 		events = append(events, event{c.prefix, i, false})
-		for _, x := range c.excl {
+		for _, x := range c.excl() {
 			if contains(c.prefix, x) {
 				events = append(events, event{x, i, true})
 			}
@@ -156,7 +177,7 @@ func sameSingleAction(cands []candidate, a, b []int) bool {
 		return false
 	}
 	x, y := &cands[a[0]], &cands[b[0]]
-	return x.act == y.act && !x.dstNat.IsValid() && !y.dstNat.IsValid()
+	return x.act == y.act && !x.dstNat().IsValid() && !y.dstNat().IsValid()
 }
 
 // cloneAction copies every field of a (cheaper than proto.Clone, which
@@ -213,11 +234,12 @@ func actionsFor(p netip.Prefix, cands []candidate, best []int) []*tablesv1.Actio
 }
 
 func actionAt(p netip.Prefix, c *candidate) *tablesv1.Action {
-	if !c.dstNat.IsValid() {
+	dn := c.dstNat()
+	if !dn.IsValid() {
 		return c.act
 	}
 	a := cloneAction(c.act)
-	a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: c.dstNat}).String()
+	a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: dn}).String()
 	return a
 }
 

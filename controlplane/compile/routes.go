@@ -104,18 +104,47 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 		}
 		return cs
 	}
-	// The peer's reachable pieces in its own address space.
-	type piece struct {
-		prefix netip.Prefix
-		metric uint32
-	}
-	var pieces []piece
+	nat := len(peer.As) > 0
+	segs := peer.Segments()
+	n := len(peer.CIDRs)
 	if peerVPC.External {
-		pieces = make([]piece, 0, len(b.local[peer.VPC]))
+		n = len(b.local[peer.VPC])
+	}
+	cs := make([]candidate, 0, n)
+	// piece adds the candidates of one reachable piece of the peer's
+	// address space, per segment of its mapping.
+	piece := func(pr netip.Prefix, metric uint32) {
+		for _, seg := range segs {
+			if !pr.Overlaps(seg.From) {
+				continue
+			}
+			from := pr
+			if seg.From.Bits() > from.Bits() {
+				from = seg.From
+			}
+			c := candidate{prefix: validate.Translate(from, seg), dist: distPeering, metric: metric, source: source, act: act}
+			if nat {
+				c.nat = &candNAT{dstNat: from}
+			}
+			for _, n := range peer.Nots {
+				if !n.Overlaps(from) {
+					continue
+				}
+				x := n
+				if from.Bits() > x.Bits() {
+					x = from
+				}
+				if c.nat == nil {
+					c.nat = &candNAT{}
+				}
+				c.nat.excl = append(c.nat.excl, validate.Translate(x, seg))
+			}
+			cs = append(cs, c)
+		}
 	}
 	for _, c := range peer.CIDRs {
 		if !peerVPC.External {
-			pieces = append(pieces, piece{c, peer.Metric})
+			piece(c, peer.Metric)
 			continue
 		}
 		// An external exposes only what it can reach: its own subnets, its
@@ -128,36 +157,7 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 			if c.Bits() > pr.Bits() {
 				pr = c
 			}
-			pieces = append(pieces, piece{pr, r.metric + peer.Metric})
-		}
-	}
-	nat := len(peer.As) > 0
-	segs := peer.Segments()
-	cs := make([]candidate, 0, len(pieces))
-	for _, pc := range pieces {
-		for _, seg := range segs {
-			if !pc.prefix.Overlaps(seg.From) {
-				continue
-			}
-			from := pc.prefix
-			if seg.From.Bits() > from.Bits() {
-				from = seg.From
-			}
-			c := candidate{prefix: validate.Translate(from, seg), dist: distPeering, metric: pc.metric, source: source, act: act}
-			if nat {
-				c.dstNat = from
-			}
-			for _, n := range peer.Nots {
-				if !n.Overlaps(from) {
-					continue
-				}
-				x := n
-				if from.Bits() > x.Bits() {
-					x = from
-				}
-				c.excl = append(c.excl, validate.Translate(x, seg))
-			}
-			cs = append(cs, c)
+			piece(pr, r.metric+peer.Metric)
 		}
 	}
 	return cs
