@@ -182,8 +182,8 @@ func (d *dataplane) apply(t *tablesv1.Tables) error {
 		return d.start(t, ports)
 	}
 	if !reflect.DeepEqual(ports, d.ports) {
-		return fmt.Errorf("generation %d changes the gateway's ports (%s): refused, the dataplane keeps generation %d; restart the dataplane to take the new ports",
-			t.GetGeneration(), portsDiff(d.ports, ports), d.tables.GetGeneration())
+		return fmt.Errorf("the gateway's ports changed (%s): this dataplane keeps generation %d; restart it to take the new ports",
+			portsDiff(d.ports, ports), d.tables.GetGeneration())
 	}
 	snap, err := fib.Build(t, fib.Options{PortMAC: d.rt.PortMAC})
 	if err != nil {

@@ -224,6 +224,37 @@ func TestGatewayEndToEnd(t *testing.T) {
 			t.Errorf("gwctl stats counts no NAT session:\n%s", out)
 		}
 	})
+
+	t.Run("a generation that changes the ports is refused and forwarding goes on", func(t *testing.T) {
+		orig, err := os.ReadFile("../../testdata/manifests/peering-api-1-static-nat/peergate.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := strings.Replace(string(orig), "iface=gw1\"\n      mtu: 1500", "iface=gw1\"\n      mtu: 1400", 1)
+		if changed == string(orig) {
+			t.Fatal("could not change the vpc2 port's MTU in peergate.yaml")
+		}
+		f := filepath.Join(g.dir, "changed-ports.yaml")
+		if err := os.WriteFile(f, []byte(changed), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g.gwctl("apply", "-f", f)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out := g.gwctl("get", "status")
+			if strings.Contains(out, "refused") && strings.Contains(out, "the gateway's ports changed") {
+				t.Logf("gwctl get status:\n%s", out)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dataplane did not refuse the port change:\n%s", out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		tcpTransferVia(t, g.h2, "10.2.1.1:8081", g.h1, "10.2.1.1:8081", 1<<20)
+		g.gwctl("apply", "-f", "../../testdata/manifests/peering-api-1-static-nat/peergate.yaml")
+		g.waitSync(5 * time.Second)
+	})
 }
 
 // tcpTransfer sends n random bytes from a client in clientNS to a listener
