@@ -36,7 +36,8 @@ tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
 "device" strings) and the poll-mode workers, and then follows every new
 generation: lookup structures are built off the hot path and swapped in
 atomically, and each generation is acknowledged. Counters (ports, drop
-reasons, pipeline events) are pushed every second ("gwctl stats").
+reasons, pipeline events, NAT sessions) are pushed every second ("gwctl
+stats"). Stateful NAT sessions live in a table of --nat-sessions entries.
 
 If the controlplane goes away the dataplane keeps forwarding with its last
 tables and reconnects with backoff; on reconnect it gets the current

@@ -152,6 +152,12 @@ func TestGatewayEndToEnd(t *testing.T) {
 		stop := time.Now()
 		g.dp.stop(syscall.SIGTERM)
 		t.Logf("dataplane stopped gracefully in %v", time.Since(stop))
+		if g.dp.err != nil {
+			t.Errorf("dataplane exit on SIGTERM: %v", g.dp.err)
+		}
+		if log, _ := os.ReadFile(filepath.Join(g.dir, "dataplane.log")); bytes.Contains(log, []byte("mbufs still in use")) {
+			t.Errorf("the dataplane leaked mbufs:\n%s", tail(log, 2000))
+		}
 		start := time.Now()
 		g.startDataplane()
 		for !g.probe(g.h1, "172.31.0.2") {

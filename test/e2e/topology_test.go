@@ -39,6 +39,14 @@ type gateway struct {
 
 var runSeq atomic.Int32
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
+
 // requireEnv skips unless the test can build real topologies.
 func requireEnv(t *testing.T) {
 	t.Helper()
