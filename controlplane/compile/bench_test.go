@@ -127,3 +127,38 @@ func BenchmarkUpdateLearned(b *testing.B) {
 	b.ReportMetric(float64(withTables.HeapAlloc-compOnly.HeapAlloc)/float64(routes), "tables-B/route")
 	runtime.KeepAlive(comp)
 }
+
+// BenchmarkSessionLearned measures a whole session through UpdateLearned
+// in a Compiler holding 1 M learned routes: e1's neighbour withdraws its
+// 500 k routes (vpc-1 fails over to e2), then announces them again.
+//
+//	go test ./controlplane/compile -run '^$' -bench SessionLearned -benchtime 1x -benchmem
+func BenchmarkSessionLearned(b *testing.B) {
+	c := benchConfig(b)
+	learned := benchLearned(1_000_000)
+	comp, _, _, err := NewCompiler(c, learned)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, step := range []string{"withdraw", "announce"} {
+		b.Run(step, func(b *testing.B) {
+			for b.Loop() {
+				var add, withdraw []LearnedRoute
+				if step == "withdraw" {
+					withdraw = learned["e1"]
+				} else {
+					add = learned["e1"]
+				}
+				d, err := comp.UpdateLearned("e1", add, withdraw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for _, v := range d.Vpcs {
+					n += len(v.UpsertRoutes) + len(v.RemoveRoutes) + len(v.UpsertLocalRoutes) + len(v.RemoveLocalRoutes)
+				}
+				b.ReportMetric(float64(n), "routes-changed")
+			}
+		})
+	}
+}

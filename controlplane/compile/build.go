@@ -15,6 +15,9 @@ import (
 type builder struct {
 	m       *validate.Model
 	learned Learned
+	// ownLearned: learned was built for this builder (incremental
+	// compiles) and may be sorted in place.
+	ownLearned bool
 	t       *tablesv1.Tables
 	vpcID   map[string]uint32
 	natTbl  map[sideKey]uint32
@@ -166,7 +169,7 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 		acts := map[netip.Addr]*tablesv1.Action{}
 		sources := map[string]string{}
 		nbrs := map[string]netip.Addr{}
-		for _, r := range bestLearned(b.learned[x.Name]) {
+		for _, r := range bestLearned(b.learned[x.Name], b.ownLearned) {
 			via := r.NextHop
 			if !slices.ContainsFunc(x.Subnets, func(s netip.Prefix) bool { return s.Contains(r.NextHop) }) {
 				a, ok := nbrs[r.Neighbor]
@@ -204,8 +207,11 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 
 // bestLearned keeps, per prefix, the routes with the lowest MED and then
 // the shortest AS path; the survivors of one prefix are ECMP.
-func bestLearned(rs []LearnedRoute) []LearnedRoute {
-	rs = slices.Clone(rs)
+// It sorts rs in place when owned, else a copy.
+func bestLearned(rs []LearnedRoute, owned bool) []LearnedRoute {
+	if !owned {
+		rs = slices.Clone(rs)
+	}
 	for i := range rs {
 		rs[i].Prefix = rs[i].Prefix.Masked()
 	}

@@ -109,6 +109,11 @@ func (c *Compiler) UpdateLearned(vpc string, add, withdraw []LearnedRoute) (*tab
 			changed = append(changed, p)
 		}
 	}
+	if len(changed)*8 > rib.Size() {
+		// A large part of the table (a session going down or coming up):
+		// resolving everything once beats thousands of regions.
+		changed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
 	regions := c.regions(vpc, changed)
 	before := c.resolveRegions(regions)
 	for _, r := range withdraw {
@@ -207,7 +212,7 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 	out := make(map[tableKey]regionRoutes, len(regions))
 	for k, rs := range regions {
 		rb := *c.b
-		rb.learned = c.learnedFor(k, rs)
+		rb.learned, rb.ownLearned = c.learnedFor(k, rs), true
 		rb.local = make(map[string][]candidate, len(rb.m.VPCs))
 		for _, x := range rb.m.VPCs {
 			rb.local[x.Name] = rb.localCandidates(x)
@@ -236,8 +241,10 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 	l := Learned{}
 	if k.local {
+		prev := netip.Prefix{}
 		for _, r := range regions {
-			l[k.vpc] = c.overlapping(l[k.vpc], k.vpc, r)
+			l[k.vpc] = c.overlapping(l[k.vpc], k.vpc, r, prev)
+			prev = r
 		}
 		return l
 	}
@@ -248,6 +255,7 @@ func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 				continue
 			}
 			for _, seg := range peer.Segments() {
+				prev := netip.Prefix{}
 				for _, r := range regions {
 					if !r.Overlaps(seg.To) {
 						continue
@@ -256,7 +264,8 @@ func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 					if r.Bits() > seg.To.Bits() {
 						q = validate.Translate(r, validate.Segment{From: seg.To, To: seg.From})
 					}
-					l[peer.VPC] = c.overlapping(l[peer.VPC], peer.VPC, q)
+					l[peer.VPC] = c.overlapping(l[peer.VPC], peer.VPC, q, prev)
+					prev = q
 				}
 			}
 		}
@@ -265,8 +274,10 @@ func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 }
 
 // overlapping appends the learned routes of vpc that contain q or lie
-// inside it.
-func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q netip.Prefix) []LearnedRoute {
+// inside it. prev is the query before q in a sorted run of disjoint ones
+// (or invalid): supernets that also contain it were appended already, which
+// keeps a withdrawal of a whole session linear.
+func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q, prev netip.Prefix) []LearnedRoute {
 	rib := c.rib[vpc]
 	emit := func(p netip.Prefix, ps []path) bool {
 		for _, x := range ps {
@@ -274,9 +285,15 @@ func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q netip.Prefix) [
 		}
 		return true
 	}
+	if q.Bits() == 0 {
+		dst = slices.Grow(dst, rib.Size())
+	}
 	rib.Supernets(q)(func(p netip.Prefix, ps []path) bool {
 		if p.Bits() == q.Bits() {
 			return true // yielded by Subnets
+		}
+		if prev.IsValid() && contains(p, prev) {
+			return false // this one and the shorter ones: appended for prev
 		}
 		return emit(p, ps)
 	})

@@ -6,12 +6,10 @@ import (
 	"net/netip"
 	"sort"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/peergate/peergate/controlplane/manifest"
-	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
 // incrementalDoc is the fourth use case (vpc-1 reaching e1 at metric 0 and
@@ -48,6 +46,13 @@ type randomUpdates struct {
 }
 
 func (u *randomUpdates) route(vpc string) LearnedRoute {
+	nbr := u.nbrs[vpc][u.r.Intn(len(u.nbrs[vpc]))]
+	if u.r.Intn(8) == 0 { // IPv6, outside every peering's ips
+		a := netip.MustParseAddr("2001:db8::").As16()
+		a[5], a[7] = byte(u.r.Intn(4)), byte(u.r.Intn(4))
+		p, _ := netip.AddrFrom16(a).Prefix([]int{32, 40, 48, 56, 64}[u.r.Intn(5)])
+		return LearnedRoute{Prefix: p, NextHop: netip.MustParseAddr("2001:db8:ffff::1"), MED: []uint32{0, 5, 10}[u.r.Intn(3)], Neighbor: nbr, ASPathLen: 1}
+	}
 	bases := []netip.Addr{
 		netip.MustParseAddr("1.2.0.0"), netip.MustParseAddr("3.2.0.0"), netip.MustParseAddr("10.0.0.0"),
 		netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("192.168.0.0"),
@@ -56,7 +61,6 @@ func (u *randomUpdates) route(vpc string) LearnedRoute {
 	a[2], a[3] = byte(u.r.Intn(8)), byte(u.r.Intn(8))
 	bits := []int{0, 1, 8, 14, 16, 20, 22, 24, 24, 29, 30, 31, 32}[u.r.Intn(13)]
 	p, _ := netip.AddrFrom4(a).Prefix(bits)
-	nbr := u.nbrs[vpc][u.r.Intn(len(u.nbrs[vpc]))]
 	nh := netip.MustParseAddr(nbr)
 	if u.r.Intn(3) == 0 {
 		nh = netip.MustParseAddr("192.0.2.77") // outside the VPC: via the neighbour
@@ -163,6 +167,3 @@ func TestUpdateLearnedRefusesAVPCThatIsNotExternal(t *testing.T) {
 		t.Error("UpdateLearned(vpc-1) succeeded; vpc-1 is not external")
 	}
 }
-
-var _ = time.Now
-var _ tablesv1.Tables
