@@ -18,12 +18,12 @@ type builder struct {
 	// ownLearned: learned was built for this builder (incremental
 	// compiles) and may be sorted in place.
 	ownLearned bool
-	t       *tablesv1.Tables
-	vpcID   map[string]uint32
-	natTbl  map[sideKey]uint32
-	filter  map[sideKey]uint32
-	pool    map[string]uint32 // VPC name + prefixes -> pool index
-	local   map[string][]candidate
+	t          *tablesv1.Tables
+	vpcID      map[string]uint32
+	natTbl     map[sideKey]uint32
+	filter     map[sideKey]uint32
+	pool       map[string]uint32 // VPC name + prefixes -> pool index
+	local      map[string][]candidate
 }
 
 type sideKey struct{ peering, vpc string }
