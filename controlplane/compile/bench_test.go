@@ -125,6 +125,7 @@ func BenchmarkUpdateLearned(b *testing.B) {
 	b.ReportMetric(float64(changed)/float64(len(lat)), "routes-changed/update")
 	b.ReportMetric(float64(compOnly.HeapAlloc-before.HeapAlloc)/n, "compiler-B/learned-route")
 	b.ReportMetric(float64(withTables.HeapAlloc-compOnly.HeapAlloc)/float64(routes), "tables-B/route")
+	b.ReportMetric(float64(withTables.HeapAlloc-before.HeapAlloc)/n, "compiler+tables-B/learned-route")
 	runtime.KeepAlive(comp)
 }
 

@@ -69,6 +69,29 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 	return comp, t, warns, nil
 }
 
+// Learned returns the learned routes the Compiler holds, for example to
+// build the Compiler of a new configuration with NewCompiler.
+func (c *Compiler) Learned() Learned {
+	l := Learned{}
+	for vpc, rib := range c.rib {
+		if rib.Size() == 0 {
+			continue
+		}
+		rs := make([]LearnedRoute, 0, rib.Size())
+		for p, ps := range rib.AllSorted() {
+			for _, x := range ps {
+				rs = append(rs, c.learnedRoute(p, x))
+			}
+		}
+		l[vpc] = rs
+	}
+	return l
+}
+
+func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
+	return LearnedRoute{Prefix: p, NextHop: x.nextHop, MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
+}
+
 func (c *Compiler) path(r LearnedRoute) path {
 	i, ok := c.nbrIndex[r.Neighbor]
 	if !ok {
@@ -281,7 +304,7 @@ func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q, prev netip.Pre
 	rib := c.rib[vpc]
 	emit := func(p netip.Prefix, ps []path) bool {
 		for _, x := range ps {
-			dst = append(dst, LearnedRoute{Prefix: p, NextHop: x.nextHop, MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)})
+			dst = append(dst, c.learnedRoute(p, x))
 		}
 		return true
 	}
@@ -383,7 +406,8 @@ func sameRoute(a, b *tablesv1.Route) bool {
 // d.Generation). Route lists stay as Compile orders them: destination
 // routes sorted by prefix, then the match_source routes; deltas from
 // UpdateLearned change destination routes only. Each change costs a binary
-// search and a slice insert or delete.
+// search and a slice insert or delete. On error t may be partly changed:
+// recompile it.
 func ApplyDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) error {
 	for _, vd := range d.GetVpcs() {
 		if int(vd.VpcId) >= len(t.Vpcs) || t.Vpcs[vd.VpcId].Id != vd.VpcId {

@@ -5,11 +5,13 @@ import (
 	"math/rand"
 	"net/netip"
 	"sort"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/peergate/peergate/controlplane/manifest"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
 // incrementalDoc is the fourth use case (vpc-1 reaching e1 at metric 0 and
@@ -139,6 +141,16 @@ func TestIncrementalUpdatesGiveTheTablesOfAFullCompile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if step%50 == 49 {
+					// The Compiler's own view gives the same tables.
+					again, _, _, err := NewCompiler(cfg, comp.Learned())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, tt, _, _ := NewCompiler(cfg, again.Learned()); !proto.Equal(tt, want) {
+						t.Fatalf("step %d: tables of Learned() differ from a full compile", step)
+					}
+				}
 				if !proto.Equal(tables, want) {
 					for _, v := range want.Vpcs {
 						for _, local := range []bool{true, false} {
@@ -165,5 +177,107 @@ func TestUpdateLearnedRefusesAVPCThatIsNotExternal(t *testing.T) {
 	}
 	if _, err := comp.UpdateLearned("vpc-1", nil, nil); err == nil {
 		t.Error("UpdateLearned(vpc-1) succeeded; vpc-1 is not external")
+	}
+}
+
+// renderDelta lists a delta one line per change: VPC, table, +/- prefix.
+func renderDelta(tables *tablesv1.Tables, d *tablesv1.TableDelta) string {
+	var b strings.Builder
+	for _, v := range d.Vpcs {
+		name := tables.Vpcs[v.VpcId].Name
+		for _, r := range v.UpsertLocalRoutes {
+			fmt.Fprintf(&b, "%s local +%s %s\n", name, r.Prefix, r.Source)
+		}
+		for _, p := range v.RemoveLocalRoutes {
+			fmt.Fprintf(&b, "%s local -%s\n", name, p)
+		}
+		for _, r := range v.UpsertRoutes {
+			fmt.Fprintf(&b, "%s routes +%s %s m%d\n", name, r.Prefix, r.Source, r.Metric)
+		}
+		for _, p := range v.RemoveRoutes {
+			fmt.Fprintf(&b, "%s routes -%s\n", name, p)
+		}
+	}
+	return b.String()
+}
+
+// TestAnUpdateChangesOnlyTheRoutesItAffects follows vpc-1 failing over
+// between e1 (metric 0) and e2 (metric 10) for one prefix among others.
+func TestAnUpdateChangesOnlyTheRoutesItAffects(t *testing.T) {
+	e1 := "  e1:\n    ips: [{cidr: 0.0.0.0/0}, {not: 10.0.0.0/8}]\n"
+	e2 := "  e2:\n    ips: [{cidr: 0.0.0.0/0}, {not: 10.0.0.0/8}]\n    metric: 10\n"
+	objs, err := manifest.Parse("test.yaml", []byte(gateway+peering("a", vpc1Side, e1)+peering("b", vpc1Side, e2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	learned := Learned{
+		"e1": {lr("9.9.9.0/24", "203.0.113.1", "203.0.113.1", 0, 1)},
+		"e2": {lr("8.8.8.0/24", "198.51.100.1", "198.51.100.1", 0, 1), lr("9.9.9.0/24", "198.51.100.1", "198.51.100.1", 0, 1)},
+	}
+	comp, tables, _, err := NewCompiler(manifest.NewConfig(objs), learned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name          string
+		vpc           string
+		add, withdraw []LearnedRoute
+		want          string
+	}{
+		{
+			name: "e1 announcing 8.8.8.0/24 takes vpc-1's route from e2",
+			vpc:  "e1", add: []LearnedRoute{lr("8.8.8.0/24", "203.0.113.1", "203.0.113.1", 0, 1)},
+			want: "e1 local +8.8.8.0/24 bgp:203.0.113.1\nvpc-1 routes +8.8.8.0/24 peering:a m0\n",
+		},
+		{
+			name: "e1 raising its MED to 10 ties with e2 at metric 10: ECMP",
+			vpc:  "e1", add: []LearnedRoute{lr("8.8.8.0/24", "203.0.113.1", "203.0.113.1", 10, 1)},
+			want: "e1 local +8.8.8.0/24 bgp:203.0.113.1\nvpc-1 routes +8.8.8.0/24 peering:a,peering:b m10\n",
+		},
+		{
+			name: "e1 withdrawing fails vpc-1 over to e2",
+			vpc:  "e1", withdraw: []LearnedRoute{{Prefix: netip.MustParsePrefix("8.8.8.0/24"), Neighbor: "203.0.113.1"}},
+			want: "e1 local -8.8.8.0/24\nvpc-1 routes +8.8.8.0/24 peering:b m10\n",
+		},
+		{
+			name: "a route inside the not changes e1's local routes only",
+			vpc:  "e1", add: []LearnedRoute{lr("10.9.0.0/16", "203.0.113.1", "203.0.113.1", 0, 1)},
+			want: "e1 local +10.9.0.0/16 bgp:203.0.113.1\n",
+		},
+		{
+			name: "withdrawing what was never announced changes nothing",
+			vpc:  "e2", withdraw: []LearnedRoute{{Prefix: netip.MustParsePrefix("7.7.7.0/24"), Neighbor: "198.51.100.1"}},
+			want: "",
+		},
+	}
+	for _, s := range steps {
+		d, err := comp.UpdateLearned(s.vpc, s.add, s.withdraw)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := renderDelta(tables, d); got != s.want {
+			t.Errorf("%s: delta\n%s\nwant\n%s", s.name, got, s.want)
+		}
+		if err := ApplyDelta(tables, d); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+	}
+}
+
+func TestApplyDeltaRefusesWhatItCannotApply(t *testing.T) {
+	tables := compileYAML(t, gateway, nil)
+	tests := []struct {
+		name string
+		d    *tablesv1.TableDelta
+	}{
+		{"an unknown VPC id", &tablesv1.TableDelta{Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 99}}}},
+		{"a removal that is not a prefix", &tablesv1.TableDelta{Vpcs: []*tablesv1.VpcRouteDelta{{RemoveRoutes: []string{"nope"}}}}},
+		{"an upsert that is not a prefix", &tablesv1.TableDelta{Vpcs: []*tablesv1.VpcRouteDelta{{UpsertLocalRoutes: []*tablesv1.Route{{Prefix: "nope"}}}}}},
+		{"a match_source route", &tablesv1.TableDelta{Vpcs: []*tablesv1.VpcRouteDelta{{UpsertRoutes: []*tablesv1.Route{{Prefix: "10.0.0.0/8", MatchSource: true}}}}}},
+	}
+	for _, tt := range tests {
+		if err := ApplyDelta(tables, tt.d); err == nil {
+			t.Errorf("ApplyDelta with %s succeeded", tt.name)
+		}
 	}
 }
