@@ -1,11 +1,15 @@
 package compile
 
 import (
+	"bufio"
+	"compress/gzip"
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +166,91 @@ func BenchmarkSessionLearned(b *testing.B) {
 			}
 		})
 	}
+}
+
+// internetTable is the shared data set of the issue: ~900 k IPv4 and
+// ~160 k IPv6 prefixes of a real full table.
+const internetTable = "../../../shared/data/internet-prefixes.txt.gz"
+
+// BenchmarkInternetTable gives both externals of benchConfig the whole
+// Internet table (2.1 M learned routes; e1 preferred at metric 0), measures
+// NewCompiler, what the Compiler and its tables hold, and then one update
+// per iteration: e1 withdrawing a random prefix (vpc-1 fails over to e2 for
+// it) or announcing it again, in turn.
+//
+//	go test ./controlplane/compile -run '^$' -bench InternetTable -benchtime 2000x
+func BenchmarkInternetTable(b *testing.B) {
+	f, err := os.Open(internetTable)
+	if err != nil {
+		b.Skipf("no Internet table: %v", err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var prefixes []netip.Prefix
+	sc := bufio.NewScanner(z)
+	for sc.Scan() {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(sc.Text())); err == nil {
+			prefixes = append(prefixes, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		b.Fatal(err)
+	}
+	c := benchConfig(b)
+	e1, e2 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.1")
+	learned := Learned{}
+	for _, p := range prefixes {
+		learned["e1"] = append(learned["e1"], LearnedRoute{Prefix: p, NextHop: e1, Neighbor: "203.0.113.1", ASPathLen: 3})
+		learned["e2"] = append(learned["e2"], LearnedRoute{Prefix: p, NextHop: e2, Neighbor: "198.51.100.1", ASPathLen: 3})
+	}
+	n := 2 * len(prefixes)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	comp, tables, _, err := NewCompiler(c, learned)
+	if err != nil {
+		b.Fatal(err)
+	}
+	compile := time.Since(start)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	routes := 0
+	for _, v := range tables.Vpcs {
+		routes += len(v.Routes) + len(v.LocalRoutes)
+	}
+
+	r := rand.New(rand.NewSource(3))
+	var lat []time.Duration
+	var gone []LearnedRoute
+	i := 0
+	for b.Loop() {
+		var add, withdraw []LearnedRoute
+		if i%2 == 0 {
+			rt := learned["e1"][r.Intn(len(learned["e1"]))]
+			withdraw, gone = []LearnedRoute{rt}, append(gone, rt)
+		} else {
+			add, gone = gone[len(gone)-1:], gone[:len(gone)-1]
+		}
+		i++
+		t0 := time.Now()
+		d, err := comp.UpdateLearned("e1", add, withdraw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ApplyDelta(tables, d); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(compile.Seconds(), "newcompiler-s")
+	b.ReportMetric(float64(routes), "table-routes")
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "compiler+tables-B/learned-route")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	runtime.KeepAlive(comp)
 }
