@@ -3,9 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/peergate/peergate/dataplane/dpdk"
 	"github.com/peergate/peergate/dataplane/runtime"
@@ -174,4 +182,180 @@ func TestPortsDiffNamesWhatChanged(t *testing.T) {
 	if got := portsDiff(a, a[:1]); got != "1 ports instead of 2" {
 		t.Errorf("portsDiff = %q", got)
 	}
+}
+
+// pushServer is a controlplane's TablePush end driven by the test: it
+// forwards what the dataplane says and sends what the test queues.
+type pushServer struct {
+	tablesv1.UnimplementedTablePushServer
+	in  chan *tablesv1.DataplaneMessage
+	out chan *tablesv1.ControlplaneMessage
+}
+
+func (p *pushServer) Connect(s tablesv1.TablePush_ConnectServer) error {
+	go func() {
+		for {
+			m, err := s.Recv()
+			if err != nil {
+				return
+			}
+			p.in <- m
+		}
+	}()
+	for {
+		select {
+		case <-s.Context().Done():
+			return nil
+		case m := <-p.out:
+			if err := s.Send(m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// nextAck returns the next acknowledgement, skipping hellos and stats (the
+// last stats seen is kept in *stats).
+func (p *pushServer) nextAck(t *testing.T, stats **tablesv1.Stats) *tablesv1.Ack {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-p.in:
+			if a := m.GetAck(); a != nil {
+				return a
+			}
+			if s := m.GetStats(); s != nil && stats != nil {
+				*stats = s
+			}
+		case <-timeout:
+			t.Fatal("no acknowledgement within 20s")
+		}
+	}
+}
+
+func nullTables(gen uint64, id string) *tablesv1.Tables {
+	return &tablesv1.Tables{
+		Generation: gen,
+		Gateway:    &tablesv1.Gateway{VtepIp: "192.0.2.1"},
+		Ports: []*tablesv1.Port{
+			{Id: 0, Name: "a", Device: "net_null_a" + id, Mtu: 1500},
+			{Id: 1, Name: "b", Device: "net_null_b" + id, Mtu: 1500},
+		},
+		Vpcs: []*tablesv1.Vpc{{Id: 0, Name: "v", Subnets: []string{"10.0.0.0/24"},
+			Attachment: &tablesv1.Attachment{Kind: tablesv1.Attachment_KIND_UNTAGGED, PortId: 1},
+			Routes:     []*tablesv1.Route{{Prefix: "10.0.0.0/24", Source: "subnet", Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DELIVER}}}}}},
+	}
+}
+
+// TestRunFollowsTheControlplane drives `dataplane run` over net_null ports
+// from a fake controlplane: first tables, deltas, a port change, stats and
+// shutdown.
+func TestRunFollowsTheControlplane(t *testing.T) {
+	if !dpdk.Available() {
+		t.Skip("needs DPDK: build with -tags dpdk")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (DPDK EAL)")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "cp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &pushServer{in: make(chan *tablesv1.DataplaneMessage, 64), out: make(chan *tablesv1.ControlplaneMessage, 8)}
+	srv := grpc.NewServer()
+	tablesv1.RegisterTablePushServer(srv, ps)
+	go srv.Serve(ln)
+	defer srv.Stop()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	id := fmt.Sprint(os.Getpid())
+	go func() {
+		var out bytes.Buffer
+		done <- runRun(ctx, []string{"--controlplane", "unix://" + sock, "--id", "t",
+			"--eal", "--no-huge -m 256 --no-pci --no-shconf --no-telemetry -l 0 --file-prefix=pgrun" + id}, &out, &stderr)
+	}()
+
+	send := func(m *tablesv1.ControlplaneMessage) { ps.out <- m }
+	full := func(tb *tablesv1.Tables) *tablesv1.ControlplaneMessage {
+		return &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: tb}}
+	}
+	delta := func(d *tablesv1.TableDelta) *tablesv1.ControlplaneMessage {
+		return &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Delta{Delta: d}}
+	}
+	changed := nullTables(4, id)
+	changed.Ports[1].Mtu = 9000
+
+	for _, step := range []struct {
+		name    string
+		msg     *tablesv1.ControlplaneMessage
+		gen     uint64
+		wantErr string
+	}{
+		{"the first tables start the ports", full(nullTables(1, id)), 1, ""},
+		{"a delta over the running generation is applied", delta(&tablesv1.TableDelta{BaseGeneration: 1, Generation: 2, Vpcs: []*tablesv1.VpcRouteDelta{{
+			UpsertRoutes: []*tablesv1.Route{{Prefix: "10.9.0.0/16", Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DROP}}}}}}}), 2, ""},
+		{"a delta over another generation is refused", delta(&tablesv1.TableDelta{BaseGeneration: 1, Generation: 3}), 3, "generation 2 is running"},
+		{"new tables with the same ports are applied", full(nullTables(3, id)), 3, ""},
+		{"tables that change a port are refused", full(changed), 4, "ports changed"},
+		{"tables that fail to build are refused", full(&tablesv1.Tables{Generation: 5, Ports: nullTables(5, id).Ports, Gateway: &tablesv1.Gateway{VtepIp: "not-an-ip"}}), 5, "vtep"},
+	} {
+		send(step.msg)
+		a := ps.nextAck(t, nil)
+		if a.GetGeneration() != step.gen || (step.wantErr == "") != (a.GetError() == "") || !strings.Contains(a.GetError(), step.wantErr) {
+			t.Errorf("%s: ack %v, want generation %d, error %q", step.name, a, step.gen, step.wantErr)
+		}
+	}
+
+	var stats *tablesv1.Stats
+	deadline := time.After(5 * time.Second)
+	for stats == nil {
+		select {
+		case m := <-ps.in:
+			stats = m.GetStats()
+		case <-deadline:
+			t.Fatal("no stats within 5s")
+		}
+	}
+	if stats.GetGeneration() != 3 || len(stats.GetPorts()) != 2 || stats.GetPorts()[0].GetName() != "a" {
+		t.Errorf("stats: generation %d, ports %v; want generation 3 and ports a, b", stats.GetGeneration(), stats.GetPorts())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop within 15s of its context")
+	}
+	if strings.Contains(stderr.String(), "mbufs still in use") {
+		t.Errorf("mbufs leaked:\n%s", stderr.String())
+	}
+	if t.Failed() {
+		t.Logf("dataplane log:\n%s", stderr.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
