@@ -107,6 +107,7 @@ func (c *Compiler) path(r LearnedRoute) path {
 // implicit withdrawal); each route of withdraw removes the paths its
 // Neighbor advertised for its Prefix (other fields ignored). Routes with an
 // invalid prefix or next hop in add are ignored, as Compile ignores them.
+// Withdrawals are applied before announcements.
 //
 // The returned delta, applied to the tables of the previous call (or of
 // NewCompiler) with ApplyDelta, gives exactly the tables Compile returns
@@ -407,7 +408,8 @@ func sameRoute(a, b *tablesv1.Route) bool {
 // routes sorted by prefix, then the match_source routes; deltas from
 // UpdateLearned change destination routes only. Each change costs a binary
 // search and a slice insert or delete. On error t may be partly changed:
-// recompile it.
+// recompile it. ApplyDelta writes t's route slices in place: it must not
+// run while another goroutine reads t (e.g. marshals it for a dataplane).
 func ApplyDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) error {
 	for _, vd := range d.GetVpcs() {
 		if int(vd.VpcId) >= len(t.Vpcs) || t.Vpcs[vd.VpcId].Id != vd.VpcId {
