@@ -58,6 +58,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 			if !ok || !strings.Contains(out, "ttl=62") || !strings.Contains(out, " 0% packet loss") {
 				t.Errorf("ping %s: want ttl=62 and 0%% packet loss:\n%s", c.dst, out)
 			}
+			t.Logf("%s", out)
 		}
 	})
 
