@@ -6,7 +6,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN := bin
 # Debian packages the build, tests, demo and benchmarks use.
-DEB_PKGS := libdpdk-dev dpdk dpdk-dev pkg-config gcc libpcap-dev iproute2 iputils-ping ethtool nftables tshark tcpreplay bird2 protobuf-compiler
+DEB_PKGS := libdpdk-dev dpdk dpdk-dev netcat-openbsd pkg-config gcc libpcap-dev iproute2 iputils-ping ethtool nftables tshark tcpreplay bird2 protobuf-compiler
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 TEST_TIMEOUT ?= 45m
