@@ -1,0 +1,89 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBenchmarkLinesAreParsedWithTheirCustomUnits(t *testing.T) {
+	out := `goos: linux
+BenchmarkLookup4/peergate-2 	12400900	       232.3 ns/op	        85.71 cpu-ns/op	       0 B/op	       0 allocs/op
+BenchmarkUpdate/bart-persist-2            	  161842	     41363 ns/op	   5638666 cpu-max-ns	 49243 p99-ns
+BenchmarkPipelineVXLANNATSmallTable 1000 35.5 ns/op
+PASS
+`
+	bs := ParseBench(strings.NewReader(out))
+	tests := []struct {
+		name, unit string
+		want       float64
+	}{
+		{"Lookup4/peergate", "cpu-ns/op", 85.71},
+		{"Lookup4/peergate", "allocs/op", 0},
+		{"Update/bart-persist", "p99-ns", 49243},
+		{"PipelineVXLANNATSmallTable", "ns/op", 35.5},
+	}
+	for _, tc := range tests {
+		b, ok := bs[tc.name]
+		if !ok {
+			t.Fatalf("%s not parsed: %v", tc.name, bs)
+		}
+		if got := b.Metrics[tc.unit]; got != tc.want {
+			t.Errorf("%s %s = %v, want %v", tc.name, tc.unit, got, tc.want)
+		}
+	}
+}
+
+func TestRatiosSayAboveOneWhenPeergateIsBetterAndTargetsAreJudged(t *testing.T) {
+	tests := []struct {
+		name      string
+		f         Figure
+		wantRatio float64
+		wantMet   *bool
+	}{
+		{"faster lookup", Figure{Value: 50, RefValue: 100, LowerIsBetter: true, Target: &Target{Op: ">=", Bound: 2, OnRatio: true}}, 2, ptr(true)},
+		{"slower lookup", Figure{Value: 100, RefValue: 50, LowerIsBetter: true, Target: &Target{Op: ">=", Bound: 2, OnRatio: true}}, 0.5, ptr(false)},
+		{"more Mpps", Figure{Value: 6, RefValue: 12, Target: &Target{Op: ">=", Bound: 0.5, OnRatio: true}}, 0.5, ptr(true)},
+		{"absolute bound", Figure{Value: 41, Target: &Target{Op: "<=", Bound: 40}}, 0, ptr(false)},
+		{"no target", Figure{Value: 1, RefValue: 2}, 0.5, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.Finish()
+			if tc.f.Ratio != tc.wantRatio {
+				t.Errorf("ratio %v, want %v", tc.f.Ratio, tc.wantRatio)
+			}
+			if (tc.f.Met == nil) != (tc.wantMet == nil) || tc.f.Met != nil && *tc.f.Met != *tc.wantMet {
+				t.Errorf("met %v, want %v", tc.f.Met, tc.wantMet)
+			}
+		})
+	}
+}
+
+func ptr(b bool) *bool { return &b }
+
+func TestResultsRoundTripAndQuickRunsStayApart(t *testing.T) {
+	dir := t.TempDir()
+	for _, r := range []Result{
+		{Scenario: "pipeline", Figures: []Figure{{Name: "x", Value: 1, RefValue: 2}}},
+		{Scenario: "lpm"},
+		{Scenario: "lpm", Quick: true},
+	} {
+		if _, err := r.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := ReadResults(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) != 2 || full[0].Scenario != "lpm" || full[1].Scenario != "pipeline" {
+		t.Fatalf("full results %+v, want lpm then pipeline", full)
+	}
+	if full[1].Figures[0].Ratio != 2 {
+		t.Errorf("ratio not filled on write: %+v", full[1].Figures[0])
+	}
+	quick, _ := ReadResults(dir, true)
+	if len(quick) != 1 || !quick[0].Quick {
+		t.Fatalf("quick results %+v", quick)
+	}
+}

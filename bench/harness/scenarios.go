@@ -1,0 +1,496 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ScenarioNames lists the scenarios in the issue's order.
+var ScenarioNames = []string{"lpm", "pipeline", "stateful", "dpdk", "afpacket", "controlplane"}
+
+// Env is what every scenario gets.
+type Env struct {
+	Runner
+	Quick   bool
+	Machine Machine
+	// Tmp is a scratch directory removed after the run.
+	Tmp string
+	// Pcaps is where the traffic generator's pcaps are (bench/cmd/trafficgen).
+	Pcaps string
+}
+
+// Scenario runs one comparison.
+type Scenario struct {
+	Name  string
+	Title string
+	Issue int
+	// InQuick scenarios also run in bench-quick.
+	InQuick bool
+	Run     func(ctx context.Context, e *Env, r *Result) error
+}
+
+// ErrSkip wraps the reason a scenario cannot run on this machine.
+var ErrSkip = errors.New("skipped")
+
+func skip(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrSkip, fmt.Sprintf(format, a...))
+}
+
+// Scenarios returns every scenario, in the issue's order.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{Name: "lpm", Title: "Longest-prefix match on the full Internet table", Issue: 3, Run: runLPM},
+		{Name: "pipeline", Title: "Pipeline without I/O (64-byte VXLAN, stateless NAT)", Issue: 4, InQuick: true, Run: runPipeline},
+		{Name: "stateful", Title: "Session table and stateful NAT", Issue: 5, Run: runStateful},
+		{Name: "dpdk", Title: "DPDK runtime, one worker core, beside dpdk-testpmd", Issue: 6, Run: runDPDK},
+		{Name: "afpacket", Title: "pcap replay over net_af_packet and veth, beside Linux forwarding + nftables NAT", Issue: 6, InQuick: true, Run: runAFPacket},
+		{Name: "controlplane", Title: "Control plane: apply-to-live, BGP full table and single update", Issue: 7, Run: runControlplane},
+	}
+}
+
+func metric(bs map[string]Bench, name, unit string) float64 {
+	b, ok := bs[name]
+	if !ok {
+		return 0
+	}
+	return b.Metrics[unit]
+}
+
+// best is the lowest positive value of the named benchmarks' unit, and the
+// name that has it.
+func best(bs map[string]Bench, unit string, names ...string) (float64, string) {
+	v, who := 0.0, ""
+	for _, n := range names {
+		x := metric(bs, n, unit)
+		if x > 0 && (v == 0 || x < v) {
+			v, who = x, n
+		}
+	}
+	return v, who
+}
+
+func tgt(text, op string, bound float64) *Target { return &Target{Text: text, Op: op, Bound: bound} }
+func tgtRatio(text, op string, bound float64) *Target {
+	return &Target{Text: text, Op: op, Bound: bound, OnRatio: true}
+}
+
+func (r *Result) add(f Figure) {
+	if f.Value == 0 && f.RefValue == 0 && f.Unit != "allocs/op" {
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: not measured (benchmark missing or skipped)", f.Name))
+		return
+	}
+	r.Figures = append(r.Figures, f)
+}
+
+// --- 1. lpm ---------------------------------------------------------------
+
+var rteLPMCycles = regexp.MustCompile(`Average LPM Lookup: ([0-9.]+) cycles`)
+
+func runLPM(ctx context.Context, e *Env, r *Result) error {
+	benchtime := "2s"
+	if e.Quick {
+		benchtime = "200ms"
+	}
+	bs, cmd, _, err := e.GoBench(ctx, "./lpm/", ".", benchtime)
+	r.Commands = append(r.Commands, cmd)
+	if err != nil {
+		return err
+	}
+	if _, ok := bs["Lookup4/peergate"]; !ok {
+		return skip("lpm benchmarks did not run (is ../shared/data/internet-prefixes.txt.gz there?)")
+	}
+	bartLookup := func(bench string) (float64, string) {
+		return best(bs, "cpu-ns/op", bench+"/bart-fast", bench+"/bart")
+	}
+	for _, fam := range []string{"4", "6"} {
+		ref, who := bartLookup("Lookup" + fam)
+		r.add(Figure{Group: "lookup (CPU ns)", Name: "IPv" + fam + " lookup", Unit: "cpu-ns/lookup", LowerIsBetter: true,
+			Value: metric(bs, "Lookup"+fam+"/peergate", "cpu-ns/op"), Reference: "bart (" + strings.TrimPrefix(who, "Lookup"+fam+"/") + ")", RefValue: ref,
+			Target: tgtRatio("at least 2x faster than bart's fastest table", ">=", 2), Command: cmd})
+	}
+	ref, who := bartLookup("Lookup4Uniform")
+	r.add(Figure{Group: "lookup (CPU ns)", Name: "IPv4 lookup, uniform addresses", Unit: "cpu-ns/lookup", LowerIsBetter: true,
+		Value: metric(bs, "Lookup4Uniform/peergate", "cpu-ns/op"), Reference: "bart (" + strings.TrimPrefix(who, "Lookup4Uniform/") + ")", RefValue: ref, Command: cmd})
+	r.add(Figure{Group: "lookup (CPU ns)", Name: "IPv4 lookup, bursts of 32", Unit: "cpu-ns/lookup", LowerIsBetter: true,
+		Value: metric(bs, "Lookup4Batch/peergate", "cpu-ns/addr"), Command: cmd})
+
+	// rte_lpm: dpdk-test's lpm_perf_autotest, converted with the TSC.
+	rte, rteCmd, rteErr := rteLPM(ctx, e)
+	if rteErr != nil {
+		r.Notes = append(r.Notes, "rte_lpm reference not measured: "+rteErr.Error())
+	} else {
+		r.Commands = append(r.Commands, rteCmd)
+		ns := rte * 1000 / e.Machine.TSCMHz
+		r.add(Figure{Group: "lookup vs rte_lpm", Name: "IPv4 lookup vs rte_lpm", Unit: "ns/lookup", LowerIsBetter: true,
+			Value: metric(bs, "Lookup4/peergate", "cpu-ns/op"), Reference: "rte_lpm (dpdk-test lpm_perf_autotest)", RefValue: math.Round(ns*10) / 10,
+			RefNote: fmt.Sprintf("%.1f cycles / %.0f MHz TSC, its own ~1 M-route table", rte, e.Machine.TSCMHz),
+			Target:  tgtRatio("no slower than rte_lpm", ">=", 1), Command: cmd + "; " + rteCmd})
+	}
+	mem, memWho := best(bs, "B/route", "Memory/bart", "Memory/bart-lite", "Memory/bart-fast")
+	r.add(Figure{Group: "bytes per route", Name: "bytes per route (full table)", Unit: "B/route", LowerIsBetter: true,
+		Value: metric(bs, "Memory/peergate", "B/route"), Reference: "bart (" + strings.TrimPrefix(memWho, "Memory/") + ")", RefValue: mem,
+		Target: tgtRatio("smaller than bart", ">=", 1), Command: cmd})
+	r.add(Figure{Group: "build and update", Name: "build the full table", Unit: "ms", LowerIsBetter: true,
+		Value: metric(bs, "Build/peergate", "ns/op") / 1e6, Reference: "bart (inserts)", RefValue: metric(bs, "Build/bart", "ns/op") / 1e6,
+		Target: tgt("under 1 s", "<=", 1000), Command: cmd})
+	r.add(Figure{Group: "build and update", Name: "update p99 (wall)", Unit: "µs", LowerIsBetter: true,
+		Value: metric(bs, "Update/peergate", "p99-ns") / 1e3, Reference: "bart-persist (lock-free)", RefValue: metric(bs, "Update/bart-persist", "p99-ns") / 1e3,
+		Target: tgt("under 20 µs at p99", "<=", 20), Command: cmd})
+	r.add(Figure{Group: "build and update", Name: "update p99 (thread CPU)", Unit: "µs", LowerIsBetter: true,
+		Value: metric(bs, "Update/peergate", "cpu-p99-ns") / 1e3, Reference: "bart-persist (lock-free)", RefValue: metric(bs, "Update/bart-persist", "cpu-p99-ns") / 1e3,
+		Target: tgt("under 20 µs at p99", "<=", 20), Command: cmd})
+	if b, ok := bs["Lookup4/peergate"]; ok {
+		r.add(Figure{Name: "allocations per lookup", Unit: "allocs/op", LowerIsBetter: true, Value: b.Metrics["allocs/op"],
+			Target: tgt("zero", "<=", 0), Command: cmd})
+	}
+	r.Notes = append(r.Notes, "Lookup figures are CPU time of the benchmark thread per lookup (wall time on a shared machine includes waiting for a core); 1 Mi addresses drawn with a fixed seed inside prefixes of the table.")
+	return nil
+}
+
+// rteLPM runs dpdk-test's lpm_perf_autotest and returns its average lookup
+// cycles.
+func rteLPM(ctx context.Context, e *Env) (float64, string, error) {
+	bin, err := exec.LookPath("dpdk-test")
+	if err != nil {
+		return 0, "", fmt.Errorf("dpdk-test not installed (Debian package dpdk-dev)")
+	}
+	if os.Geteuid() != 0 {
+		return 0, "", fmt.Errorf("dpdk-test needs root")
+	}
+	args := []string{"--no-huge", "-m", "2048", "-l", "1", "--no-pci", "--log-level=lib.eal:error", "--file-prefix", fmt.Sprintf("pgbl%d", os.Getpid())}
+	cmd := "echo lpm_perf_autotest | " + bin + " " + shellJoin(args)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, bin, args...)
+	c.Stdin = strings.NewReader("lpm_perf_autotest\n")
+	var out bytes.Buffer
+	c.Stdout = io.MultiWriter(&out, e.Log)
+	c.Stderr = e.Log
+	fmt.Fprintf(e.Log, "$ %s\n", cmd)
+	_ = c.Run() // dpdk-test exits non-zero at EOF of its prompt
+	m := rteLPMCycles.FindSubmatch(out.Bytes())
+	if m == nil {
+		return 0, cmd, fmt.Errorf("no \"Average LPM Lookup\" line in dpdk-test's output")
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v, cmd, nil
+}
+
+// --- 2. pipeline ----------------------------------------------------------
+
+func runPipeline(ctx context.Context, e *Env, r *Result) error {
+	pattern, benchtime := "Pipeline|Reference", "1s"
+	if e.Quick {
+		pattern, benchtime = "SmallTable|Reference", "200ms"
+	}
+	bs, cmd, _, err := e.GoBench(ctx, "./dataplane/pipeline/", pattern, benchtime)
+	r.Commands = append(r.Commands, cmd)
+	if err != nil {
+		return err
+	}
+	ref := metric(bs, "ReferenceMACSwap", "cpu-ns/pkt")
+	for _, c := range []struct{ bench, name string }{
+		{"PipelineVXLANNATSmallTable", "VXLAN → stateless NAT → VXLAN, small table"},
+		{"PipelineVXLANNATInternetTable", "VXLAN → stateless NAT → VXLAN, 1 M-route external"},
+	} {
+		r.add(Figure{Group: "ns per packet (CPU)", Name: c.name, Unit: "cpu-ns/pkt", LowerIsBetter: true,
+			Value: metric(bs, c.bench, "cpu-ns/pkt"), Reference: "MAC swap only (same harness)", RefValue: ref,
+			Target: tgt("under 40 ns per packet per core", "<=", 40), Command: cmd})
+		if b, ok := bs[c.bench]; ok {
+			r.add(Figure{Name: c.name + ": allocations", Unit: "allocs/pkt", LowerIsBetter: true, Value: b.Metrics["allocs/op"],
+				Target: tgt("zero", "<=", 0), Command: cmd})
+		}
+	}
+	r.Notes = append(r.Notes, "The reference does only an Ethernet address swap in the same harness (testpmd macswap's work); VPP's published IPv4 forwarding is ~100 ns per packet per core. Every iteration restores the ~114 received bytes, bursts of 32.")
+	return nil
+}
+
+// --- 3. stateful ----------------------------------------------------------
+
+func runStateful(ctx context.Context, e *Env, r *Result) error {
+	benchtime := "1s"
+	if e.Quick {
+		benchtime = "200ms"
+	}
+	ft, cmd1, _, err := e.GoBench(ctx, "./flowtable", ".", benchtime)
+	r.Commands = append(r.Commands, cmd1)
+	if err != nil {
+		return err
+	}
+	nat, cmd2, _, err := e.GoBench(ctx, "./nat", ".", benchtime)
+	r.Commands = append(r.Commands, cmd2)
+	if err != nil {
+		return err
+	}
+	for _, n := range []struct {
+		n, label string
+		target   *Target
+	}{{"1000", "1 k", nil}, {"1048576", "1 M", tgt("under 60 ns per packet at 1 M sessions", "<=", 60)}} {
+		r.add(Figure{Group: "established (CPU ns)", Name: "flowtable established, " + n.label + " sessions, bursts of 32", Unit: "cpu-ns/pkt", LowerIsBetter: true,
+			Value: metric(ft, "Established/sessions="+n.n+"/burst", "cpu-ns/op"), Reference: "Go map lookup only", RefValue: metric(ft, "GoMapReference/sessions="+n.n, "cpu-ns/op"),
+			Target: n.target, Command: cmd1})
+		r.add(Figure{Group: "established (CPU ns)", Name: "nat.Translate established, " + n.label + " sessions", Unit: "cpu-ns/pkt", LowerIsBetter: true,
+			Value: metric(nat, "TranslateEstablished/sessions="+n.n, "cpu-ns/op"), Reference: "Go map lookup only", RefValue: metric(ft, "GoMapReference/sessions="+n.n, "cpu-ns/op"),
+			Command: cmd2})
+	}
+	perSec := func(cpuNs float64) float64 {
+		if cpuNs == 0 {
+			return 0
+		}
+		return math.Round(1e4/cpuNs) / 10
+	}
+	r.add(Figure{Group: "new sessions (M/s per core)", Name: "flowtable new sessions in churn", Unit: "M sessions/s/core",
+		Value: perSec(metric(ft, "NewSessions", "cpu-ns/op")), Target: tgt("at least 3 M new sessions per second per core", ">=", 3), Command: cmd1})
+	r.add(Figure{Group: "new sessions (M/s per core)", Name: "nat.Translate new sessions, bursts of 32", Unit: "M sessions/s/core",
+		Value: perSec(metric(nat, "TranslateNewSessions", "cpu-ns/op")), Target: tgt("at least 3 M new sessions per second per core", ">=", 3), Command: cmd2})
+	r.add(Figure{Group: "bytes per session", Name: "bytes per session at 1 M", Unit: "B/session", LowerIsBetter: true,
+		Value: metric(ft, "BytesPerSession/capacity=1048576", "bytes/session"), Target: tgt("under 64 bytes per session", "<=", 64), Command: cmd1})
+	if b, ok := nat["TranslateEstablished/sessions=1048576"]; ok {
+		r.add(Figure{Name: "allocations per packet (nat.Translate)", Unit: "allocs/pkt", LowerIsBetter: true, Value: b.Metrics["allocs/op"], Target: tgt("zero", "<=", 0), Command: cmd2})
+	}
+	r.Notes = append(r.Notes, "Published anchors (not measured here): rte_hash bulk lookup ~26-30 cycles per key, lookup only; VPP NAT44-ED aims at 10 Mpps per core (~100 ns per packet) with 10 M sessions.",
+		"New sessions per second per core are 1 / (thread CPU time per session).")
+	return nil
+}
+
+// --- 4. dpdk --------------------------------------------------------------
+
+type dpdkRun struct {
+	Name         string  `json:"name"`
+	Mpps         float64 `json:"mpps"`
+	CyclesPerPkt float64 `json:"cycles_per_packet"`
+	Best         float64 `json:"best_mpps"`
+	MppsPerCPU   float64 `json:"mpps_per_cpu_second"`
+	Command      string  `json:"command"`
+}
+
+func runDPDK(ctx context.Context, e *Env, r *Result) error {
+	if os.Geteuid() != 0 {
+		return skip("needs root (DPDK EAL, dpdk-testpmd)")
+	}
+	if _, err := exec.LookPath("dpdk-testpmd"); err != nil {
+		return skip("dpdk-testpmd not installed (Debian package dpdk-dev)")
+	}
+	bin := filepath.Join(e.Tmp, "pgbench")
+	build := []string{"build", "-tags", "dpdk", "-o", bin, "./bench/dpdk"}
+	if _, err := e.Run(ctx, "go", build...); err != nil {
+		return skip("bench/dpdk does not build with -tags dpdk (libdpdk-dev missing?): %v", err)
+	}
+	secs, rounds := "4", "3"
+	if e.Quick {
+		secs, rounds = "1", "1"
+	}
+	args := []string{"-seconds", secs, "-rounds", rounds, "-q", "-json"}
+	cmd := "go build -tags dpdk -o /tmp/pgbench ./bench/dpdk && /tmp/pgbench " + shellJoin(args)
+	r.Commands = append(r.Commands, cmd)
+	out, err := e.Run(ctx, bin, args...)
+	if err != nil {
+		return err
+	}
+	var runs []dpdkRun
+	if err := json.Unmarshal(out, &runs); err != nil {
+		return fmt.Errorf("bench/dpdk JSON: %w", err)
+	}
+	by := map[string]dpdkRun{}
+	for _, x := range runs {
+		by[x.Name] = x
+	}
+	io, mac := by["testpmd io"], by["testpmd macswap"]
+	for _, c := range []struct {
+		name, ref string
+		target    *Target
+	}{
+		{"peergate pipeline", "testpmd io", tgtRatio("at least half of testpmd io", ">=", 0.5)},
+		{"peergate forward (io)", "testpmd io", nil},
+		{"peergate forward (macswap)", "testpmd macswap", nil},
+	} {
+		ref := io
+		if c.ref == "testpmd macswap" {
+			ref = mac
+		}
+		x := by[c.name]
+		r.add(Figure{Group: "Mpps (median, wall)", Name: c.name, Unit: "Mpps", Value: x.Mpps, Reference: c.ref, RefValue: ref.Mpps, Target: c.target, Command: cmd})
+		r.add(Figure{Group: "Mpps per CPU-second of the forwarding thread", Name: c.name + " (per CPU-second)", Unit: "Mpps/CPU-s", Value: x.MppsPerCPU, Reference: c.ref, RefValue: ref.MppsPerCPU, Target: c.target, Command: cmd})
+		r.add(Figure{Group: "cycles per packet", Name: c.name + " cycles", Unit: "cycles/pkt", LowerIsBetter: true, Value: x.CyclesPerPkt, Reference: c.ref, RefValue: ref.CyclesPerPkt, Command: cmd})
+	}
+	r.Notes = append(r.Notes, "Devices: net_pcap rx_pcap with infinite_rx=1 → net_null for testpmd and the forwarding runs; the pipeline run replays a VXLAN SYN-ACK of the static-NAT seed scenario through the real pipeline (bench/dpdk/README.md).",
+		"Two worker cores (scaling ratio) are not measured: bench/dpdk runs one forwarding core, and this machine has 2 vCPUs (one for the main thread).")
+	return nil
+}
+
+// --- 5. afpacket ----------------------------------------------------------
+
+// afpacketReport is bench/afpacket's JSON.
+type afpacketReport struct {
+	Runs []struct {
+		Name       string             `json:"name"`
+		Pcap       string             `json:"pcap"`
+		Mode       string             `json:"mode"`
+		Sent       uint64             `json:"sent"`
+		Received   uint64             `json:"received"`
+		Explained  uint64             `json:"dropped_with_reason"`
+		Reasons    map[string]uint64  `json:"reasons,omitempty"`
+		Lost       int64              `json:"unexplained_loss"`
+		Background uint64             `json:"background"`
+		Mpps       float64            `json:"mpps"`
+		Offered    float64            `json:"offered_mpps"`
+		Latency    map[string]float64 `json:"latency_us,omitempty"`
+	} `json:"runs"`
+	Failures []string `json:"failures,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+func runAFPacket(ctx context.Context, e *Env, r *Result) error {
+	if os.Geteuid() != 0 {
+		return skip("needs root (network namespaces, veths, DPDK EAL)")
+	}
+	if _, err := exec.LookPath("tcpreplay"); err != nil {
+		return skip("tcpreplay not installed (Debian package tcpreplay)")
+	}
+	bin := filepath.Join(e.Tmp, "pgafpacket")
+	if _, err := e.Run(ctx, "go", "build", "-tags", "dpdk", "-o", bin, "./bench/afpacket"); err != nil {
+		return skip("bench/afpacket does not build with -tags dpdk (libdpdk-dev missing?): %v", err)
+	}
+	args := []string{"-json"}
+	if e.Quick {
+		args = append(args, "-quick")
+	}
+	cmd := "go build -tags dpdk -o /tmp/pgafpacket ./bench/afpacket && /tmp/pgafpacket " + shellJoin(args)
+	r.Commands = append(r.Commands, cmd)
+	out, runErr := e.Run(ctx, bin, args...)
+	var rep afpacketReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		if runErr != nil {
+			return runErr
+		}
+		return fmt.Errorf("bench/afpacket JSON: %w", err)
+	}
+	r.Notes = append(r.Notes, rep.Notes...)
+	type key struct{ pcap, mode string }
+	ref, refName := map[key]float64{}, map[key]string{}
+	for _, x := range rep.Runs {
+		k := key{x.Pcap, x.Mode}
+		if strings.HasPrefix(x.Name, "linux") && x.Mpps > ref[k] {
+			ref[k], refName[k] = x.Mpps, x.Name
+		}
+	}
+	for _, x := range rep.Runs {
+		k := key{x.Pcap, x.Mode}
+		label := fmt.Sprintf("%s, %s, %s", x.Name, x.Pcap, x.Mode)
+		if !strings.HasPrefix(x.Name, "linux") {
+			f := Figure{Group: "Mpps received (" + x.Mode + ")", Name: x.Pcap + ", " + x.Mode, Unit: "Mpps", Value: x.Mpps, Command: cmd}
+			if ref[k] > 0 {
+				f.Reference, f.RefValue = refName[k], ref[k]
+			}
+			r.add(f)
+			r.Figures = append(r.Figures, Figure{Name: label + ": unexplained loss", Unit: "packets", LowerIsBetter: true,
+				Value: float64(x.Lost), Target: tgt("every packet received or dropped with a reason (paced runs)", "<=", 0), Command: cmd})
+			if x.Mode != "paced" {
+				r.Figures[len(r.Figures)-1].Target = nil
+			}
+		}
+		loss := 0.0
+		if x.Sent > 0 {
+			loss = 100 * float64(x.Sent-min(x.Sent, x.Received)) / float64(x.Sent)
+		}
+		r.Figures = append(r.Figures, Figure{Name: label + ": loss", Unit: "% of sent", LowerIsBetter: true, Value: math.Round(loss*1000) / 1000, Command: cmd})
+		for _, q := range []string{"p50", "p99"} {
+			if v, ok := x.Latency[q]; ok {
+				r.Figures = append(r.Figures, Figure{Group: "latency", Name: label + " " + q, Unit: "µs", LowerIsBetter: true, Value: v, Command: cmd})
+			}
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("%s: sent %d (%.3f Mpps offered), received %d, dropped with a reason %d %v, other traffic the gateway dropped %d, unexplained %d",
+			label, x.Sent, x.Offered, x.Received, x.Explained, x.Reasons, x.Background, x.Lost))
+	}
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("af_packet replay: %s", strings.Join(rep.Failures, "; "))
+	}
+	return runErr
+}
+
+// --- 6. controlplane ------------------------------------------------------
+
+var (
+	reFullLive   = regexp.MustCompile(`prefixes live in the dataplane agent: ([0-9.]+[a-zµ]+)`)
+	reBytesRoute = regexp.MustCompile(`: ([0-9.]+) bytes per route beyond the empty process`)
+	reFullUpdate = regexp.MustCompile(`complete tables pushed\): p50 ([0-9.]+[a-zµ]+), max ([0-9.]+[a-zµ]+)`)
+	reUpdate     = regexp.MustCompile(`BGP update -> route live in the dataplane agent, \d+ updates \(announce\+withdraw\): p50 ([0-9.]+[a-zµ]+), p90 ([0-9.]+[a-zµ]+), p99 ([0-9.]+[a-zµ]+)`)
+)
+
+func ms(s string) float64 {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return float64(d.Microseconds()) / 1000
+}
+
+func runControlplane(ctx context.Context, e *Env, r *Result) error {
+	// Apply to live: 1 M learned routes compiled and pushed to an agent.
+	benchtime := "3x"
+	if e.Quick {
+		benchtime = "1x"
+	}
+	bs, cmd, _, err := e.GoBench(ctx, "./test/integration/controlplane", "LearnedRoutesToDataplane", benchtime, "-timeout", "20m")
+	r.Commands = append(r.Commands, cmd)
+	if err == nil {
+		b := bs["LearnedRoutesToDataplane/routes=1000000"]
+		r.add(Figure{Group: "apply to live", Name: "1 M learned routes: compile + push to a dataplane agent", Unit: "ms", LowerIsBetter: true,
+			Value: math.Round(b.Metrics["ns/op"] / 1e6), Command: cmd})
+		r.add(Figure{Group: "apply to live", Name: "  of which compile", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["compile-ms"], Command: cmd})
+		r.add(Figure{Group: "apply to live", Name: "  of which push", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["push-ms"], Command: cmd})
+	} else {
+		r.Notes = append(r.Notes, "apply-to-live benchmark failed: "+err.Error())
+	}
+
+	// One BGP update to live, small tables (two gobgp peers).
+	args := []string{"test", "-count", "1", "-v", "-run", "Gobgp", "./test/integration/bgp"}
+	cmd = "go " + shellJoin(args)
+	r.Commands = append(r.Commands, cmd)
+	out, err := e.Run(ctx, "go", args...)
+	if m := reUpdate.FindSubmatch(out); m != nil {
+		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live, use case 4 tables, p50", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[1])), Command: cmd})
+		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live, use case 4 tables, p99", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[3])),
+			Target: tgt("under 50 ms at p99", "<=", 50), Command: cmd})
+	} else {
+		r.Notes = append(r.Notes, fmt.Sprintf("BGP single-update figure not found in the test's output (%v)", err))
+	}
+	if e.Quick {
+		return nil
+	}
+	// Full table from BIRD.
+	args = []string{"test", "-count", "1", "-v", "-timeout", "30m", "-run", "FullInternetTable", "./test/integration/bgp"}
+	cmd = "go " + shellJoin(args)
+	r.Commands = append(r.Commands, cmd)
+	out, err = e.Run(ctx, "go", args...)
+	if m := reFullLive.FindSubmatch(out); m != nil {
+		r.add(Figure{Group: "BGP full table", Name: "full table (BIRD, ~1.06 M prefixes): session up → live", Unit: "s", LowerIsBetter: true,
+			Value: ms(string(m[1])) / 1000, Target: tgt("under 10 s", "<=", 10), Command: cmd})
+	} else {
+		r.Notes = append(r.Notes, fmt.Sprintf("BGP full-table figure not found in the test's output (%v)", err))
+	}
+	if m := reBytesRoute.FindSubmatch(out); m != nil {
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		r.add(Figure{Group: "BGP full table memory", Name: "controlplane RSS per route (gobgp's RIB included)", Unit: "B/route", LowerIsBetter: true,
+			Value: v, Target: tgt("under 200 bytes per route beyond gobgp's own RIB", "<=", 200), Command: cmd})
+		r.Notes = append(r.Notes, "The bytes per route figure is the whole controlplane's RSS growth, gobgp's adj-rib-in and RIB included; the target excludes gobgp's RIB, so a figure above 200 does not by itself mean the target is missed.")
+	}
+	if m := reFullUpdate.FindSubmatch(out); m != nil {
+		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p50", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[1])), Command: cmd})
+		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, max of 10", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[2])),
+			Target: tgt("under 50 ms at p99", "<=", 50), Command: cmd})
+	}
+	return nil
+}
