@@ -79,7 +79,7 @@ func TestResultsRoundTripAndQuickRunsStayApart(t *testing.T) {
 	if len(full) != 2 || full[0].Scenario != "lpm" || full[1].Scenario != "pipeline" {
 		t.Fatalf("full results %+v, want lpm then pipeline", full)
 	}
-	if full[1].Figures[0].Ratio != 2 {
+	if full[1].Figures[0].Ratio != 0.5 {
 		t.Errorf("ratio not filled on write: %+v", full[1].Figures[0])
 	}
 	quick, _ := ReadResults(dir, true)
