@@ -210,6 +210,22 @@ func (b *bench) run(ctx context.Context, tablesPath string, pcaps []string, quic
 			}
 		}
 	}
+	probes := 2000
+	if quick {
+		probes = 500
+	}
+	probe := func(name string) {
+		lat, err := t.latency(probes, 1000)
+		if err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: latency not measured: %v", name, err))
+			return
+		}
+		lost := uint64(lat["lost"])
+		delete(lat, "lost")
+		rep.Runs = append(rep.Runs, Run{Name: name, Pcap: "probes-64-v4", Mode: "latency", Sent: uint64(probes), Received: uint64(probes) - lost, Latency: lat})
+		b.log.Info("latency", "name", name, "us", lat, "lost", lost)
+	}
+	probe("peergate")
 	gw.close()
 	if err := t.unfence(); err != nil {
 		return nil, err
@@ -242,10 +258,12 @@ func (b *bench) run(ctx context.Context, tablesPath string, pcaps []string, quic
 				rep.Runs = append(rep.Runs, r)
 			}
 		}
+		probe(name)
 	}
 	rep.Notes = append(rep.Notes,
 		fmt.Sprintf("sender: tcpreplay %s on a veth in its own namespace; receiver: an nftables netdev ingress rule counting and dropping in another namespace", tcpreplayVersion()),
 		"peergate: the DPDK runtime in-process (one worker core), net_af_packet on the gateway ends of the veths, the pipeline on the compiled tables of the Peering document's use case 2 (routing e1 -> e2, no NAT on this path); Linux: ip_forward between the same veth ends moved into a router namespace, with and without an nftables snat rule",
+		fmt.Sprintf("latency: %d probes at 1000 per second, one 64-byte UDP frame each, sent on a packet socket on the sender's veth and received on one on the receiver's veth, one clock, user-space timestamps (system calls and scheduling included)", probes),
 		"paced runs check accounting (every packet received or dropped with a reason); top-speed runs measure the rate tcpreplay and the path sustain (received packets per second of sending)")
 	return rep, nil
 }
