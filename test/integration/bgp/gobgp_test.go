@@ -90,7 +90,13 @@ func (p *peer) received() []string {
 	var out []string
 	_ = p.srv.ListPath(context.Background(), &api.ListPathRequest{
 		TableType: api.TableType_ADJ_IN, Name: "127.0.0.1", Family: familyV4,
-	}, func(d *api.Destination) { out = append(out, d.Prefix) })
+	}, func(d *api.Destination) {
+		// A withdrawal of a prefix the peer never had leaves an empty
+		// destination in gobgp's adj-rib-in listing: not a route.
+		if len(d.Paths) > 0 {
+			out = append(out, d.Prefix)
+		}
+	})
 	slices.Sort(out)
 	return out
 }
