@@ -87,3 +87,10 @@ func TestResultsRoundTripAndQuickRunsStayApart(t *testing.T) {
 		t.Fatalf("quick results %+v", quick)
 	}
 }
+
+func TestTheLPMSummaryGivesPeergatesColumn(t *testing.T) {
+	out := "PASS\n\nsummary (lower is better; ratio = best bart / peergate)\nbenchmark              unit         peergate    bart-fast         bart\nLookup4Batch           ns/addr         204.0            -            -        -\nLookup4Batch           cpu-ns/addr         84.5            -            -        -\n"
+	if got := lpmSummary([]byte(out))["Lookup4Batch cpu-ns/addr"]; got != 84.5 {
+		t.Fatalf("Lookup4Batch cpu-ns/addr = %v, want 84.5", got)
+	}
+}

@@ -7,6 +7,7 @@
 package harness
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -111,12 +112,15 @@ func (r *Result) Write(dir string) (string, error) {
 	if r.Quick {
 		name = r.Scenario + ".quick.json"
 	}
-	raw, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
+	var raw bytes.Buffer
+	enc := json.NewEncoder(&raw)
+	enc.SetEscapeHTML(false) // commands hold "&&"
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
 		return "", fmt.Errorf("result %s: %w", r.Scenario, err)
 	}
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, append(raw, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(p, raw.Bytes(), 0o644); err != nil {
 		return "", fmt.Errorf("result %s: %w", r.Scenario, err)
 	}
 	return p, nil

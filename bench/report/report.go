@@ -247,11 +247,16 @@ func draw(path, title, unit string, figs []harness.Figure) error {
 	refs := make(plotter.Values, n)
 	names := make([]string, n)
 	hasRef := false
+	top := 0.0
 	for i, f := range figs {
 		// Bars go bottom-up: reverse so the first figure is on top.
 		j := n - 1 - i
 		ours[j], refs[j] = f.Value, f.RefValue
 		names[j] = short(f.Name, 48)
+		if f.Reference != "" {
+			names[j] = short(f.Name, 40) + "\nvs " + short(f.Reference, 40)
+		}
+		top = math.Max(top, math.Max(f.Value, f.RefValue))
 		if f.RefValue > 0 {
 			hasRef = true
 		}
@@ -280,6 +285,7 @@ func draw(path, title, unit string, figs []harness.Figure) error {
 		bo.Offset = 0
 	}
 	p.Legend.Top = true
+	p.X.Max = top * 1.35 // room for the legend
 	p.NominalY(names...)
 	p.Y.Tick.Label.Font.Size = vg.Points(9)
 	h := vg.Length(1.4)*vg.Inch + vg.Length(n)*vg.Points(38)

@@ -107,7 +107,7 @@ func render(results, readme string) {
 type progress struct{ w io.Writer }
 
 func (p progress) Write(b []byte) (int, error) {
-	if strings.HasPrefix(string(b), "===") {
+	if strings.HasPrefix(string(b), "=== scenario") {
 		os.Stderr.Write(b)
 	}
 	return p.w.Write(b)
