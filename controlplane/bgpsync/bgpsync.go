@@ -55,6 +55,22 @@ type Server interface {
 	Config() *manifest.Config
 	Tables() *tablesv1.Tables
 	SetLearned(compile.Learned) error
+	UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute) error
+}
+
+// fullThreshold is the number of pending route changes beyond which the
+// whole learned set is recompiled instead of applying them incrementally
+// (a table transfer, a session going down).
+const fullThreshold = 50_000
+
+type pendKey struct {
+	neighbor string
+	prefix   netip.Prefix
+}
+
+type pend struct {
+	route    compile.LearnedRoute
+	withdraw bool
 }
 
 // Options configure a Syncer.
@@ -89,6 +105,12 @@ type Syncer struct {
 	learned    compile.Learned // what the last SetLearned held
 	dirty      map[string]bool // VPCs whose learned routes changed since
 	firstDirty time.Time
+	// pending holds the final state of each changed route per VPC, for an
+	// incremental compilation; needFull replaces it with a complete one.
+	pending  map[string]map[pendKey]pend
+	npending int
+	needFull bool
+	external []string // external VPCs of the live configuration
 	// The last compilation's end and duration pace the next one.
 	lastEnd  time.Time
 	lastTook time.Duration
@@ -118,6 +140,7 @@ func New(srv Server, opts Options) *Syncer {
 	return &Syncer{
 		srv: srv, opts: opts, log: opts.Logger.With("component", "bgpsync"),
 		advVPCs: map[string]bool{}, learned: compile.Learned{}, dirty: map[string]bool{},
+		pending: map[string]map[pendKey]pend{},
 	}
 }
 
@@ -183,22 +206,91 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		s.firstDirty = time.Now()
 	}
 	s.dirty[ev.VPC] = true
+	if s.needFull {
+		return true
+	}
+	m := s.pending[ev.VPC]
+	if m == nil {
+		m = map[pendKey]pend{}
+		s.pending[ev.VPC] = m
+	}
+	for _, u := range ev.Updates {
+		r := u.Route
+		k := pendKey{r.Neighbor, r.Prefix}
+		if _, ok := m[k]; !ok {
+			s.npending++
+		}
+		m[k] = pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw}
+	}
+	if s.npending > fullThreshold {
+		s.needFull = true
+		clear(s.pending)
+		s.npending = 0
+	}
 	return true
 }
 
-// flush compiles with the speaker's current routes of the VPCs that
-// changed. It reads the speaker's store rather than replaying events: the
-// store is the truth, and a VPC read twice costs nothing but time.
+// flush hands the changes to the compiler: incrementally (only the
+// affected routes are recompiled and the dataplanes get a delta) when
+// they are few, else as the complete learned set.
 func (s *Syncer) flush() {
 	if len(s.dirty) == 0 || s.sp == nil {
 		return
 	}
-	next := make(compile.Learned, len(s.learned)+len(s.dirty))
-	for vpc, rs := range s.learned {
-		next[vpc] = rs
+	if !s.needFull {
+		start := time.Now()
+		n := s.npending
+		ok := true
+		vpcs := make([]string, 0, len(s.pending))
+		for vpc := range s.pending {
+			vpcs = append(vpcs, vpc)
+		}
+		sort.Strings(vpcs)
+		for _, vpc := range vpcs {
+			var add, wd []compile.LearnedRoute
+			for _, p := range s.pending[vpc] {
+				if p.withdraw {
+					wd = append(wd, p.route)
+				} else {
+					add = append(add, p.route)
+				}
+			}
+			if err := s.srv.UpdateLearned(vpc, add, wd); err != nil {
+				s.log.Debug("incremental compilation refused, compiling everything", "vpc", vpc, "err", err)
+				ok = false
+				break
+			}
+		}
+		clear(s.pending)
+		s.npending = 0
+		if ok {
+			clear(s.dirty)
+			s.lastEnd = time.Now()
+			s.lastTook = s.lastEnd.Sub(start)
+			total := 0
+			for _, vpc := range s.external {
+				total += s.sp.RouteCount(vpc)
+			}
+			s.mu.Lock()
+			s.lastCompile, s.lastCount = s.lastEnd, total
+			s.mu.Unlock()
+			s.log.Debug("learned routes updated", "changes", n, "took", s.lastTook)
+			return
+		}
 	}
+	s.flushFull()
+}
+
+// flushFull compiles with the speaker's current routes of every external
+// VPC. It reads the speaker's store rather than replaying events: the
+// store is the truth.
+func (s *Syncer) flushFull() {
+	s.needFull = false
+	clear(s.pending)
+	s.npending = 0
+	next := make(compile.Learned, len(s.external))
 	total := 0
-	for vpc := range s.dirty {
+	for _, vpc := range s.external {
 		rs := s.sp.Routes(vpc)
 		if len(rs) == 0 {
 			delete(next, vpc)
@@ -227,7 +319,7 @@ func (s *Syncer) flush() {
 	s.mu.Lock()
 	s.lastCompile, s.lastCount = time.Now(), total
 	s.mu.Unlock()
-	s.log.Debug("learned routes compiled", "routes", total, "took", time.Since(start))
+	s.log.Debug("learned routes compiled (complete)", "routes", total, "took", time.Since(start))
 }
 
 // reconcile brings the speaker in line with the live configuration and
@@ -263,10 +355,12 @@ func (s *Syncer) applyConfig(ctx context.Context, cfg *manifest.Config) error {
 			ConnectRetry: s.opts.ConnectRetry, HoldTime: s.opts.HoldTime}
 	}
 	var ns []bgp.Neighbor
+	s.external = s.external[:0]
 	for _, x := range m.VPCs {
 		if !x.External {
 			continue
 		}
+		s.external = append(s.external, x.Name)
 		for _, n := range x.Neighbors {
 			ns = append(ns, bgp.Neighbor{VPC: x.Name, Address: n.Address, Port: uint16(n.Port), ASN: n.ASN})
 		}
@@ -307,9 +401,14 @@ func (s *Syncer) stopSpeaker() {
 	s.cur, s.curGlobal = nil, bgp.Global{}
 	s.mu.Unlock()
 	// Whatever the old speaker taught is gone: compile without it.
-	if len(s.learned) > 0 {
+	clear(s.pending)
+	s.npending, s.needFull = 0, false
+	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
 		s.learned = compile.Learned{}
+		s.mu.Lock()
+		s.lastCount = 0
+		s.mu.Unlock()
 		if err := s.srv.SetLearned(compile.Learned{}); err != nil {
 			s.log.Error("clear learned routes", "err", err)
 		}

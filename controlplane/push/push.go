@@ -43,8 +43,11 @@ type Hub struct {
 	mu      sync.Mutex
 	cur     *tablesv1.Tables
 	changed chan struct{} // closed and replaced on every Publish
-	dps     map[string]*dataplane
-	conns   uint64
+	// deltas leading to cur, oldest first, each one generation over the
+	// previous (cut when a full Publish breaks the chain).
+	deltas []*tablesv1.TableDelta
+	dps    map[string]*dataplane
+	conns  uint64
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -84,14 +87,51 @@ func New(log *slog.Logger) *Hub {
 // dataplanes (they reconnect to the next controlplane).
 func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
+// maxDeltas bounds the delta history: a dataplane further behind gets
+// complete tables.
+const maxDeltas = 64
+
 // Publish makes t the current tables and sends it to every dataplane. t
 // must not be modified afterwards: streams marshal it concurrently.
 func (h *Hub) Publish(t *tablesv1.Tables) {
 	h.mu.Lock()
 	h.cur = t
+	h.deltas = nil
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
+}
+
+// PublishDelta makes t the current tables, t being the previous current
+// tables with d applied (d.BaseGeneration is their generation). A
+// dataplane that was sent the base generation (or an earlier one still
+// chained by the kept deltas) gets the deltas; any other, or one that
+// refuses a delta, gets t whole. Neither may be modified afterwards.
+func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
+	h.mu.Lock()
+	if h.cur == nil || d.GetBaseGeneration() != h.cur.GetGeneration() || d.GetGeneration() != t.GetGeneration() {
+		h.deltas = nil
+	} else {
+		h.deltas = append(h.deltas, d)
+		if len(h.deltas) > maxDeltas {
+			h.deltas = slices.Clone(h.deltas[len(h.deltas)-maxDeltas:])
+		}
+	}
+	h.cur = t
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// catchUp returns the deltas that take a dataplane from generation sent to
+// the current tables, or nil when they are not all kept.
+func (h *Hub) catchUpLocked(sent uint64) []*tablesv1.TableDelta {
+	for i, d := range h.deltas {
+		if d.GetBaseGeneration() == sent {
+			return h.deltas[i:]
+		}
+	}
+	return nil
 }
 
 // Current returns the tables last published (nil before the first).
@@ -139,25 +179,51 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 		log.Info("dataplane disconnected", "err", context.Cause(ctx))
 	}()
 
+	refused := make(chan struct{}, 1)
 	go func() {
-		cancel(h.receive(stream, id, conn, log))
+		cancel(h.receive(stream, id, conn, log, refused))
 	}()
 
 	var sent *tablesv1.Tables
+	lastDelta := false // the last message sent was a delta
 	for {
 		h.mu.Lock()
 		t, changed := h.cur, h.changed
+		var deltas []*tablesv1.TableDelta
+		if sent != nil && t != sent {
+			deltas = h.catchUpLocked(sent.GetGeneration())
+		}
 		h.mu.Unlock()
 		if t != nil && t != sent {
-			msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: t}}
-			if err := stream.Send(msg); err != nil {
-				return fmt.Errorf("dataplane %s: send generation %d: %w", id, t.GetGeneration(), err)
+			if len(deltas) > 0 {
+				for _, d := range deltas {
+					msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Delta{Delta: d}}
+					if err := stream.Send(msg); err != nil {
+						return fmt.Errorf("dataplane %s: send delta to generation %d: %w", id, d.GetGeneration(), err)
+					}
+				}
+				log.Debug("sent deltas", "from", deltas[0].GetBaseGeneration(), "generation", t.GetGeneration(), "count", len(deltas))
+				lastDelta = true
+			} else {
+				lastDelta = false
+				msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: t}}
+				if err := stream.Send(msg); err != nil {
+					return fmt.Errorf("dataplane %s: send generation %d: %w", id, t.GetGeneration(), err)
+				}
+				log.Debug("sent tables", "generation", t.GetGeneration())
 			}
 			sent = t
 			h.update(id, conn, func(i *DataplaneInfo) { i.SentGeneration = t.GetGeneration() })
-			log.Debug("sent tables", "generation", t.GetGeneration())
 		}
 		select {
+		case <-refused:
+			// A refused delta (the dataplane takes complete tables only,
+			// or runs another generation): complete tables put it back in
+			// step. A refused complete generation stays refused.
+			if lastDelta {
+				sent, lastDelta = nil, false
+			}
+			continue
 		case <-changed:
 		case <-h.closed:
 			return status.Error(codes.Unavailable, "controlplane shutting down")
@@ -202,7 +268,7 @@ func recvHello(ctx context.Context, stream tablesv1.TablePush_ConnectServer) (*t
 }
 
 // receive records acks and stats until the stream ends.
-func (h *Hub) receive(stream tablesv1.TablePush_ConnectServer, id string, conn uint64, log *slog.Logger) error {
+func (h *Hub) receive(stream tablesv1.TablePush_ConnectServer, id string, conn uint64, log *slog.Logger, refused chan<- struct{}) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -228,6 +294,10 @@ func (h *Hub) receive(stream tablesv1.TablePush_ConnectServer, id string, conn u
 			})
 			if a.GetError() != "" {
 				log.Error("dataplane refused tables", "generation", a.GetGeneration(), "err", a.GetError())
+				select {
+				case refused <- struct{}{}:
+				default:
+				}
 			} else {
 				log.Info("dataplane runs generation", "generation", a.GetGeneration())
 			}

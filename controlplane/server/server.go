@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,11 +66,14 @@ type Server struct {
 	// read or swap them, so that Status, List and GetRoutes never wait
 	// for a compilation. Fields written under mu are written only by the
 	// holder of changeMu, which may therefore read them without mu.
-	changeMu   sync.Mutex
-	mu         sync.Mutex
-	cfg        *manifest.Config
-	gen        uint64
-	learned    compile.Learned
+	changeMu sync.Mutex
+	mu       sync.Mutex
+	cfg      *manifest.Config
+	gen      uint64
+	learned  compile.Learned
+	// comp recompiles BGP updates incrementally; nil when the live
+	// configuration does not compile. Used under changeMu only.
+	comp       *compile.Compiler
 	tables     *tablesv1.Tables // compiled from cfg and learned; nil when that failed
 	compileErr error
 	accepted   uint64
@@ -142,14 +146,14 @@ func New(opts Options) (*Server, error) {
 		s.cfg, s.gen, s.savedGen = manifest.NewConfig(st.Objects), st.Generation, st.Generation
 		s.log.Info("loaded stored configuration", "dir", s.store.Dir(), "generation", st.Generation, "objects", len(st.Objects))
 	}
-	t, _, err := compile.Compile(s.cfg, nil)
+	comp, t, _, err := compile.NewCompiler(s.cfg, nil)
 	if err != nil {
 		s.compileErr = err
 		s.log.Error("stored configuration does not compile; no tables pushed until an apply fixes it", "err", err)
 		return s, nil
 	}
 	t.Generation = s.gen
-	s.tables = t
+	s.tables, s.comp = t, comp
 	s.hub.Publish(t)
 	return s, nil
 }
@@ -272,7 +276,7 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 		s.reject(dryRun, fmt.Sprintf("%d errors, first: %s", len(errs), errs[0]))
 		return res, nil
 	}
-	t, _, err := compile.Compile(next, s.learned)
+	comp, t, _, err := compile.NewCompiler(next, s.liveLearned())
 	if err != nil {
 		res.Errors = textDiagnostics("", err)
 		s.reject(dryRun, err.Error())
@@ -290,6 +294,7 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 		}
 	}
 	t.Generation = gen
+	s.comp = comp
 	s.mu.Lock()
 	s.cfg, s.gen, s.tables, s.compileErr = next, gen, t, nil
 	s.accepted++
@@ -333,13 +338,14 @@ func (s *Server) save(st store.State) error {
 // the tables are published, so routing changes are not held up by disk.
 func (s *Server) SetLearned(l compile.Learned) error {
 	s.changeMu.Lock()
-	t, _, err := compile.Compile(s.cfg, l)
+	comp, t, _, err := compile.NewCompiler(s.cfg, l)
 	if err != nil {
 		s.changeMu.Unlock()
 		return fmt.Errorf("compile with learned routes: %w", err)
 	}
 	gen := s.gen + 1
 	t.Generation = gen
+	s.comp = comp
 	s.mu.Lock()
 	s.learned, s.gen, s.tables, s.compileErr = l, gen, t, nil
 	s.notifyLocked()
@@ -354,6 +360,88 @@ func (s *Server) SetLearned(l compile.Learned) error {
 		return fmt.Errorf("persist generation %d: %w", st.Generation, err)
 	}
 	return nil
+}
+
+// liveLearned is what the live generation was compiled with; called
+// with changeMu held.
+func (s *Server) liveLearned() compile.Learned {
+	if s.comp != nil {
+		return s.comp.Learned()
+	}
+	return s.learned
+}
+
+// ErrNoIncremental is returned by UpdateLearned when the live
+// configuration has no incremental compiler (it does not compile): use
+// SetLearned.
+var ErrNoIncremental = errors.New("no incremental compiler for the live configuration")
+
+// UpdateLearned applies one BGP update of external VPC vpc (see
+// compile.Compiler.UpdateLearned: add replaces what each route's neighbour
+// advertised for its prefix, withdraw removes it) and, when the tables
+// change, publishes the new generation as a delta over the live one:
+// only the affected routes are recompiled and sent. On an error nothing
+// changed unless the error says the compiler is out of step, in which
+// case the caller must SetLearned the complete learned set.
+func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute) error {
+	s.changeMu.Lock()
+	if s.comp == nil || s.tables == nil {
+		s.changeMu.Unlock()
+		return ErrNoIncremental
+	}
+	d, err := s.comp.UpdateLearned(vpc, add, withdraw)
+	if err != nil {
+		s.changeMu.Unlock()
+		return fmt.Errorf("update learned routes of %s: %w", vpc, err)
+	}
+	if len(d.GetVpcs()) == 0 {
+		s.changeMu.Unlock()
+		return nil
+	}
+	gen := s.gen + 1
+	d.BaseGeneration, d.Generation = s.gen, gen
+	t := withRoutesOf(s.tables, d)
+	if err := compile.ApplyDelta(t, d); err != nil {
+		// The compiler moved on but the tables did not: out of step.
+		s.comp = nil
+		s.changeMu.Unlock()
+		return fmt.Errorf("update learned routes of %s: compiler out of step: %w", vpc, err)
+	}
+	s.mu.Lock()
+	s.gen, s.tables, s.compileErr = gen, t, nil
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.hub.PublishDelta(t, d)
+	st := store.State{Generation: gen, Objects: s.cfg.Objects()}
+	s.changeMu.Unlock()
+	if s.store == nil {
+		return nil
+	}
+	if err := s.save(st); err != nil {
+		return fmt.Errorf("persist generation %d: %w", st.Generation, err)
+	}
+	return nil
+}
+
+// withRoutesOf copies t shallowly, with fresh route slices for the VPCs d
+// changes, so that d can be applied while streams still marshal t.
+func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta) *tablesv1.Tables {
+	out := &tablesv1.Tables{
+		Generation: t.Generation, Gateway: t.Gateway, Ports: t.Ports, Vpcs: slices.Clone(t.Vpcs),
+		NatTables: t.NatTables, NatPools: t.NatPools, Filters: t.Filters,
+	}
+	for _, vd := range d.GetVpcs() {
+		i := int(vd.GetVpcId())
+		if i >= len(out.Vpcs) {
+			continue // ApplyDelta reports it
+		}
+		v := out.Vpcs[i]
+		out.Vpcs[i] = &tablesv1.Vpc{
+			Id: v.Id, Name: v.Name, Attachment: v.Attachment, Subnets: v.Subnets, RouterIps: v.RouterIps, External: v.External,
+			Routes: slices.Clone(v.Routes), LocalRoutes: slices.Clone(v.LocalRoutes),
+		}
+	}
+	return out
 }
 
 // Generation returns the live generation.
