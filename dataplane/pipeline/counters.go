@@ -1,5 +1,7 @@
 package pipeline
 
+import "github.com/peergate/peergate/nat"
+
 // DropReason names why a packet was not forwarded.
 type DropReason uint8
 
@@ -120,9 +122,13 @@ type PortCounters struct {
 // Counters are one worker's counters: plain fields written only by the
 // worker's goroutine, summed by Pipeline.Counters.
 type Counters struct {
-	Ports  [MaxPorts]PortCounters
-	Drops  [NumDropReasons]uint64
-	Events [NumEvents]uint64
+	Ports [MaxPorts]PortCounters
+	Drops [NumDropReasons]uint64
+	// NATDrops are the packets the stateful NAT refused, by nat.Reason
+	// (nat_unsolicited, nat_ports_exhausted, ...): a drop is counted either
+	// here or in Drops, never both.
+	NATDrops [MaxNATReasons]uint64
+	Events   [NumEvents]uint64
 	// Verdicts counts the verdicts given to received buffers (the sum equals
 	// the packets received).
 	Verdicts [4]uint64
@@ -139,6 +145,9 @@ func (c *Counters) Add(o *Counters) {
 	for i := range c.Drops {
 		c.Drops[i] += o.Drops[i]
 	}
+	for i := range c.NATDrops {
+		c.NATDrops[i] += o.NATDrops[i]
+	}
 	for i := range c.Events {
 		c.Events[i] += o.Events[i]
 	}
@@ -153,6 +162,11 @@ func (c *Counters) DropsByName() map[string]uint64 {
 	for i, v := range c.Drops {
 		if v != 0 {
 			m[DropReason(i).String()] = v
+		}
+	}
+	for i, v := range c.NATDrops {
+		if v != 0 {
+			m[nat.Reason(i).String()] += v
 		}
 	}
 	return m

@@ -221,6 +221,7 @@ func (w *Worker) forward4(p *pkt) {
 	}
 	b.Off += p.l3
 	b.Len = tot
+	w.countPeering(act.Peering, tot)
 	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), hash, packet.EtherTypeIPv4, false)
 }
 

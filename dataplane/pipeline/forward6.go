@@ -171,6 +171,7 @@ func (w *Worker) forward6(p *pkt) {
 	}
 	b.Off += p.l3
 	b.Len = tot
+	w.countPeering(act.Peering, tot)
 	w.deliver(b, dvpcID, key16(scopeVPC|uint32(dvpcID), nh), hash, packet.EtherTypeIPv6, false)
 }
 

@@ -210,6 +210,7 @@ func (w *Worker) isPortIP(port *fib.Port, a uint32) bool {
 
 // inVPC dispatches a classified packet.
 func (w *Worker) inVPC(p *pkt) {
+	w.countVPC(p.vpc, len(p.d)-p.l3)
 	switch p.etype {
 	case packet.EtherTypeIPv4:
 		w.forward4(p)

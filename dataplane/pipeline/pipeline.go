@@ -5,13 +5,30 @@ import (
 	"time"
 
 	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/flowtable"
+	"github.com/peergate/peergate/nat"
 )
 
 // Config tunes a Pipeline. The zero value works.
 type Config struct {
-	// StatefulNAT translates packets of stateful-NAT actions (snat_pool,
-	// reverse_pool). Nil: they are dropped as stateful_nat_unavailable.
+	// StatefulNAT, when set, replaces the pipeline's own stateful NAT for
+	// packets of stateful-NAT actions (snat_pool, reverse_pool). Nil (the
+	// usual case): the pipeline builds a nat.Stateful at the first snapshot
+	// with NAT pools, reconfigures it at every new snapshot and sweeps it
+	// a little per burst; see NAT, Sessions and NATCounters.
 	StatefulNAT StatefulNAT
+	// NATSessions is the session table's capacity (default 1 M sessions,
+	// about 57 bytes each, allocated when the first pool appears).
+	NATSessions int
+	// NATTimeouts: zero means flowtable.DefaultTimeouts().
+	NATTimeouts flowtable.Timeouts
+	// NATMSS clamps the MSS of TCP SYNs crossing the stateful NAT; 0 derives
+	// it from the snapshot (smallest VPC MTU, less the VXLAN overhead on
+	// VXLAN attachments, less 40).
+	NATMSS uint16
+	// NATSeed keys the NAT's hashes and port choice (0: random); tests set
+	// it for reproducible ports.
+	NATSeed uint64
 	// HoldQueue is how many packets per worker may wait for a neighbour
 	// (default 64); HoldTimeout how long (default 3s).
 	HoldQueue   int
@@ -29,38 +46,6 @@ type Config struct {
 	ICMPErrorRate int
 }
 
-// StatefulNAT is the hook of the stateful NAT (flowtable + nat packages). The
-// pipeline collects every packet of a burst that needs it and calls Translate
-// once per burst: one interface call per burst, never per packet.
-type StatefulNAT interface {
-	// Translate rewrites each request's IP packet in place (addresses, ports,
-	// checksums) and sets Result. It must not keep the slices.
-	Translate(now int64, reqs []NATRequest)
-}
-
-// NATRequest is one packet handed to StatefulNAT.
-type NATRequest struct {
-	// Packet is the IPv4 or IPv6 packet, from its IP header to its end.
-	Packet []byte
-	// SrcVPC is where the packet came from; DstVPC where it goes.
-	SrcVPC, DstVPC uint16
-	// Pool is Tables.nat_pools' 1-based index; Reverse is true for replies
-	// (Action.reverse_pool), false for masquerade (Action.snat_pool).
-	Pool    uint32
-	Reverse bool
-	// Result is set by Translate: NATOK to go on, NATDrop to drop.
-	Result NATResult
-}
-
-// NATResult is the outcome of a NATRequest.
-type NATResult uint8
-
-// NAT results.
-const (
-	NATDrop NATResult = iota
-	NATOK
-)
-
 // Pipeline is shared by all workers of one dataplane.
 type Pipeline struct {
 	fib   *fib.Holder
@@ -69,6 +54,7 @@ type Pipeline struct {
 
 	mu      sync.Mutex
 	workers []*Worker
+	nat     natState
 }
 
 // New returns a pipeline reading its tables from h.
@@ -84,6 +70,9 @@ func New(h *fib.Holder, cfg Config) *Pipeline {
 	}
 	if cfg.ICMPErrorRate <= 0 {
 		cfg.ICMPErrorRate = 1000
+	}
+	if cfg.NATSessions <= 0 {
+		cfg.NATSessions = 1 << 20
 	}
 	return &Pipeline{fib: h, cfg: cfg}
 }
@@ -112,6 +101,8 @@ const publishEvery = 64
 func (w *Worker) publish() {
 	if w.pubMu.TryLock() {
 		w.pub = w.C
+		copy(w.traffic.pubVPC, w.traffic.vpc)
+		copy(w.traffic.pubPeer, w.traffic.peer)
 		w.pubMu.Unlock()
 		w.bursts = 0
 	}
@@ -164,8 +155,15 @@ type Worker struct {
 	icmpTokens int64
 	icmpLast   int64
 
+	// nat is the pipeline's own stateful NAT as of the last snapshot change
+	// (nil without pools or with Config.StatefulNAT).
+	nat     *nat.Stateful
 	natReqs []NATRequest
 	natCtx  []natPending
+
+	// traffic counts packets per VPC and per peering (under pubMu for
+	// the published part).
+	traffic trafficCounters
 }
 
 // NewWorker returns worker id; alloc serves slow-path packets.
@@ -185,8 +183,7 @@ func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
 func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 	w.snap = w.p.fib.Load()
 	if w.snap != w.lastSnap {
-		w.lastSnap = w.snap
-		w.learnGen++
+		w.newSnapshot()
 	}
 	w.now = now
 	w.out = out
@@ -212,13 +209,32 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 	}
 }
 
-// Tick ages the hold queue when no traffic arrives.
+// newSnapshot runs once per worker and snapshot, off the per-packet path:
+// it invalidates the caches, configures the stateful NAT for the snapshot
+// and starts the snapshot's per-VPC and per-peering counters.
+func (w *Worker) newSnapshot() {
+	w.lastSnap = w.snap
+	w.learnGen++
+	w.p.syncNAT(w.snap)
+	w.nat = w.p.nat.s.Load()
+	w.rollTraffic(w.snap)
+}
+
+// Tick ages the hold queue and sweeps the stateful NAT when no traffic
+// arrives.
 func (w *Worker) Tick(now int64, out *Output) {
 	w.snap = w.p.fib.Load()
+	if w.snap != w.lastSnap {
+		w.newSnapshot()
+	}
 	w.now = now
 	w.out = out
 	if w.hold.n > 0 {
 		w.serviceHold()
+	}
+	if w.nat != nil {
+		w.nat.Sweep(now, natSweepIdle)
+		w.p.nat.now.Store(now)
 	}
 	w.out = nil
 	w.publish()

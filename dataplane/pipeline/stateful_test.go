@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/peergate/peergate/dataplane/fib"
 	"github.com/peergate/peergate/dataplane/packet"
+	"github.com/peergate/peergate/nat"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -27,6 +29,7 @@ func (f *fakeNAT) Translate(now int64, reqs []NATRequest) {
 	for i := range reqs {
 		r := &reqs[i]
 		f.packets++
+		r.Result = NATDrop
 		if r.Pool != 1 || r.Reverse || r.SrcVPC != 0 || r.DstVPC != 1 {
 			continue
 		}
@@ -40,12 +43,118 @@ func (f *fakeNAT) Translate(now int64, reqs []NATRequest) {
 	}
 }
 
-func TestStatefulNATWithoutAHookIsCountedAsUnavailable(t *testing.T) {
-	_, w, _ := newTestPipeline(t, masqTables(), Config{})
-	b := bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.2.0.7", 1000, 53, 64, 64)), 0)
-	run(w, 1, b)
-	if b.Verdict != VerdictDrop || w.C.Drops[DropStatefulNATUnavailable] != 1 {
-		t.Errorf("verdict %v drops %v", b.Verdict, w.C.DropsByName())
+// masqReplyTables adds b's route back to the pool: replies through
+// reverse_pool 1 into a.
+func masqReplyTables() *tablesv1.Tables {
+	t := masqTables()
+	t.Vpcs[1].Routes = append(t.Vpcs[1].Routes, &tablesv1.Route{Prefix: "198.18.0.1/32",
+		Actions: fwd(0, func(a *tablesv1.Action) { a.ReversePool = 1 })})
+	return t
+}
+
+// resolveHosts teaches w where a's 10.1.0.5 and b's 10.2.0.7 are.
+func resolveHosts(t *testing.T, w *Worker) {
+	t.Helper()
+	run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
+	run(w, 1, bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1")), 0))
+}
+
+func TestThePipelinesOwnStatefulNATMasqueradesAndTranslatesRepliesBack(t *testing.T) {
+	p, w, _ := newTestPipeline(t, masqReplyTables(), Config{NATSessions: 1024, NATSeed: 1})
+	resolveHosts(t, w)
+	out := bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.2.0.7", 1000, 4000, 64, 64)), 0)
+	run(w, 2, out)
+	if out.Verdict != VerdictTx {
+		t.Fatalf("outbound verdict %v, drops %v", out.Verdict, w.C.DropsByName())
+	}
+	ip := packet.IPv4(out.Bytes()[64:])
+	pub := binary.BigEndian.Uint16(ip[20:])
+	if ip.Src() != 0xc6120001 || pub < 1024 || !ip.HeaderChecksumOK() {
+		t.Fatalf("translated: src %#x port %d checksum ok %v", ip.Src(), pub, ip.HeaderChecksumOK())
+	}
+	reply := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "198.18.0.1", 4000, pub, 64, 64)), 0)
+	run(w, 3, reply)
+	if reply.Verdict != VerdictTx {
+		t.Fatalf("reply verdict %v, drops %v", reply.Verdict, w.C.DropsByName())
+	}
+	rip := packet.IPv4(reply.Bytes()[64:])
+	if rip.Dst() != 0x0a010005 || binary.BigEndian.Uint16(rip[22:]) != 1000 {
+		t.Errorf("reply to %#x:%d, want 10.1.0.5:1000", rip.Dst(), binary.BigEndian.Uint16(rip[22:]))
+	}
+	unsolicited := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "198.18.0.1", 4000, pub+1, 64, 64)), 0)
+	run(w, 4, unsolicited)
+	if unsolicited.Verdict != VerdictDrop || w.C.DropsByName()["nat_unsolicited"] != 1 {
+		t.Errorf("unsolicited: verdict %v drops %v", unsolicited.Verdict, w.C.DropsByName())
+	}
+	w.Tick(5, &Output{})
+	if c := p.Counters(); c.DropsByName()["nat_unsolicited"] != 1 {
+		t.Errorf("pipeline drops %v", c.DropsByName())
+	}
+	nc, ok := p.NATCounters()
+	if !ok || nc.Sessions != 1 || nc.Created != 1 {
+		t.Errorf("NAT counters %+v (ok %v), want one session", nc, ok)
+	}
+	ss := p.Sessions(nat.Filter{AllVPCs: true})
+	if len(ss) != 1 || ss[0].Inner.String() != "10.1.0.5:1000" || ss[0].Public.Port() != pub {
+		t.Errorf("sessions %+v", ss)
+	}
+	vpcs, peerings := p.Traffic()
+	if len(vpcs) != 2 || vpcs[0].Name != "a" || vpcs[0].Packets != 2 || vpcs[1].Packets != 3 {
+		t.Errorf("vpc traffic %v", vpcs)
+	}
+	if len(peerings) != 1 || peerings[0].Name != "a--b" || peerings[0].Packets != 2 {
+		t.Errorf("peering traffic %v", peerings)
+	}
+}
+
+func TestANewSnapshotReconfiguresTheStatefulNAT(t *testing.T) {
+	tables := masqReplyTables()
+	s0, err := fib.Build(tables, fib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h fib.Holder
+	h.Store(s0)
+	p := New(&h, Config{NATSessions: 1024, NATSeed: 1})
+	w := p.NewWorker(0, &testPool{})
+	resolveHosts(t, w)
+	out := bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.2.0.7", 1000, 4000, 64, 64)), 0)
+	run(w, 2, out)
+	pub := binary.BigEndian.Uint16(out.Bytes()[64+20:])
+	// Generation 2 moves the pool to another address: the session's public
+	// address is gone, so its replies are stale.
+	tables.Generation = 2
+	tables.NatPools[0].Prefixes = []string{"198.18.0.2/32"}
+	s1, err := fib.Build(tables, fib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Store(s1)
+	reply := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "198.18.0.1", 4000, pub, 64, 64)), 0)
+	run(w, 3, reply)
+	if reply.Verdict != VerdictDrop || w.C.DropsByName()["nat_stale_session"] != 1 {
+		t.Errorf("reply after the pool moved: verdict %v drops %v", reply.Verdict, w.C.DropsByName())
+	}
+	if _, err := p.NAT(); err != nil {
+		t.Errorf("reconfigure: %v", err)
+	}
+}
+
+func TestPipelinesWithoutPoolsNeverBuildTheSessionTable(t *testing.T) {
+	p, w, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	run(w, 1, bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1000, 53, 64, 64)), 0))
+	if s, _ := p.NAT(); s != nil {
+		t.Error("a session table was built for tables without NAT pools")
+	}
+}
+
+func TestMSSIsClampedToTheSmallestEgressLessVXLAN(t *testing.T) {
+	s, err := fib.Build(masqTables(), fib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := clampMSS(s); got != 1500-50-40 {
+		t.Errorf("MSS %d, want %d", got, 1500-50-40)
 	}
 }
 
