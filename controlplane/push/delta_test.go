@@ -1,0 +1,71 @@
+package push_test
+
+import (
+	"testing"
+
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+func recv(t *testing.T, s tablesv1.TablePush_ConnectClient) *tablesv1.ControlplaneMessage {
+	t.Helper()
+	m, err := s.Recv()
+	if err != nil {
+		t.Fatalf("receive: %v", err)
+	}
+	return m
+}
+
+func ack(t *testing.T, s tablesv1.TablePush_ConnectClient, gen uint64, errText string) {
+	t.Helper()
+	if err := s.Send(&tablesv1.DataplaneMessage{Msg: &tablesv1.DataplaneMessage_Ack{Ack: &tablesv1.Ack{Generation: gen, Error: errText}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func delta(base uint64) *tablesv1.TableDelta {
+	return &tablesv1.TableDelta{BaseGeneration: base, Generation: base + 1,
+		Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 0, RemoveRoutes: []string{"10.0.0.0/8"}}}}
+}
+
+func TestADataplaneInStepGetsDeltas(t *testing.T) {
+	hub, c := start(t)
+	hub.Publish(&tablesv1.Tables{Generation: 1})
+	s, _ := connect(t, c, "dp")
+	if g := recvGen(t, s); g != 1 {
+		t.Fatalf("first message: generation %d, want complete tables of 1", g)
+	}
+	ack(t, s, 1, "")
+	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, delta(1))
+	m := recv(t, s)
+	if d := m.GetDelta(); d == nil || d.GetBaseGeneration() != 1 || d.GetGeneration() != 2 {
+		t.Fatalf("received %v, want the delta from 1 to 2", m)
+	}
+}
+
+func TestARefusedDeltaIsFollowedByCompleteTables(t *testing.T) {
+	hub, c := start(t)
+	hub.Publish(&tablesv1.Tables{Generation: 1})
+	s, _ := connect(t, c, "dp")
+	recvGen(t, s)
+	ack(t, s, 1, "")
+	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, delta(1))
+	if m := recv(t, s); m.GetDelta() == nil {
+		t.Fatalf("received %v, want a delta", m)
+	}
+	ack(t, s, 2, "this dataplane takes complete tables only")
+	if g := recvGen(t, s); g != 2 {
+		t.Fatalf("after the refusal: generation %d, want complete tables of 2", g)
+	}
+}
+
+func TestADeltaThatDoesNotChainIsSentAsCompleteTables(t *testing.T) {
+	hub, c := start(t)
+	hub.Publish(&tablesv1.Tables{Generation: 1})
+	s, _ := connect(t, c, "dp")
+	recvGen(t, s)
+	// A delta over a generation the hub never published.
+	hub.PublishDelta(&tablesv1.Tables{Generation: 6}, delta(5))
+	if g := recvGen(t, s); g != 6 {
+		t.Fatalf("generation %d, want complete tables of 6", g)
+	}
+}
