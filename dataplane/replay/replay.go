@@ -58,6 +58,27 @@ type Report struct {
 	Drops      map[string]uint64    `json:"drops"`
 	Events     map[string]uint64    `json:"events"`
 	Verdicts   map[string]uint64    `json:"verdicts"`
+	// VPCs counts what each VPC's hosts sent, Peerings what crossed each
+	// peering (omitted when empty).
+	VPCs     map[string]Traffic `json:"vpcs,omitempty"`
+	Peerings map[string]Traffic `json:"peerings,omitempty"`
+	// NAT is the stateful NAT's session counters (when the tables have
+	// pools); its drops are in Drops (nat_unsolicited, ...).
+	NAT *NATReport `json:"nat,omitempty"`
+}
+
+// Traffic counts packets and bytes.
+type Traffic struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// NATReport is the stateful NAT's session counters.
+type NATReport struct {
+	Sessions uint64 `json:"sessions"`
+	Created  uint64 `json:"sessions_created"`
+	Expired  uint64 `json:"sessions_expired"`
+	Killed   uint64 `json:"sessions_killed"`
 }
 
 // PortStats counts one port's packets.
@@ -150,69 +171,132 @@ func ReadFile(path string, port uint16) ([]Packet, error) {
 // Run feeds packets through a pipeline built from t and returns the packets
 // sent, in order, with the report.
 func Run(t *tablesv1.Tables, packets []Packet, o Options) ([]Packet, *Report, error) {
-	snap, err := fib.Build(t, fib.Options{})
+	r, err := New(t, o)
 	if err != nil {
 		return nil, nil, err
+	}
+	sent := r.Feed(packets)
+	sent = append(sent, r.Finish()...)
+	return sent, r.Report(), nil
+}
+
+// Replayer is one pipeline with one worker fed in several rounds: tests
+// that must answer what the gateway sent (stateful NAT replies carry the
+// public port it chose) feed a round, look at its output, and feed the next
+// round to the same pipeline, sessions and neighbours.
+type Replayer struct {
+	t     *tablesv1.Tables
+	o     Options
+	pl    *pipeline.Pipeline
+	h     fib.Holder
+	w     *pipeline.Worker
+	out   pipeline.Output
+	burst []*pipeline.Buf
+	last  time.Time
+	in    uint64
+	sent  uint64
+}
+
+// New builds the pipeline of t for a replay.
+func New(t *tablesv1.Tables, o Options) (*Replayer, error) {
+	snap, err := fib.Build(t, fib.Options{})
+	if err != nil {
+		return nil, err
 	}
 	if o.Burst <= 0 {
 		o.Burst = 32
 	}
-	var h fib.Holder
-	h.Store(snap)
-	pl := pipeline.New(&h, o.Pipeline)
-	pool := &Pool{}
-	w := pl.NewWorker(0, pool)
-	var sent []Packet
-	var out pipeline.Output
-	burst := make([]*pipeline.Buf, 0, o.Burst)
-	collect := func(ts time.Time, bufs []*pipeline.Buf) {
-		for _, b := range bufs {
-			if b.Verdict == pipeline.VerdictTx {
-				sent = append(sent, Packet{Time: ts, Port: b.OutPort, Data: append([]byte(nil), b.Bytes()...)})
-			}
+	r := &Replayer{t: t, o: o}
+	r.h.Store(snap)
+	r.pl = pipeline.New(&r.h, o.Pipeline)
+	r.w = r.pl.NewWorker(0, &Pool{})
+	r.burst = make([]*pipeline.Buf, 0, o.Burst)
+	return r, nil
+}
+
+// Pipeline returns the replay's pipeline (sessions, counters).
+func (r *Replayer) Pipeline() *pipeline.Pipeline { return r.pl }
+
+func (r *Replayer) collect(sent []Packet, ts time.Time, bufs []*pipeline.Buf) []Packet {
+	for _, b := range bufs {
+		if b.Verdict == pipeline.VerdictTx {
+			sent = append(sent, Packet{Time: ts, Port: b.OutPort, Data: append([]byte(nil), b.Bytes()...)})
 		}
 	}
+	return sent
+}
+
+// Feed processes packets (in timestamp order) and returns what the gateway
+// sent meanwhile.
+func (r *Replayer) Feed(packets []Packet) []Packet {
+	var sent []Packet
 	for i := 0; i < len(packets); {
 		ts := packets[i].Time
-		burst = burst[:0]
-		for i < len(packets) && len(burst) < o.Burst && packets[i].Time.Equal(ts) {
-			burst = append(burst, NewBuf(packets[i].Data, packets[i].Port))
+		r.burst = r.burst[:0]
+		for i < len(packets) && len(r.burst) < r.o.Burst && packets[i].Time.Equal(ts) {
+			r.burst = append(r.burst, NewBuf(packets[i].Data, packets[i].Port))
 			i++
 		}
-		out.Reset()
-		w.ProcessBurst(ts.UnixNano(), burst, &out)
-		collect(ts, burst)
-		collect(ts, out.Extra)
+		r.out.Reset()
+		r.w.ProcessBurst(ts.UnixNano(), r.burst, &r.out)
+		sent = r.collect(sent, ts, r.burst)
+		sent = r.collect(sent, ts, r.out.Extra)
+		r.last = ts
 	}
-	// Let held packets time out so every packet is accounted for.
-	var last time.Time
-	if len(packets) > 0 {
-		last = packets[len(packets)-1].Time
-	}
-	hold := o.Pipeline.HoldTimeout
+	r.in += uint64(len(packets))
+	r.sent += uint64(len(sent))
+	return sent
+}
+
+// Finish advances the clock past the hold timeout so every packet is
+// accounted for, and returns what that released.
+func (r *Replayer) Finish() []Packet {
+	hold := r.o.Pipeline.HoldTimeout
 	if hold <= 0 {
 		hold = 3 * time.Second
 	}
-	out.Reset()
-	w.Tick(last.Add(hold+time.Second).UnixNano(), &out)
-	collect(last, out.Extra)
+	r.out.Reset()
+	r.w.Tick(r.last.Add(hold+time.Second).UnixNano(), &r.out)
+	sent := r.collect(nil, r.last, r.out.Extra)
+	r.sent += uint64(len(sent))
+	return sent
+}
 
-	c := pl.Counters()
-	r := &Report{Generation: t.GetGeneration(), PacketsIn: uint64(len(packets)), PacketsOut: uint64(len(sent)),
+// Report sums the counters so far (call after Finish for a final one).
+func (r *Replayer) Report() *Report {
+	r.w.Tick(r.last.UnixNano(), &r.out) // publishes the worker's counters
+	c := r.pl.Counters()
+	rep := &Report{Generation: r.t.GetGeneration(), PacketsIn: r.in, PacketsOut: r.sent,
 		Ports: map[string]PortStats{}, Drops: c.DropsByName(), Events: c.EventsByName(), Verdicts: map[string]uint64{}}
-	for i, p := range t.GetPorts() {
+	for i, p := range r.t.GetPorts() {
 		if i >= pipeline.MaxPorts {
 			break
 		}
 		pc := c.Ports[i]
-		r.Ports[p.GetName()] = PortStats{RxPackets: pc.RxPackets, RxBytes: pc.RxBytes, TxPackets: pc.TxPackets, TxBytes: pc.TxBytes}
+		rep.Ports[p.GetName()] = PortStats{RxPackets: pc.RxPackets, RxBytes: pc.RxBytes, TxPackets: pc.TxPackets, TxBytes: pc.TxBytes}
 	}
 	for v, n := range c.Verdicts {
 		if n != 0 {
-			r.Verdicts[pipeline.Verdict(v).String()] = n
+			rep.Verdicts[pipeline.Verdict(v).String()] = n
 		}
 	}
-	return sent, r, nil
+	vpcs, peerings := r.pl.Traffic()
+	for _, v := range vpcs {
+		if rep.VPCs == nil {
+			rep.VPCs = map[string]Traffic{}
+		}
+		rep.VPCs[v.GetName()] = Traffic{Packets: v.GetPackets(), Bytes: v.GetBytes()}
+	}
+	for _, v := range peerings {
+		if rep.Peerings == nil {
+			rep.Peerings = map[string]Traffic{}
+		}
+		rep.Peerings[v.GetName()] = Traffic{Packets: v.GetPackets(), Bytes: v.GetBytes()}
+	}
+	if nc, ok := r.pl.NATCounters(); ok {
+		rep.NAT = &NATReport{Sessions: nc.Sessions, Created: nc.Created, Expired: nc.Expired, Killed: nc.Killed}
+	}
+	return rep
 }
 
 // WriteOutputs writes the sent packets to dir/<port name>.pcap, one file per
