@@ -261,6 +261,9 @@ func main() {
 			log.Fatalf("scenario %s: %v", s.b.sc.Name, err)
 		}
 	}
+	if err := statefulScenario(*out); err != nil {
+		log.Fatalf("stateful scenario: %v", err)
+	}
 }
 
 func payload(b []byte) gopacket.Payload { return gopacket.Payload(b) }
