@@ -180,17 +180,18 @@ func (s *Syncer) Run(ctx context.Context) error {
 
 // delay is how long to wait before compiling: Quiet after the last
 // event, but never later than MaxDelay after the first uncompiled one;
-// and not before as long as the last compilation took has passed since
-// it ended. With a small table that pause is a few milliseconds and
-// changes nothing; while a full table streams in and each compilation
-// takes seconds, it keeps compiling to at most half of the time, leaving
-// the CPU to receiving the table rather than compiling its every stage.
+// and, when the pending changes are too many for an incremental
+// compilation (a table streaming in), not before as long as the last
+// compilation took has passed since it ended: each complete compilation
+// takes seconds with a full table, and this keeps compiling to at most
+// half of the time, leaving the CPU to receiving the table rather than
+// compiling its every stage. Single updates are never held back so.
 func (s *Syncer) delay() time.Duration {
 	d := s.opts.Quiet
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
 	}
-	if pace := time.Until(s.lastEnd.Add(s.lastTook)); pace > d {
+	if pace := time.Until(s.lastEnd.Add(s.lastTook)); s.needFull && pace > d {
 		d = pace
 	}
 	return d
