@@ -5,8 +5,11 @@
 //
 // A slow dataplane never holds up the others or the publisher: each stream
 // sends the newest tables when it is ready, skipping generations that were
-// replaced in the meantime (every message is a complete Tables). The
-// package knows nothing of manifests or compilation.
+// replaced in the meantime. Generations published with PublishDelta (BGP
+// updates) go out as TableDeltas to a dataplane that was sent their base
+// (the last 64 are kept to catch up); a dataplane further behind, or one
+// that refuses a delta, gets complete tables. The package knows nothing of
+// manifests or compilation.
 package push
 
 import (

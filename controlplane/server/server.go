@@ -2,7 +2,9 @@
 // holds the accepted configuration and its generation, turns every apply
 // or delete into a new configuration that is validated and compiled whole
 // (all or nothing), persists it through package store, and publishes the
-// compiled tables through package push. It serves the Gateway gRPC API
+// compiled tables through package push. BGP updates (UpdateLearned) are
+// compiled incrementally and published as deltas; SetLearned recompiles
+// with a complete learned set. It serves the Gateway gRPC API
 // of proto/api/v1 next to the TablePush service, gRPC health and
 // reflection.
 //
