@@ -5,6 +5,7 @@ import (
 
 	"github.com/peergate/peergate/dataplane/fib"
 	"github.com/peergate/peergate/dataplane/packet"
+	"github.com/peergate/peergate/lpm"
 )
 
 // flowHash4 is symmetric: both directions of a flow hash alike, so ECMP and
@@ -110,16 +111,68 @@ func (w *Worker) forward4(p *pkt) {
 	src, dst := ip.Src(), ip.Dst()
 	hash := flowHash4(src, dst, proto, l4.sport, l4.dport)
 
+	if !vpc.HasSrcRoutes && w.batching {
+		// The route lookup is done for the whole burst at once (flush4).
+		e := &w.pend[w.npend]
+		w.npend++
+		e.p, e.ip, e.ihl, e.tot, e.proto, e.l4, e.src, e.dst, e.hash = *p, ip, ihl, tot, proto, l4, src, dst, hash
+		return
+	}
 	var g uint32
 	found := false
 	if vpc.HasSrcRoutes {
 		g, found = vpc.SrcRoutes.Lookup4(src)
 	}
 	if !found {
-		if g, found = vpc.Routes.Lookup4(dst); !found {
-			w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
-			return
+		g, found = vpc.Routes.Lookup4(dst)
+	}
+	w.route4(p, ip, ihl, tot, proto, &l4, src, dst, hash, g, found)
+}
+
+// pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
+type pend4 struct {
+	p        pkt
+	ip       packet.IPv4
+	ihl, tot int
+	proto    uint8
+	l4       l4info
+	src, dst uint32
+	hash     uint32
+}
+
+// flush4 looks up the routes of the burst's pending IPv4 packets, one
+// batched walk (lpm Lookup4Batch: the cache misses of the burst overlap)
+// per run of packets from the same VPC, and routes them.
+func (w *Worker) flush4() {
+	n := w.npend
+	w.npend = 0
+	pend := w.pend[:n]
+	s := w.snap
+	for i := 0; i < n; {
+		v := pend[i].p.vpc
+		j := i
+		for ; j < n && pend[j].p.vpc == v; j++ {
+			w.addrs[j] = pend[j].dst
 		}
+		s.VPCs[v].Routes.Snapshot().Lookup4Batch(w.addrs[i:j], w.vals[i:j])
+		i = j
+	}
+	for i := range pend {
+		e := &pend[i]
+		g := w.vals[i]
+		w.route4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, e.hash, g, g != lpm.NoValue)
+		e.p.b, e.p.d, e.ip = nil, nil, nil
+	}
+}
+
+// route4 applies the route found (group g) to a parsed IPv4 packet.
+func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *l4info, src, dst, hash uint32, g uint32, found bool) {
+	b, s := p.b, w.snap
+	vpc := &s.VPCs[p.vpc]
+	l4 := *l4p
+	if !found {
+		w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+		return
 	}
 	act := pick(s, g, hash)
 	dvpc := vpc

@@ -161,6 +161,14 @@ type Worker struct {
 	natReqs []NATRequest
 	natCtx  []natPending
 
+	// IPv4 packets of the current chunk waiting for their route lookups
+	// (batching is set while the chunk is parsed).
+	batching bool
+	npend    int
+	pend     [MaxBurst]pend4
+	addrs    [MaxBurst]uint32
+	vals     [MaxBurst]uint32
+
 	// traffic counts packets per VPC and per peering (under pubMu for
 	// the published part).
 	traffic trafficCounters
@@ -195,8 +203,13 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 		if n > MaxBurst {
 			n = MaxBurst
 		}
+		w.batching = true
 		for _, b := range in[:n] {
 			w.processOne(b)
+		}
+		w.batching = false
+		if w.npend > 0 {
+			w.flush4()
 		}
 		if len(w.natReqs) > 0 {
 			w.finishStateful()
