@@ -184,3 +184,45 @@ func TestStatefulNATHookIsCalledOncePerBurst(t *testing.T) {
 		t.Errorf("translated packet: src %#x ttl %d checksum ok %v", ip.Src(), ip.TTL(), ip.HeaderChecksumOK())
 	}
 }
+
+func TestTwoWorkersShareTheSessionsOfTheStatefulNAT(t *testing.T) {
+	p, w0, _ := newTestPipeline(t, masqReplyTables(), Config{NATSessions: 4096, NATSeed: 3})
+	w1 := p.NewWorker(1, &testPool{})
+	resolveHosts(t, w0)
+	resolveHosts(t, w1)
+	// Worker 0 sends 200 flows out while worker 1 counts traffic; then
+	// worker 1 receives every reply.
+	outs := make([]*Buf, 200)
+	for i := range outs {
+		outs[i] = bufOf(vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.2.0.7", uint16(2000+i), 4000, 64, 64)), 0)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			w1.Tick(int64(2+i), &Output{})
+			p.Traffic()
+			p.Counters()
+		}
+	}()
+	for i := 0; i < len(outs); i += 32 {
+		run(w0, 2, outs[i:min(i+32, len(outs))]...)
+	}
+	<-done
+	var replies []*Buf
+	for _, o := range outs {
+		if o.Verdict != VerdictTx {
+			t.Fatalf("outbound verdict %v, drops %v", o.Verdict, w0.C.DropsByName())
+		}
+		pub := binary.BigEndian.Uint16(o.Bytes()[64+20:])
+		replies = append(replies, bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "198.18.0.1", 4000, pub, 64, 64)), 0))
+	}
+	for i := 0; i < len(replies); i += 32 {
+		run(w1, 3, replies[i:min(i+32, len(replies))]...)
+	}
+	for i, r := range replies {
+		if r.Verdict != VerdictTx || binary.BigEndian.Uint16(r.Bytes()[64+22:]) != uint16(2000+i) {
+			t.Fatalf("reply %d on the other worker: verdict %v, drops %v", i, r.Verdict, w1.C.DropsByName())
+		}
+	}
+}
