@@ -15,9 +15,17 @@ const benchBurst = 32
 // (a ~114-byte copy per packet, as a NIC's DMA would have written them) and
 // processes one burst; b.N counts packets, so ns/op and allocs/op are per
 // packet.
-func benchVXLAN(b *testing.B, internet []string) {
+func benchVXLAN(b *testing.B, internet []string) { benchVXLANTables(b, internet, false) }
+
+// benchVXLANTables is benchVXLAN; with stateful, a's route to b's
+// 10.2.0.0/24 masquerades onto a pool instead (stateful NAT, 1024
+// established sessions once the check burst has run).
+func benchVXLANTables(b *testing.B, internet []string, stateful bool) {
 	tables := peeredTables(internet)
-	_, w, _ := newTestPipeline(b, tables, Config{})
+	if stateful {
+		tables = masqTables()
+	}
+	_, w, _ := newTestPipeline(b, tables, Config{NATSessions: 1 << 16})
 	// Learn the destinations: b's host and e's next hop announce themselves.
 	run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(b, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
 	if internet != nil {
@@ -25,7 +33,9 @@ func benchVXLAN(b *testing.B, internet []string) {
 	}
 
 	var dsts []string
-	if internet == nil {
+	if stateful {
+		dsts = []string{"10.2.0.7"}
+	} else if internet == nil {
 		dsts = []string{"192.168.2.7"}
 	} else {
 		step := max(1, len(internet)/1024)
@@ -46,13 +56,19 @@ func benchVXLAN(b *testing.B, internet []string) {
 	}
 	// Check the path once: every packet must be forwarded.
 	var out Output
-	w.ProcessBurst(2, bufs[:benchBurst], &out)
-	for i, x := range bufs[:benchBurst] {
+	check := bufs[:benchBurst]
+	if stateful {
+		check = bufs // every session created before the measurement
+	}
+	for i := 0; i < len(check); i += benchBurst {
+		w.ProcessBurst(2, check[i:i+benchBurst], &out)
+	}
+	for i, x := range check {
 		if x.Verdict != VerdictTx {
 			b.Fatalf("packet %d: verdict %v, drops %v", i, x.Verdict, w.C.DropsByName())
 		}
 	}
-	if internet == nil {
+	if internet == nil && !stateful {
 		// Sanity: re-encapsulated to b's VTEP with NAT applied.
 		d := bufs[0].Bytes()
 		if got := netip.AddrFrom4([4]byte(d[30:34])); got.String() != vtepB {
@@ -90,6 +106,10 @@ func benchVXLAN(b *testing.B, internet []string) {
 }
 
 func BenchmarkPipelineVXLANNATSmallTable(b *testing.B) { benchVXLAN(b, nil) }
+
+// BenchmarkPipelineVXLANStatefulNAT: the same path with the pipeline's own
+// stateful NAT (1024 established sessions) instead of the stateless one.
+func BenchmarkPipelineVXLANStatefulNAT(b *testing.B) { benchVXLANTables(b, nil, true) }
 
 func BenchmarkPipelineVXLANNATInternetTable(b *testing.B) {
 	p := internetPrefixes(b)

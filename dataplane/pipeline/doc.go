@@ -1,7 +1,19 @@
 // Package pipeline is the per-packet path of the dataplane: parse, classify
 // into a VPC, route, stateless NAT, filter, re-encapsulate, plus the router
 // duties of the slow path (ARP/ND, ICMP, neighbour resolution with a bounded
-// hold queue, VTEP learning). It works on bursts of driver-neutral Bufs and
+// hold queue, VTEP learning).
+//
+// It owns the stateful NAT (package nat): a nat.Stateful built from the
+// first snapshot with NAT pools (Config.NATSessions, default 1 M), handed
+// every burst's masquerade and reply packets in one Translate call,
+// reconfigured when a worker first sees a new snapshot, swept a little per
+// burst and per Tick; its refusals are counted by name (nat_unsolicited,
+// nat_ports_exhausted, ...) beside the pipeline's own drop reasons.
+// Pipeline.Sessions lists its sessions, Pipeline.NATCounters its totals and
+// Pipeline.Traffic the per-VPC and per-peering packet counters.
+//
+// IPv4 packets of a burst are parsed first and routed together: their route
+// lookups go through one batched lpm walk per VPC (Lookup4Batch). It works on bursts of driver-neutral Bufs and
 // never allocates, locks or calls through an interface per packet; the DPDK
 // runtime and the pcap replay drive it the same way. It must not import the
 // controlplane or any driver.

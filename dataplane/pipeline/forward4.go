@@ -114,8 +114,11 @@ func (w *Worker) forward4(p *pkt) {
 	if !vpc.HasSrcRoutes && w.batching {
 		// The route lookup is done for the whole burst at once (flush4).
 		e := &w.pend[w.npend]
+		if p != &e.p {
+			e.p = *p
+		}
 		w.npend++
-		e.p, e.ip, e.ihl, e.tot, e.proto, e.l4, e.src, e.dst, e.hash = *p, ip, ihl, tot, proto, l4, src, dst, hash
+		e.ip, e.ihl, e.tot, e.proto, e.l4, e.src, e.dst, e.hash = ip, ihl, tot, proto, l4, src, dst, hash
 		return
 	}
 	var g uint32

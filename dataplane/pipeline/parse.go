@@ -41,7 +41,11 @@ func (w *Worker) processOne(b *Buf) {
 		w.drop(b, DropMalformed)
 		return
 	}
-	var p pkt
+	// p lives in the next free slot of the burst's pending packets: an
+	// IPv4 packet that waits for the batched route lookup stays there
+	// without a copy; any other reuses the slot.
+	p := &w.pend[w.npend].p
+	*p = pkt{}
 	p.b = b
 	p.d = b.Mem[b.Off : b.Off+b.Len]
 	d := p.d
@@ -75,11 +79,11 @@ func (w *Worker) processOne(b *Buf) {
 			ihl := int(d[off]&0x0f) * 4
 			if d[off]>>4 == 4 && ihl >= packet.IPv4MinLen && len(d) >= off+ihl+packet.UDPLen &&
 				binary.BigEndian.Uint16(d[off+ihl+2:]) == packet.VXLANPort {
-				w.vxlanIn(&p, off, ihl)
+				w.vxlanIn(p, off, ihl)
 				return
 			}
 		}
-		if w.portLocal(&p, off, et) {
+		if w.portLocal(p, off, et) {
 			return
 		}
 		v, ok := s.ClassifyUntagged(b.InPort)
@@ -104,7 +108,7 @@ func (w *Worker) processOne(b *Buf) {
 		p.vpc = v
 	}
 	p.l3, p.etype = off, et
-	w.inVPC(&p)
+	w.inVPC(p)
 }
 
 // vxlanIn decapsulates a VXLAN packet addressed to the gateway's VTEP.
