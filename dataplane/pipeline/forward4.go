@@ -132,6 +132,21 @@ func (w *Worker) forward4(p *pkt) {
 	w.route4(p, ip, ihl, tot, proto, &l4, src, dst, hash, g, found)
 }
 
+// snatMemo remembers the last stateless source translation; localMemo the
+// last delivery lookup. gen is the worker's learnGen when they were made.
+type snatMemo struct {
+	gen     uint64
+	table   uint32
+	src, to uint32
+}
+
+type localMemo struct {
+	gen uint64
+	vpc int
+	dst uint32
+	g   uint32
+}
+
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
 type pend4 struct {
 	p        pkt
@@ -206,12 +221,20 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 			return
 		}
 		if act.SrcNAT != 0 {
-			seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(src)
-			if !ok {
-				w.drop(b, DropSrcNotExposed)
-				return
+			// Packets of a burst often share a source: remember the last
+			// translation (valid while learnGen, which a new snapshot
+			// changes, is the same).
+			if m := &w.snat4; m.gen == w.learnGen && m.table == act.SrcNAT && m.src == src && m.gen != 0 {
+				newSrc = m.to
+			} else {
+				seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(src)
+				if !ok {
+					w.drop(b, DropSrcNotExposed)
+					return
+				}
+				newSrc = rewrite4(src, &seg.To16, seg.Bits)
+				*m = snatMemo{gen: w.learnGen, table: act.SrcNAT, src: src, to: newSrc}
 			}
-			newSrc = rewrite4(src, &seg.To16, seg.Bits)
 		}
 		if act.HasDstNAT {
 			newDst = rewrite4(dst, &act.DstNATPfx, act.DstNATBits)
@@ -224,10 +247,17 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 			w.drop(b, DropFiltered)
 			return
 		}
-		g2, ok := dvpc.Local.Lookup4(newDst)
-		if !ok {
-			w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
-			return
+		// The same for the delivery lookup of the last destination.
+		var g2 uint32
+		if m := &w.localMemo4; m.gen == w.learnGen && m.vpc == dvpcID && m.dst == newDst && m.gen != 0 {
+			g2 = m.g
+		} else {
+			var ok bool
+			if g2, ok = dvpc.Local.Lookup4(newDst); !ok {
+				w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+				return
+			}
+			*m = localMemo{gen: w.learnGen, vpc: dvpcID, dst: newDst, g: g2}
 		}
 		act2 := pick(s, g2, hash)
 		if act2.Kind == fib.ActLocal {

@@ -163,11 +163,13 @@ type Worker struct {
 
 	// IPv4 packets of the current chunk waiting for their route lookups
 	// (batching is set while the chunk is parsed).
-	batching bool
-	npend    int
-	pend     [MaxBurst]pend4
-	addrs    [MaxBurst]uint32
-	vals     [MaxBurst]uint32
+	batching   bool
+	npend      int
+	pend       [MaxBurst]pend4
+	addrs      [MaxBurst]uint32
+	vals       [MaxBurst]uint32
+	snat4      snatMemo
+	localMemo4 localMemo
 
 	// traffic counts packets per VPC and per peering (under pubMu for
 	// the published part).
