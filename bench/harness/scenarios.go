@@ -504,8 +504,8 @@ func reasons(m map[string]uint64) string {
 var (
 	reFullLive   = regexp.MustCompile(`prefixes live in the dataplane agent: ([0-9.]+[a-zµ]+)`)
 	reBytesRoute = regexp.MustCompile(`: ([0-9.]+) bytes per route beyond the empty process`)
-	reFullUpdate = regexp.MustCompile(`complete tables pushed\): p50 ([0-9.]+[a-zµ]+), max ([0-9.]+[a-zµ]+)`)
-	reUpdate     = regexp.MustCompile(`BGP update -> route live in the dataplane agent, \d+ updates \(announce\+withdraw\): p50 ([0-9.]+[a-zµ]+), p90 ([0-9.]+[a-zµ]+), p99 ([0-9.]+[a-zµ]+)`)
+	reFullUpdate = regexp.MustCompile(`one update -> live in the dataplane agent[^\n]*?: p50 ([0-9.]+[a-zµ]+), max ([0-9.]+[a-zµ]+)`)
+	reUpdate     = regexp.MustCompile(`BGP update -> route live in the dataplane agent[^\n]*?: p50 ([0-9.]+[a-zµ]+), p90 ([0-9.]+[a-zµ]+), p99 ([0-9.]+[a-zµ]+)`)
 )
 
 func ms(s string) float64 {
@@ -526,10 +526,10 @@ func runControlplane(ctx context.Context, e *Env, r *Result) error {
 	r.Commands = append(r.Commands, cmd)
 	if err == nil {
 		b := bs["LearnedRoutesToDataplane/routes=1000000"]
-		r.add(Figure{Group: "apply to live", Name: "1 M learned routes: compile + push to a dataplane agent", Unit: "ms", LowerIsBetter: true,
+		r.add(Figure{Group: "apply to live", Name: "1 M learned routes: compile + push to a dataplane agent (mean)", Unit: "ms", LowerIsBetter: true,
 			Value: math.Round(b.Metrics["ns/op"] / 1e6), Command: cmd})
-		r.add(Figure{Group: "apply to live", Name: "  of which compile", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["compile-ms"], Command: cmd})
-		r.add(Figure{Group: "apply to live", Name: "  of which push", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["push-ms"], Command: cmd})
+		r.add(Figure{Group: "apply to live", Name: "  of which compile (last iteration)", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["compile-ms"], Command: cmd})
+		r.add(Figure{Group: "apply to live", Name: "  of which push (last iteration)", Unit: "ms", LowerIsBetter: true, Value: b.Metrics["push-ms"], Command: cmd})
 	} else {
 		r.Notes = append(r.Notes, "apply-to-live benchmark failed: "+err.Error())
 	}
@@ -563,8 +563,8 @@ func runControlplane(ctx context.Context, e *Env, r *Result) error {
 	if m := reBytesRoute.FindSubmatch(out); m != nil {
 		v, _ := strconv.ParseFloat(string(m[1]), 64)
 		r.add(Figure{Group: "BGP full table memory", Name: "controlplane RSS per route (gobgp's RIB included)", Unit: "B/route", LowerIsBetter: true,
-			Value: v, Target: tgt("under 200 bytes per route beyond gobgp's own RIB", "<=", 200), Command: cmd})
-		r.Notes = append(r.Notes, "The bytes per route figure is the whole controlplane's RSS growth, gobgp's adj-rib-in and RIB included; the target excludes gobgp's RIB, so a figure above 200 does not by itself mean the target is missed.")
+			Value: v, Target: &Target{Text: "under 200 bytes per route beyond gobgp's own RIB (not separable in this figure: not judged)"}, Command: cmd})
+		r.Notes = append(r.Notes, "The bytes per route figure is the whole controlplane's RSS growth, gobgp's adj-rib-in and RIB included; the target excludes gobgp's RIB, so the harness does not judge it (controlplane/bgp's scale test measures the controlplane's own store per route).")
 	}
 	if m := reFullUpdate.FindSubmatch(out); m != nil {
 		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p50", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[1])), Command: cmd})

@@ -31,6 +31,11 @@ func Render(dir, readme string) error {
 	if err := os.MkdirAll(chartDir, 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
+	// Charts of scenarios or groups that no longer exist must not linger.
+	old, _ := filepath.Glob(filepath.Join(chartDir, "*.svg"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
 	var b strings.Builder
 	header(&b, res)
 	summary(&b, res)
@@ -234,7 +239,7 @@ func chartsFor(r harness.Result, dir string) ([]chart, error) {
 	for _, k := range order {
 		figs := groups[k]
 		title := fmt.Sprintf("%s: %s (%s)", r.Scenario, k.group, k.unit)
-		file := unsafeName.ReplaceAllString(strings.ToLower(r.Scenario+"-"+k.group+"-"+k.unit), "-")
+		file := unsafeName.ReplaceAllString(strings.ReplaceAll(strings.ToLower(r.Scenario+"-"+k.group+"-"+k.unit), "µ", "u"), "-")
 		file = strings.Trim(file, "-") + ".svg"
 		if err := draw(filepath.Join(dir, file), title, k.unit, figs); err != nil {
 			return nil, fmt.Errorf("report: chart %s: %w", title, err)
@@ -288,7 +293,7 @@ func draw(path, title, unit string, figs []harness.Figure) error {
 		br.LineStyle.Width = 0
 		br.Offset = -w
 		p.Add(br)
-		p.Legend.Add("reference (same run)", br)
+		p.Legend.Add("reference", br)
 		bo.Offset = 0
 	}
 	p.Legend.Top = true
