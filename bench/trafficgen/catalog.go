@@ -51,7 +51,7 @@ func Catalog() []Spec {
 		vx("seed-kube-ovn-vxlan-64-v4-16flows", "Kube-OVN seed: vpc-1 -> vpc-2, 64-byte inner UDP, 16 flows", Small, p("10.0.0.0/16"), p("172.31.0.0/16"), 16, false, 0, 3),
 		vx("seed-kube-ovn-vxlan-imix-v4-64kflows", "Kube-OVN seed: vpc-1 -> vpc-2, IMIX inner UDP, 65536 flows", IMIX, p("10.0.0.0/16"), p("172.31.0.0/16"), 65536, false, 0, 4),
 		// Peering use case 1 (stateless NAT): vpc1 10.1.1.0/24 over VXLAN toward vpc2's exposed addresses.
-		vx("seed-static-nat-vxlan-64-v4-1kflows", "Peering use case 1: vpc1 -> vpc2 through stateless NAT, 64-byte inner UDP, 1024 flows", Small, p("10.1.1.0/24"), p("10.2.1.0/24"), 1024, false, 0, 5),
+		withSrcPort(443, vx("seed-static-nat-vxlan-64-v4-1kflows", "Peering use case 1: vpc1 -> vpc2's exposed 10.2.1.1 through stateless NAT, TCP from port 443 (vpc2's ingress filter), 64-byte inner frames, 1024 flows", Small, p("10.1.1.0/24"), p("10.2.1.1/32"), 1024, true, 0, 5)),
 		// Peering use case 4 (stateful NAT to the Internet): vpc-1 10.1.1.0/24, new and established TCP sessions.
 		vx("seed-internet-vxlan-tcp-new50", "Peering use case 4: vpc-1 -> Internet, TCP, half the packets open new sessions", Small, p("10.1.1.0/24"), p("0.0.0.0/0"), 65536, true, 0.5, 6),
 		vx("seed-internet-vxlan-tcp-established", "Peering use case 4: vpc-1 -> Internet, TCP, established sessions only (65536)", Small, p("10.1.1.0/24"), p("0.0.0.0/0"), 65536, true, 0, 7),
@@ -60,4 +60,9 @@ func Catalog() []Spec {
 		vl("vlan-64-v4-16flows", "802.1Q VLAN 100, 64-byte frames, 16 flows", Small, p("10.0.0.0/16"), p("172.31.0.0/16"), 16, 10),
 		vl("vlan-imix-v6-64kflows", "802.1Q VLAN 100, IMIX, IPv6, 65536 flows", IMIX, p("fd00:1::/64"), p("fd00:2::/64"), 65536, 11),
 	}
+}
+
+func withSrcPort(port uint16, s Spec) Spec {
+	s.SrcPort = port
+	return s
 }

@@ -53,6 +53,9 @@ type Spec struct {
 	// and ACKs of established ones; otherwise UDP.
 	TCP         bool
 	NewFraction float64
+	// SrcPort fixes every flow's source port (0: random), for filters
+	// that pass one port.
+	SrcPort uint16
 }
 
 // IMIX is the simple IMIX (7:4:1 of 64, 576 and 1518-byte frames with FCS).
@@ -128,7 +131,11 @@ func write(bw *bufio.Writer, s Spec) error {
 }
 
 func newFlow(rng *rand.Rand, s Spec) flow {
-	return flow{src: randAddr(rng, s.Src), dst: randAddr(rng, s.Dst), sport: uint16(1024 + rng.IntN(64511)), dport: uint16(1 + rng.IntN(65535))}
+	f := flow{src: randAddr(rng, s.Src), dst: randAddr(rng, s.Dst), sport: uint16(1024 + rng.IntN(64511)), dport: uint16(1 + rng.IntN(65535))}
+	if s.SrcPort != 0 {
+		f.sport = s.SrcPort
+	}
+	return f
 }
 
 // randAddr draws an address inside p (host bits random).
