@@ -287,6 +287,12 @@ func replayCases(ctx context.Context, e *Env, r *Result) error {
 	if err := json.Unmarshal(out, &cs); err != nil {
 		return fmt.Errorf("replaybench JSON: %w", err)
 	}
+	maxAllocs, cases := 0.0, 0
+	defer func() {
+		if cases > 0 {
+			r.add(Figure{Name: fmt.Sprintf("replay: allocations per packet (worst of %d passes)", cases), Unit: "allocs/pkt", LowerIsBetter: true, Value: maxAllocs, Target: tgt("zero", "<=", 0), Command: cmd})
+		}
+	}()
 	for _, c := range cs {
 		if c.Error != "" {
 			r.Notes = append(r.Notes, fmt.Sprintf("replay %s: %s", c.Case, c.Error))
@@ -294,7 +300,8 @@ func replayCases(ctx context.Context, e *Env, r *Result) error {
 		}
 		name := c.Case + " (" + c.Pass + ")"
 		r.add(Figure{Group: "replay per seed scenario (CPU ns)", Name: name, Unit: "cpu-ns/pkt", LowerIsBetter: true, Value: c.CPUPerPkt, Command: cmd})
-		r.add(Figure{Name: name + ": allocations", Unit: "allocs/pkt", LowerIsBetter: true, Value: c.AllocsPkt, Target: tgt("zero", "<=", 0), Command: cmd})
+		maxAllocs = math.Max(maxAllocs, c.AllocsPkt)
+		cases++
 		r.Notes = append(r.Notes, fmt.Sprintf("replay %s: %d packets of %s, %.1f%% forwarded, wall %.1f ns/pkt, top drops %v", name, c.Packets, c.Pcap, 100*c.TxFraction, c.NsPerPkt, c.Drops))
 	}
 	r.Notes = append(r.Notes, "Replay per seed scenario: one pass of the pcap in bursts of 32 over buffers written just before (cold in the cache, as after a NIC's DMA), after a first pass that learned the neighbours (every ARP request answered) and created the sessions: steady. Stateful cases are also timed on a fresh pipeline whose neighbours were learned from other flows: first (every flow new). The 40 ns target of issue 4 is for the stateless VXLAN benchmark above, not judged here.")

@@ -71,10 +71,8 @@ Ratios are oriented so that **above 1 means peergate is better** (faster, smalle
 On a fresh Debian machine ` + "`make deps`" + ` installs what the scenarios use (dpdk-testpmd and dpdk-test, tcpreplay,
 tshark, bird2, nftables); a scenario whose tools or privileges are missing is reported as skipped.
 
-Not measured yet: DPDK scaling over two worker cores (bench/dpdk runs one forwarding core), the
-pipeline's ns per packet per seed scenario in replay mode (the pipeline benchmarks cover the
-stateless VXLAN path), and af_packet latency with kernel timestamps (the probes use user-space
-timestamps).
+Not measured yet: DPDK scaling over two worker cores (bench/dpdk runs one forwarding core) and
+af_packet latency with kernel timestamps (the probes use user-space timestamps).
 `
 
 func header(b *strings.Builder, res []harness.Result) {
