@@ -3153,6 +3153,182 @@ func (x *BgpAdvertisement) GetPrefixes() []string {
 	return nil
 }
 
+type ListFlowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only sessions of this VPC; "" = all.
+	Vpc string `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	// At most this many sessions per dataplane (0 = the dataplane's cap).
+	Limit uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only this dataplane; "" = every connected one.
+	Dataplane     string `protobuf:"bytes,3,opt,name=dataplane,proto3" json:"dataplane,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowsRequest) Reset() {
+	*x = ListFlowsRequest{}
+	mi := &file_api_v1_api_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowsRequest) ProtoMessage() {}
+
+func (x *ListFlowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowsRequest.ProtoReflect.Descriptor instead.
+func (*ListFlowsRequest) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListFlowsRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListFlowsRequest) GetDataplane() string {
+	if x != nil {
+		return x.Dataplane
+	}
+	return ""
+}
+
+type ListFlowsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataplanes    []*DataplaneFlows      `protobuf:"bytes,1,rep,name=dataplanes,proto3" json:"dataplanes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlowsResponse) Reset() {
+	*x = ListFlowsResponse{}
+	mi := &file_api_v1_api_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlowsResponse) ProtoMessage() {}
+
+func (x *ListFlowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlowsResponse.ProtoReflect.Descriptor instead.
+func (*ListFlowsResponse) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListFlowsResponse) GetDataplanes() []*DataplaneFlows {
+	if x != nil {
+		return x.Dataplanes
+	}
+	return nil
+}
+
+type DataplaneFlows struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Flows    []*v1.Flow             `protobuf:"bytes,2,rep,name=flows,proto3" json:"flows,omitempty"`
+	Counters map[string]uint64      `protobuf:"bytes,3,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Non-empty when the dataplane did not answer or could not list.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataplaneFlows) Reset() {
+	*x = DataplaneFlows{}
+	mi := &file_api_v1_api_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataplaneFlows) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataplaneFlows) ProtoMessage() {}
+
+func (x *DataplaneFlows) ProtoReflect() protoreflect.Message {
+	mi := &file_api_v1_api_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataplaneFlows.ProtoReflect.Descriptor instead.
+func (*DataplaneFlows) Descriptor() ([]byte, []int) {
+	return file_api_v1_api_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DataplaneFlows) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DataplaneFlows) GetFlows() []*v1.Flow {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
+func (x *DataplaneFlows) GetCounters() map[string]uint64 {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *DataplaneFlows) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_api_v1_api_proto protoreflect.FileDescriptor
 
 const file_api_v1_api_proto_rawDesc = "" +
@@ -3410,14 +3586,30 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\x10BgpAdvertisement\x12\x10\n" +
 	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x1a\n" +
-	"\bprefixes\x18\x03 \x03(\tR\bprefixes*\x8b\x01\n" +
+	"\bprefixes\x18\x03 \x03(\tR\bprefixes\"X\n" +
+	"\x10ListFlowsRequest\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x1c\n" +
+	"\tdataplane\x18\x03 \x01(\tR\tdataplane\"T\n" +
+	"\x11ListFlowsResponse\x12?\n" +
+	"\n" +
+	"dataplanes\x18\x01 \x03(\v2\x1f.peergate.api.v1.DataplaneFlowsR\n" +
+	"dataplanes\"\xee\x01\n" +
+	"\x0eDataplaneFlows\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x05flows\x18\x02 \x03(\v2\x18.peergate.tables.v1.FlowR\x05flows\x12I\n" +
+	"\bcounters\x18\x03 \x03(\v2-.peergate.api.v1.DataplaneFlows.CountersEntryR\bcounters\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x1a;\n" +
+	"\rCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01*\x8b\x01\n" +
 	"\x06Change\x12\x16\n" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x15\n" +
 	"\x11CHANGE_CONFIGURED\x10\x02\x12\x14\n" +
 	"\x10CHANGE_UNCHANGED\x10\x03\x12\x12\n" +
 	"\x0eCHANGE_DELETED\x10\x04\x12\x14\n" +
-	"\x10CHANGE_NOT_FOUND\x10\x052\xe7\x04\n" +
+	"\x10CHANGE_NOT_FOUND\x10\x052\xbb\x05\n" +
 	"\aGateway\x12F\n" +
 	"\x05Apply\x12\x1d.peergate.api.v1.ApplyRequest\x1a\x1e.peergate.api.v1.ApplyResponse\x12I\n" +
 	"\x06Delete\x12\x1e.peergate.api.v1.DeleteRequest\x1a\x1f.peergate.api.v1.DeleteResponse\x12C\n" +
@@ -3426,7 +3618,8 @@ const file_api_v1_api_proto_rawDesc = "" +
 	"\tGetTables\x12!.peergate.api.v1.GetTablesRequest\x1a\".peergate.api.v1.GetTablesResponse\x12I\n" +
 	"\x06Status\x12\x1e.peergate.api.v1.StatusRequest\x1a\x1f.peergate.api.v1.StatusResponse\x12F\n" +
 	"\x05Stats\x12\x1d.peergate.api.v1.StatsRequest\x1a\x1e.peergate.api.v1.StatsResponse\x12I\n" +
-	"\x06GetBGP\x12\x1e.peergate.api.v1.GetBGPRequest\x1a\x1f.peergate.api.v1.GetBGPResponseB1Z/github.com/peergate/peergate/proto/api/v1;apiv1b\x06proto3"
+	"\x06GetBGP\x12\x1e.peergate.api.v1.GetBGPRequest\x1a\x1f.peergate.api.v1.GetBGPResponse\x12R\n" +
+	"\tListFlows\x12!.peergate.api.v1.ListFlowsRequest\x1a\".peergate.api.v1.ListFlowsResponseB1Z/github.com/peergate/peergate/proto/api/v1;apiv1b\x06proto3"
 
 var (
 	file_api_v1_api_proto_rawDescOnce sync.Once
@@ -3441,7 +3634,7 @@ func file_api_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_api_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_api_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_api_v1_api_proto_goTypes = []any{
 	(Change)(0),                   // 0: peergate.api.v1.Change
 	(*Document)(nil),              // 1: peergate.api.v1.Document
@@ -3489,16 +3682,21 @@ var file_api_v1_api_proto_goTypes = []any{
 	(*GetBGPResponse)(nil),        // 43: peergate.api.v1.GetBGPResponse
 	(*BgpSession)(nil),            // 44: peergate.api.v1.BgpSession
 	(*BgpAdvertisement)(nil),      // 45: peergate.api.v1.BgpAdvertisement
-	nil,                           // 46: peergate.api.v1.Metadata.LabelsEntry
-	nil,                           // 47: peergate.api.v1.Metadata.AnnotationsEntry
-	(*v1.Vpc)(nil),                // 48: peergate.tables.v1.Vpc
-	(*v1.NatTable)(nil),           // 49: peergate.tables.v1.NatTable
-	(*v1.NatPool)(nil),            // 50: peergate.tables.v1.NatPool
-	(*v1.Filter)(nil),             // 51: peergate.tables.v1.Filter
-	(*v1.Port)(nil),               // 52: peergate.tables.v1.Port
-	(*v1.Tables)(nil),             // 53: peergate.tables.v1.Tables
-	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
-	(*v1.Stats)(nil),              // 55: peergate.tables.v1.Stats
+	(*ListFlowsRequest)(nil),      // 46: peergate.api.v1.ListFlowsRequest
+	(*ListFlowsResponse)(nil),     // 47: peergate.api.v1.ListFlowsResponse
+	(*DataplaneFlows)(nil),        // 48: peergate.api.v1.DataplaneFlows
+	nil,                           // 49: peergate.api.v1.Metadata.LabelsEntry
+	nil,                           // 50: peergate.api.v1.Metadata.AnnotationsEntry
+	nil,                           // 51: peergate.api.v1.DataplaneFlows.CountersEntry
+	(*v1.Vpc)(nil),                // 52: peergate.tables.v1.Vpc
+	(*v1.NatTable)(nil),           // 53: peergate.tables.v1.NatTable
+	(*v1.NatPool)(nil),            // 54: peergate.tables.v1.NatPool
+	(*v1.Filter)(nil),             // 55: peergate.tables.v1.Filter
+	(*v1.Port)(nil),               // 56: peergate.tables.v1.Port
+	(*v1.Tables)(nil),             // 57: peergate.tables.v1.Tables
+	(*timestamppb.Timestamp)(nil), // 58: google.protobuf.Timestamp
+	(*v1.Stats)(nil),              // 59: peergate.tables.v1.Stats
+	(*v1.Flow)(nil),               // 60: peergate.tables.v1.Flow
 }
 var file_api_v1_api_proto_depIdxs = []int32{
 	1,  // 0: peergate.api.v1.ApplyRequest.documents:type_name -> peergate.api.v1.Document
@@ -3520,8 +3718,8 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	15, // 16: peergate.api.v1.Object.peering:type_name -> peergate.api.v1.PeeringSpec
 	21, // 17: peergate.api.v1.Object.gateway:type_name -> peergate.api.v1.GatewaySpec
 	23, // 18: peergate.api.v1.Object.vpc:type_name -> peergate.api.v1.VpcSpec
-	46, // 19: peergate.api.v1.Metadata.labels:type_name -> peergate.api.v1.Metadata.LabelsEntry
-	47, // 20: peergate.api.v1.Metadata.annotations:type_name -> peergate.api.v1.Metadata.AnnotationsEntry
+	49, // 19: peergate.api.v1.Metadata.labels:type_name -> peergate.api.v1.Metadata.LabelsEntry
+	50, // 20: peergate.api.v1.Metadata.annotations:type_name -> peergate.api.v1.Metadata.AnnotationsEntry
 	12, // 21: peergate.api.v1.KubeOvnVpcSpec.vpc_peerings:type_name -> peergate.api.v1.VpcPeering
 	13, // 22: peergate.api.v1.KubeOvnVpcSpec.static_routes:type_name -> peergate.api.v1.StaticRoute
 	16, // 23: peergate.api.v1.PeeringSpec.sides:type_name -> peergate.api.v1.PeeringSide
@@ -3538,47 +3736,52 @@ var file_api_v1_api_proto_depIdxs = []int32{
 	28, // 34: peergate.api.v1.VpcSpec.bgp:type_name -> peergate.api.v1.Bgp
 	29, // 35: peergate.api.v1.Bgp.neighbors:type_name -> peergate.api.v1.BgpNeighbor
 	9,  // 36: peergate.api.v1.ListResponse.objects:type_name -> peergate.api.v1.Object
-	48, // 37: peergate.api.v1.GetRoutesResponse.vpcs:type_name -> peergate.tables.v1.Vpc
-	49, // 38: peergate.api.v1.GetRoutesResponse.nat_tables:type_name -> peergate.tables.v1.NatTable
-	50, // 39: peergate.api.v1.GetRoutesResponse.nat_pools:type_name -> peergate.tables.v1.NatPool
-	51, // 40: peergate.api.v1.GetRoutesResponse.filters:type_name -> peergate.tables.v1.Filter
-	52, // 41: peergate.api.v1.GetRoutesResponse.ports:type_name -> peergate.tables.v1.Port
-	53, // 42: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
-	54, // 43: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
+	52, // 37: peergate.api.v1.GetRoutesResponse.vpcs:type_name -> peergate.tables.v1.Vpc
+	53, // 38: peergate.api.v1.GetRoutesResponse.nat_tables:type_name -> peergate.tables.v1.NatTable
+	54, // 39: peergate.api.v1.GetRoutesResponse.nat_pools:type_name -> peergate.tables.v1.NatPool
+	55, // 40: peergate.api.v1.GetRoutesResponse.filters:type_name -> peergate.tables.v1.Filter
+	56, // 41: peergate.api.v1.GetRoutesResponse.ports:type_name -> peergate.tables.v1.Port
+	57, // 42: peergate.api.v1.GetTablesResponse.tables:type_name -> peergate.tables.v1.Tables
+	58, // 43: peergate.api.v1.StatusResponse.last_change:type_name -> google.protobuf.Timestamp
 	38, // 44: peergate.api.v1.StatusResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStatus
-	54, // 45: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
-	54, // 46: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
-	54, // 47: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
-	54, // 48: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
-	54, // 49: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
+	58, // 45: peergate.api.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	58, // 46: peergate.api.v1.DataplaneStatus.connected_at:type_name -> google.protobuf.Timestamp
+	58, // 47: peergate.api.v1.DataplaneStatus.last_ack:type_name -> google.protobuf.Timestamp
+	58, // 48: peergate.api.v1.DataplaneStatus.last_stats:type_name -> google.protobuf.Timestamp
+	58, // 49: peergate.api.v1.DataplaneStatus.disconnected_at:type_name -> google.protobuf.Timestamp
 	41, // 50: peergate.api.v1.StatsResponse.dataplanes:type_name -> peergate.api.v1.DataplaneStats
-	54, // 51: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
-	55, // 52: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
+	58, // 51: peergate.api.v1.DataplaneStats.received:type_name -> google.protobuf.Timestamp
+	59, // 52: peergate.api.v1.DataplaneStats.stats:type_name -> peergate.tables.v1.Stats
 	44, // 53: peergate.api.v1.GetBGPResponse.sessions:type_name -> peergate.api.v1.BgpSession
 	45, // 54: peergate.api.v1.GetBGPResponse.advertisements:type_name -> peergate.api.v1.BgpAdvertisement
-	54, // 55: peergate.api.v1.GetBGPResponse.last_learned_compile:type_name -> google.protobuf.Timestamp
-	54, // 56: peergate.api.v1.BgpSession.since:type_name -> google.protobuf.Timestamp
-	2,  // 57: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
-	4,  // 58: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
-	30, // 59: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
-	32, // 60: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
-	34, // 61: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
-	36, // 62: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
-	39, // 63: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
-	42, // 64: peergate.api.v1.Gateway.GetBGP:input_type -> peergate.api.v1.GetBGPRequest
-	3,  // 65: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
-	5,  // 66: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
-	31, // 67: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
-	33, // 68: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
-	35, // 69: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
-	37, // 70: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
-	40, // 71: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
-	43, // 72: peergate.api.v1.Gateway.GetBGP:output_type -> peergate.api.v1.GetBGPResponse
-	65, // [65:73] is the sub-list for method output_type
-	57, // [57:65] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	58, // 55: peergate.api.v1.GetBGPResponse.last_learned_compile:type_name -> google.protobuf.Timestamp
+	58, // 56: peergate.api.v1.BgpSession.since:type_name -> google.protobuf.Timestamp
+	48, // 57: peergate.api.v1.ListFlowsResponse.dataplanes:type_name -> peergate.api.v1.DataplaneFlows
+	60, // 58: peergate.api.v1.DataplaneFlows.flows:type_name -> peergate.tables.v1.Flow
+	51, // 59: peergate.api.v1.DataplaneFlows.counters:type_name -> peergate.api.v1.DataplaneFlows.CountersEntry
+	2,  // 60: peergate.api.v1.Gateway.Apply:input_type -> peergate.api.v1.ApplyRequest
+	4,  // 61: peergate.api.v1.Gateway.Delete:input_type -> peergate.api.v1.DeleteRequest
+	30, // 62: peergate.api.v1.Gateway.List:input_type -> peergate.api.v1.ListRequest
+	32, // 63: peergate.api.v1.Gateway.GetRoutes:input_type -> peergate.api.v1.GetRoutesRequest
+	34, // 64: peergate.api.v1.Gateway.GetTables:input_type -> peergate.api.v1.GetTablesRequest
+	36, // 65: peergate.api.v1.Gateway.Status:input_type -> peergate.api.v1.StatusRequest
+	39, // 66: peergate.api.v1.Gateway.Stats:input_type -> peergate.api.v1.StatsRequest
+	42, // 67: peergate.api.v1.Gateway.GetBGP:input_type -> peergate.api.v1.GetBGPRequest
+	46, // 68: peergate.api.v1.Gateway.ListFlows:input_type -> peergate.api.v1.ListFlowsRequest
+	3,  // 69: peergate.api.v1.Gateway.Apply:output_type -> peergate.api.v1.ApplyResponse
+	5,  // 70: peergate.api.v1.Gateway.Delete:output_type -> peergate.api.v1.DeleteResponse
+	31, // 71: peergate.api.v1.Gateway.List:output_type -> peergate.api.v1.ListResponse
+	33, // 72: peergate.api.v1.Gateway.GetRoutes:output_type -> peergate.api.v1.GetRoutesResponse
+	35, // 73: peergate.api.v1.Gateway.GetTables:output_type -> peergate.api.v1.GetTablesResponse
+	37, // 74: peergate.api.v1.Gateway.Status:output_type -> peergate.api.v1.StatusResponse
+	40, // 75: peergate.api.v1.Gateway.Stats:output_type -> peergate.api.v1.StatsResponse
+	43, // 76: peergate.api.v1.Gateway.GetBGP:output_type -> peergate.api.v1.GetBGPResponse
+	47, // 77: peergate.api.v1.Gateway.ListFlows:output_type -> peergate.api.v1.ListFlowsResponse
+	69, // [69:78] is the sub-list for method output_type
+	60, // [60:69] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_api_v1_api_proto_init() }
@@ -3605,7 +3808,7 @@ func file_api_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_v1_api_proto_rawDesc), len(file_api_v1_api_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,7 @@ const (
 	Gateway_Status_FullMethodName    = "/peergate.api.v1.Gateway/Status"
 	Gateway_Stats_FullMethodName     = "/peergate.api.v1.Gateway/Stats"
 	Gateway_GetBGP_FullMethodName    = "/peergate.api.v1.Gateway/GetBGP"
+	Gateway_ListFlows_FullMethodName = "/peergate.api.v1.Gateway/ListFlows"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -63,6 +64,10 @@ type GatewayClient interface {
 	// GetBGP reports the embedded BGP speaker: its identity, every session
 	// to an external VPC's neighbours and what each external VPC is told.
 	GetBGP(ctx context.Context, in *GetBGPRequest, opts ...grpc.CallOption) (*GetBGPResponse, error)
+	// ListFlows asks connected dataplanes for their stateful-NAT sessions
+	// and counters; a dataplane that does not answer in time is reported
+	// with an error.
+	ListFlows(ctx context.Context, in *ListFlowsRequest, opts ...grpc.CallOption) (*ListFlowsResponse, error)
 }
 
 type gatewayClient struct {
@@ -153,6 +158,16 @@ func (c *gatewayClient) GetBGP(ctx context.Context, in *GetBGPRequest, opts ...g
 	return out, nil
 }
 
+func (c *gatewayClient) ListFlows(ctx context.Context, in *ListFlowsRequest, opts ...grpc.CallOption) (*ListFlowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFlowsResponse)
+	err := c.cc.Invoke(ctx, Gateway_ListFlows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -178,6 +193,10 @@ type GatewayServer interface {
 	// GetBGP reports the embedded BGP speaker: its identity, every session
 	// to an external VPC's neighbours and what each external VPC is told.
 	GetBGP(context.Context, *GetBGPRequest) (*GetBGPResponse, error)
+	// ListFlows asks connected dataplanes for their stateful-NAT sessions
+	// and counters; a dataplane that does not answer in time is reported
+	// with an error.
+	ListFlows(context.Context, *ListFlowsRequest) (*ListFlowsResponse, error)
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -211,6 +230,9 @@ func (UnimplementedGatewayServer) Stats(context.Context, *StatsRequest) (*StatsR
 }
 func (UnimplementedGatewayServer) GetBGP(context.Context, *GetBGPRequest) (*GetBGPResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBGP not implemented")
+}
+func (UnimplementedGatewayServer) ListFlows(context.Context, *ListFlowsRequest) (*ListFlowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFlows not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -377,6 +399,24 @@ func _Gateway_GetBGP_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gateway_ListFlows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFlowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServer).ListFlows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gateway_ListFlows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServer).ListFlows(ctx, req.(*ListFlowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -415,6 +455,10 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBGP",
 			Handler:    _Gateway_GetBGP_Handler,
+		},
+		{
+			MethodName: "ListFlows",
+			Handler:    _Gateway_ListFlows_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1260,6 +1260,7 @@ type DataplaneMessage struct {
 	//	*DataplaneMessage_Hello
 	//	*DataplaneMessage_Ack
 	//	*DataplaneMessage_Stats
+	//	*DataplaneMessage_Flows
 	Msg           isDataplaneMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1329,6 +1330,15 @@ func (x *DataplaneMessage) GetStats() *Stats {
 	return nil
 }
 
+func (x *DataplaneMessage) GetFlows() *Flows {
+	if x != nil {
+		if x, ok := x.Msg.(*DataplaneMessage_Flows); ok {
+			return x.Flows
+		}
+	}
+	return nil
+}
+
 type isDataplaneMessage_Msg interface {
 	isDataplaneMessage_Msg()
 }
@@ -1345,11 +1355,17 @@ type DataplaneMessage_Stats struct {
 	Stats *Stats `protobuf:"bytes,3,opt,name=stats,proto3,oneof"`
 }
 
+type DataplaneMessage_Flows struct {
+	Flows *Flows `protobuf:"bytes,4,opt,name=flows,proto3,oneof"`
+}
+
 func (*DataplaneMessage_Hello) isDataplaneMessage_Msg() {}
 
 func (*DataplaneMessage_Ack) isDataplaneMessage_Msg() {}
 
 func (*DataplaneMessage_Stats) isDataplaneMessage_Msg() {}
+
+func (*DataplaneMessage_Flows) isDataplaneMessage_Msg() {}
 
 type Hello struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1463,6 +1479,7 @@ type ControlplaneMessage struct {
 	//
 	//	*ControlplaneMessage_Tables
 	//	*ControlplaneMessage_Delta
+	//	*ControlplaneMessage_FlowsRequest
 	Msg           isControlplaneMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1523,6 +1540,15 @@ func (x *ControlplaneMessage) GetDelta() *TableDelta {
 	return nil
 }
 
+func (x *ControlplaneMessage) GetFlowsRequest() *FlowsRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*ControlplaneMessage_FlowsRequest); ok {
+			return x.FlowsRequest
+		}
+	}
+	return nil
+}
+
 type isControlplaneMessage_Msg interface {
 	isControlplaneMessage_Msg()
 }
@@ -1535,9 +1561,287 @@ type ControlplaneMessage_Delta struct {
 	Delta *TableDelta `protobuf:"bytes,2,opt,name=delta,proto3,oneof"`
 }
 
+type ControlplaneMessage_FlowsRequest struct {
+	FlowsRequest *FlowsRequest `protobuf:"bytes,3,opt,name=flows_request,json=flowsRequest,proto3,oneof"`
+}
+
 func (*ControlplaneMessage_Tables) isControlplaneMessage_Msg() {}
 
 func (*ControlplaneMessage_Delta) isControlplaneMessage_Msg() {}
+
+func (*ControlplaneMessage_FlowsRequest) isControlplaneMessage_Msg() {}
+
+// FlowsRequest asks the dataplane for its stateful-NAT sessions; it answers
+// with a Flows of the same request_id on the same stream.
+type FlowsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Only sessions of this VPC (by name); "" = all.
+	Vpc string `protobuf:"bytes,2,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	// At most this many sessions (0 = the dataplane's own cap).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowsRequest) Reset() {
+	*x = FlowsRequest{}
+	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowsRequest) ProtoMessage() {}
+
+func (x *FlowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowsRequest.ProtoReflect.Descriptor instead.
+func (*FlowsRequest) Descriptor() ([]byte, []int) {
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FlowsRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *FlowsRequest) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *FlowsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// Flows answers a FlowsRequest.
+type Flows struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Flows     []*Flow                `protobuf:"bytes,2,rep,name=flows,proto3" json:"flows,omitempty"`
+	// Session counters: sessions, created, expired, killed and drops by
+	// reason (nat_table_full, nat_ports_exhausted, ...).
+	Counters map[string]uint64 `protobuf:"bytes,3,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Non-empty when the dataplane could not list its sessions.
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Flows) Reset() {
+	*x = Flows{}
+	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Flows) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Flows) ProtoMessage() {}
+
+func (x *Flows) ProtoReflect() protoreflect.Message {
+	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Flows.ProtoReflect.Descriptor instead.
+func (*Flows) Descriptor() ([]byte, []int) {
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Flows) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *Flows) GetFlows() []*Flow {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
+func (x *Flows) GetCounters() map[string]uint64 {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *Flows) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Flow is one stateful-NAT session.
+type Flow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Vpc   string                 `protobuf:"bytes,1,opt,name=vpc,proto3" json:"vpc,omitempty"`
+	// "tcp", "udp", "icmp" or the protocol number.
+	Protocol   string `protobuf:"bytes,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	InnerAddr  string `protobuf:"bytes,3,opt,name=inner_addr,json=innerAddr,proto3" json:"inner_addr,omitempty"`
+	InnerPort  uint32 `protobuf:"varint,4,opt,name=inner_port,json=innerPort,proto3" json:"inner_port,omitempty"`
+	PublicAddr string `protobuf:"bytes,5,opt,name=public_addr,json=publicAddr,proto3" json:"public_addr,omitempty"`
+	PublicPort uint32 `protobuf:"varint,6,opt,name=public_port,json=publicPort,proto3" json:"public_port,omitempty"`
+	RemoteAddr string `protobuf:"bytes,7,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
+	RemotePort uint32 `protobuf:"varint,8,opt,name=remote_port,json=remotePort,proto3" json:"remote_port,omitempty"`
+	State      string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
+	// 0 when the dataplane does not know it.
+	AgeSeconds       uint64 `protobuf:"varint,10,opt,name=age_seconds,json=ageSeconds,proto3" json:"age_seconds,omitempty"`
+	ExpiresInSeconds uint64 `protobuf:"varint,11,opt,name=expires_in_seconds,json=expiresInSeconds,proto3" json:"expires_in_seconds,omitempty"`
+	// Low 24 bits of the generation the session was last validated under.
+	Generation    uint64 `protobuf:"varint,12,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Flow) Reset() {
+	*x = Flow{}
+	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Flow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Flow) ProtoMessage() {}
+
+func (x *Flow) ProtoReflect() protoreflect.Message {
+	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Flow.ProtoReflect.Descriptor instead.
+func (*Flow) Descriptor() ([]byte, []int) {
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Flow) GetVpc() string {
+	if x != nil {
+		return x.Vpc
+	}
+	return ""
+}
+
+func (x *Flow) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *Flow) GetInnerAddr() string {
+	if x != nil {
+		return x.InnerAddr
+	}
+	return ""
+}
+
+func (x *Flow) GetInnerPort() uint32 {
+	if x != nil {
+		return x.InnerPort
+	}
+	return 0
+}
+
+func (x *Flow) GetPublicAddr() string {
+	if x != nil {
+		return x.PublicAddr
+	}
+	return ""
+}
+
+func (x *Flow) GetPublicPort() uint32 {
+	if x != nil {
+		return x.PublicPort
+	}
+	return 0
+}
+
+func (x *Flow) GetRemoteAddr() string {
+	if x != nil {
+		return x.RemoteAddr
+	}
+	return ""
+}
+
+func (x *Flow) GetRemotePort() uint32 {
+	if x != nil {
+		return x.RemotePort
+	}
+	return 0
+}
+
+func (x *Flow) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Flow) GetAgeSeconds() uint64 {
+	if x != nil {
+		return x.AgeSeconds
+	}
+	return 0
+}
+
+func (x *Flow) GetExpiresInSeconds() uint64 {
+	if x != nil {
+		return x.ExpiresInSeconds
+	}
+	return 0
+}
+
+func (x *Flow) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
 
 // Stats is a snapshot of the dataplane's counters, pushed periodically.
 type Stats struct {
@@ -1556,7 +1860,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	mi := &file_tables_v1_tables_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1872,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	mi := &file_tables_v1_tables_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1885,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{18}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Stats) GetGeneration() uint64 {
@@ -1648,7 +1952,7 @@ type PortStats struct {
 
 func (x *PortStats) Reset() {
 	*x = PortStats{}
-	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	mi := &file_tables_v1_tables_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1964,7 @@ func (x *PortStats) String() string {
 func (*PortStats) ProtoMessage() {}
 
 func (x *PortStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	mi := &file_tables_v1_tables_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1977,7 @@ func (x *PortStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortStats.ProtoReflect.Descriptor instead.
 func (*PortStats) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{19}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PortStats) GetName() string {
@@ -1736,7 +2040,7 @@ type NamedCounter struct {
 
 func (x *NamedCounter) Reset() {
 	*x = NamedCounter{}
-	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	mi := &file_tables_v1_tables_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +2052,7 @@ func (x *NamedCounter) String() string {
 func (*NamedCounter) ProtoMessage() {}
 
 func (x *NamedCounter) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	mi := &file_tables_v1_tables_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +2065,7 @@ func (x *NamedCounter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamedCounter.ProtoReflect.Descriptor instead.
 func (*NamedCounter) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{20}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NamedCounter) GetName() string {
@@ -1889,11 +2193,12 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"\rupsert_routes\x18\x02 \x03(\v2\x19.peergate.tables.v1.RouteR\fupsertRoutes\x12#\n" +
 	"\rremove_routes\x18\x03 \x03(\tR\fremoveRoutes\x12I\n" +
 	"\x13upsert_local_routes\x18\x04 \x03(\v2\x19.peergate.tables.v1.RouteR\x11upsertLocalRoutes\x12.\n" +
-	"\x13remove_local_routes\x18\x05 \x03(\tR\x11removeLocalRoutes\"\xac\x01\n" +
+	"\x13remove_local_routes\x18\x05 \x03(\tR\x11removeLocalRoutes\"\xdf\x01\n" +
 	"\x10DataplaneMessage\x121\n" +
 	"\x05hello\x18\x01 \x01(\v2\x19.peergate.tables.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x03ack\x18\x02 \x01(\v2\x17.peergate.tables.v1.AckH\x00R\x03ack\x121\n" +
-	"\x05stats\x18\x03 \x01(\v2\x19.peergate.tables.v1.StatsH\x00R\x05statsB\x05\n" +
+	"\x05stats\x18\x03 \x01(\v2\x19.peergate.tables.v1.StatsH\x00R\x05stats\x121\n" +
+	"\x05flows\x18\x04 \x01(\v2\x19.peergate.tables.v1.FlowsH\x00R\x05flowsB\x05\n" +
 	"\x03msg\"J\n" +
 	"\x05Hello\x12!\n" +
 	"\fdataplane_id\x18\x01 \x01(\tR\vdataplaneId\x12\x1e\n" +
@@ -1904,11 +2209,49 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error\"\x8a\x01\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\xd3\x01\n" +
 	"\x13ControlplaneMessage\x124\n" +
 	"\x06tables\x18\x01 \x01(\v2\x1a.peergate.tables.v1.TablesH\x00R\x06tables\x126\n" +
-	"\x05delta\x18\x02 \x01(\v2\x1e.peergate.tables.v1.TableDeltaH\x00R\x05deltaB\x05\n" +
-	"\x03msg\"\xe4\x03\n" +
+	"\x05delta\x18\x02 \x01(\v2\x1e.peergate.tables.v1.TableDeltaH\x00R\x05delta\x12G\n" +
+	"\rflows_request\x18\x03 \x01(\v2 .peergate.tables.v1.FlowsRequestH\x00R\fflowsRequestB\x05\n" +
+	"\x03msg\"U\n" +
+	"\fFlowsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x10\n" +
+	"\x03vpc\x18\x02 \x01(\tR\x03vpc\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xee\x01\n" +
+	"\x05Flows\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12.\n" +
+	"\x05flows\x18\x02 \x03(\v2\x18.peergate.tables.v1.FlowR\x05flows\x12C\n" +
+	"\bcounters\x18\x03 \x03(\v2'.peergate.tables.v1.Flows.CountersEntryR\bcounters\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x1a;\n" +
+	"\rCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfb\x02\n" +
+	"\x04Flow\x12\x10\n" +
+	"\x03vpc\x18\x01 \x01(\tR\x03vpc\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\tR\bprotocol\x12\x1d\n" +
+	"\n" +
+	"inner_addr\x18\x03 \x01(\tR\tinnerAddr\x12\x1d\n" +
+	"\n" +
+	"inner_port\x18\x04 \x01(\rR\tinnerPort\x12\x1f\n" +
+	"\vpublic_addr\x18\x05 \x01(\tR\n" +
+	"publicAddr\x12\x1f\n" +
+	"\vpublic_port\x18\x06 \x01(\rR\n" +
+	"publicPort\x12\x1f\n" +
+	"\vremote_addr\x18\a \x01(\tR\n" +
+	"remoteAddr\x12\x1f\n" +
+	"\vremote_port\x18\b \x01(\rR\n" +
+	"remotePort\x12\x14\n" +
+	"\x05state\x18\t \x01(\tR\x05state\x12\x1f\n" +
+	"\vage_seconds\x18\n" +
+	" \x01(\x04R\n" +
+	"ageSeconds\x12,\n" +
+	"\x12expires_in_seconds\x18\v \x01(\x04R\x10expiresInSeconds\x12\x1e\n" +
+	"\n" +
+	"generation\x18\f \x01(\x04R\n" +
+	"generation\"\xe4\x03\n" +
 	"\x05Stats\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1965,7 +2308,7 @@ func file_tables_v1_tables_proto_rawDescGZIP() []byte {
 }
 
 var file_tables_v1_tables_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tables_v1_tables_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_tables_v1_tables_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_tables_v1_tables_proto_goTypes = []any{
 	(ActionKind)(0),             // 0: peergate.tables.v1.ActionKind
 	(Attachment_Kind)(0),        // 1: peergate.tables.v1.Attachment.Kind
@@ -1988,11 +2331,15 @@ var file_tables_v1_tables_proto_goTypes = []any{
 	(*Hello)(nil),               // 18: peergate.tables.v1.Hello
 	(*Ack)(nil),                 // 19: peergate.tables.v1.Ack
 	(*ControlplaneMessage)(nil), // 20: peergate.tables.v1.ControlplaneMessage
-	(*Stats)(nil),               // 21: peergate.tables.v1.Stats
-	(*PortStats)(nil),           // 22: peergate.tables.v1.PortStats
-	(*NamedCounter)(nil),        // 23: peergate.tables.v1.NamedCounter
-	nil,                         // 24: peergate.tables.v1.Stats.DropsEntry
-	nil,                         // 25: peergate.tables.v1.Stats.CountersEntry
+	(*FlowsRequest)(nil),        // 21: peergate.tables.v1.FlowsRequest
+	(*Flows)(nil),               // 22: peergate.tables.v1.Flows
+	(*Flow)(nil),                // 23: peergate.tables.v1.Flow
+	(*Stats)(nil),               // 24: peergate.tables.v1.Stats
+	(*PortStats)(nil),           // 25: peergate.tables.v1.PortStats
+	(*NamedCounter)(nil),        // 26: peergate.tables.v1.NamedCounter
+	nil,                         // 27: peergate.tables.v1.Flows.CountersEntry
+	nil,                         // 28: peergate.tables.v1.Stats.DropsEntry
+	nil,                         // 29: peergate.tables.v1.Stats.CountersEntry
 }
 var file_tables_v1_tables_proto_depIdxs = []int32{
 	4,  // 0: peergate.tables.v1.Tables.gateway:type_name -> peergate.tables.v1.Gateway
@@ -2015,21 +2362,25 @@ var file_tables_v1_tables_proto_depIdxs = []int32{
 	8,  // 17: peergate.tables.v1.VpcRouteDelta.upsert_local_routes:type_name -> peergate.tables.v1.Route
 	18, // 18: peergate.tables.v1.DataplaneMessage.hello:type_name -> peergate.tables.v1.Hello
 	19, // 19: peergate.tables.v1.DataplaneMessage.ack:type_name -> peergate.tables.v1.Ack
-	21, // 20: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
-	3,  // 21: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
-	15, // 22: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
-	22, // 23: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
-	23, // 24: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
-	23, // 25: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
-	24, // 26: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
-	25, // 27: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
-	17, // 28: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
-	20, // 29: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
-	29, // [29:30] is the sub-list for method output_type
-	28, // [28:29] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	24, // 20: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
+	22, // 21: peergate.tables.v1.DataplaneMessage.flows:type_name -> peergate.tables.v1.Flows
+	3,  // 22: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
+	15, // 23: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
+	21, // 24: peergate.tables.v1.ControlplaneMessage.flows_request:type_name -> peergate.tables.v1.FlowsRequest
+	23, // 25: peergate.tables.v1.Flows.flows:type_name -> peergate.tables.v1.Flow
+	27, // 26: peergate.tables.v1.Flows.counters:type_name -> peergate.tables.v1.Flows.CountersEntry
+	25, // 27: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
+	26, // 28: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
+	26, // 29: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
+	28, // 30: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
+	29, // 31: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
+	17, // 32: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
+	20, // 33: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
+	33, // [33:34] is the sub-list for method output_type
+	32, // [32:33] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_tables_v1_tables_proto_init() }
@@ -2041,10 +2392,12 @@ func file_tables_v1_tables_proto_init() {
 		(*DataplaneMessage_Hello)(nil),
 		(*DataplaneMessage_Ack)(nil),
 		(*DataplaneMessage_Stats)(nil),
+		(*DataplaneMessage_Flows)(nil),
 	}
 	file_tables_v1_tables_proto_msgTypes[17].OneofWrappers = []any{
 		(*ControlplaneMessage_Tables)(nil),
 		(*ControlplaneMessage_Delta)(nil),
+		(*ControlplaneMessage_FlowsRequest)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2052,7 +2405,7 @@ func file_tables_v1_tables_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tables_v1_tables_proto_rawDesc), len(file_tables_v1_tables_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
