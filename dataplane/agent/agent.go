@@ -51,6 +51,9 @@ type Config struct {
 	ApplyDelta func(*tablesv1.TableDelta) error
 	// Stats returns a snapshot of the counters; nil pushes none.
 	Stats func() *tablesv1.Stats
+	// Flows answers the controlplane's FlowsRequests (stateful-NAT
+	// sessions), on a goroutine of its own; nil answers with an error.
+	Flows func(*tablesv1.FlowsRequest) *tablesv1.Flows
 	// StatsInterval is the period of Stats pushes (default 1 s).
 	StatsInterval time.Duration
 	// MaxBackoff caps the wait between connection attempts (default 800 ms).
@@ -210,6 +213,9 @@ func (a *agent) session(ctx context.Context) (progressed bool, err error) {
 			ack = a.applyTables(msg.Tables)
 		case *tablesv1.ControlplaneMessage_Delta:
 			ack = a.applyDelta(msg.Delta)
+		case *tablesv1.ControlplaneMessage_FlowsRequest:
+			a.answerFlows(msg.FlowsRequest, send, &wg)
+			continue
 		default:
 			a.log.Warn("ignoring an unknown controlplane message")
 			continue
