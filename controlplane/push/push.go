@@ -51,6 +51,7 @@ type Hub struct {
 	deltas []*tablesv1.TableDelta
 	dps    map[string]*dataplane
 	conns  uint64
+	flows  flowsState // FlowsRequests in flight (flows.go)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -175,6 +176,8 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 		id = "anonymous@" + addr
 	}
 	conn := h.register(id, addr)
+	flowReqs := h.flowsAttach(id, conn)
+	defer h.flowsDetach(id, conn)
 	log := h.log.With("dataplane", id, "peer", addr)
 	log.Info("dataplane connected", "running_generation", hello.GetGeneration())
 	defer func() {
@@ -228,6 +231,10 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 			}
 			continue
 		case <-changed:
+		case r := <-flowReqs:
+			if err := sendFlowsRequest(stream, id, r); err != nil {
+				return err
+			}
 		case <-h.closed:
 			return status.Error(codes.Unavailable, "controlplane shutting down")
 		case <-ctx.Done():
@@ -306,6 +313,8 @@ func (h *Hub) receive(stream tablesv1.TablePush_ConnectServer, id string, conn u
 			}
 		case *tablesv1.DataplaneMessage_Stats:
 			h.update(id, conn, func(i *DataplaneInfo) { i.LastStats, i.Stats = now, msg.Stats })
+		case *tablesv1.DataplaneMessage_Flows:
+			h.flowsAnswer(id, conn, msg.Flows)
 		case *tablesv1.DataplaneMessage_Hello:
 			log.Warn("ignoring a second Hello on one stream")
 		default:
