@@ -77,6 +77,8 @@ type opts struct {
 	dpID    string
 	// get bgp --advertised
 	advertised bool
+	// get flows --vpc, --limit (flows.go)
+	flows flowsOpts
 
 	stdout, stderr io.Writer
 	stdin          io.Reader

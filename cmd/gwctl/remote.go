@@ -204,7 +204,7 @@ func getCmd() *command {
 	return &command{
 		name:    "get",
 		summary: "show the controlplane's configuration, routes and status",
-		usage:   "vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status [-o table|json|yaml]",
+		usage:   "vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status|flows [-o table|json|yaml]",
 		remote:  true,
 		help: `Resources:
   vpcs            every VPC of the compiled configuration: attachment, subnets,
@@ -221,16 +221,22 @@ func getCmd() *command {
   tables          the complete compiled tables the dataplanes get
   status          generation, applies accepted and rejected, and every
                   dataplane with the generation it runs
+  flows           the stateful-NAT sessions of every connected dataplane
+                  (inner, public and remote address, state, expiry) and its
+                  session counters (created, expired, drops for a full table
+                  or exhausted ports); --vpc NAME, --limit N, --dataplane ID
 
 Examples:
   gwctl get routes vpc-1
   gwctl get bgp
   gwctl get status -o json
+  gwctl get flows --vpc vpc-1 --limit 20
   gwctl get objects -o yaml > backup.yaml
 `,
 		flags: func(fs *flag.FlagSet, o *opts) {
 			outputFlag(fs, o, "table", "json", "yaml")
 			fs.BoolVar(&o.advertised, "advertised", false, "get bgp: list the advertised prefixes")
+			flowsFlags(fs, o)
 		},
 		run: func(ctx context.Context, o *opts, args []string) error {
 			if err := checkOutput(o, "table", "json", "yaml"); err != nil {
@@ -270,6 +276,8 @@ Examples:
 				return getStatus(ctx, o)
 			case "bgp":
 				return getBGP(ctx, o, arg)
+			case "flows", "flow":
+				return getFlows(ctx, o)
 			}
 			return usageError{fmt.Sprintf("unknown resource %q: want vpcs, peerings, routes, bgp, objects, tables or status", what)}
 		},
