@@ -133,7 +133,7 @@ func TestRemoteCommands(t *testing.T) {
 		{"get routes -o json prints the response", []string{"get", "routes", "vpc-1", "-o", "json"}, 0, `"vpcNames"`, ""},
 		{"get objects -o yaml prints a manifest", []string{"get", "objects", "-o", "yaml"}, 0, "cidrBlock: 10.0.0.0/16", ""},
 		{"get status counts the rejection", []string{"get", "status"}, 0, "applies rejected:  1", ""},
-		{"get of an unknown resource is a usage error", []string{"get", "flows"}, 2, "", "unknown resource"},
+		{"get of an unknown resource is a usage error", []string{"get", "gizmos"}, 2, "", "unknown resource"},
 		{"stats without dataplanes says so", []string{"stats"}, 0, "no dataplane", ""},
 		{"get bgp without a speaker says why", []string{"get", "bgp"}, 0, "not running", ""},
 		{"get bgp -o json prints the response", []string{"get", "bgp", "-o", "json"}, 0, "{", ""},
