@@ -121,17 +121,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 
-	d := &dataplane{log: log, workers: *workers, cores: coreList, epoch: time.Now()}
-	if d.nat, err = nat.NewStateful(nat.Config{Capacity: *sessions}); err != nil {
-		return fmt.Errorf("stateful NAT: %w", err)
+	if *sessions < 1 {
+		return fmt.Errorf("--nat-sessions %d: need at least one", *sessions)
 	}
-	d.pipe = pipeline.New(&d.fib, pipeline.Config{StatefulNAT: statefulNAT{d.nat}})
+	d := &dataplane{log: log, workers: *workers, cores: coreList}
+	// The pipeline owns the stateful NAT: it builds the session table at the
+	// first generation with pools, reconfigures it per generation and sweeps
+	// it from the workers.
+	d.pipe = pipeline.New(&d.fib, pipeline.Config{NATSessions: *sessions})
 	defer d.close()
-	// Expired sessions are swept in the background on about the workers'
-	// clock (the runtime's epoch is taken a moment after this one).
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go d.nat.Run(sweepCtx, func() int64 { return int64(time.Since(d.epoch)) }, time.Second)
 
 	log.Info("connecting to controlplane", "address", *addr, "id", *id)
 	err = agent.Run(ctx, agent.Config{
@@ -140,6 +138,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Apply:       d.apply,
 		ApplyDelta:  d.applyDelta,
 		Stats:       d.stats,
+		Flows:       d.flows,
 		Logger:      log,
 	})
 	log.Info("shutting down")
@@ -154,10 +153,8 @@ type dataplane struct {
 	workers int
 	cores   []int
 
-	fib   fib.Holder
-	pipe  *pipeline.Pipeline
-	nat   *nat.Stateful
-	epoch time.Time
+	fib  fib.Holder
+	pipe *pipeline.Pipeline
 
 	mu     sync.Mutex
 	rt     *runtime.Runtime
@@ -190,12 +187,9 @@ func (d *dataplane) apply(t *tablesv1.Tables) error {
 	if err != nil {
 		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
 	}
-	if err := d.reconfigureNAT(t); err != nil {
-		return err
-	}
 	d.fib.Store(snap)
 	d.tables = t
-	return nil
+	return d.natError(t)
 }
 
 // start brings the ports and workers up with the first tables that have
@@ -219,12 +213,6 @@ func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error 
 		}
 		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
 	}
-	if err := d.reconfigureNAT(t); err != nil {
-		if cerr := rt.Close(); cerr != nil {
-			d.log.Warn("close runtime", "err", cerr)
-		}
-		return err
-	}
 	d.fib.Store(snap)
 	if err := rt.Start(); err != nil {
 		if cerr := rt.Close(); cerr != nil {
@@ -237,14 +225,11 @@ func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error 
 	return nil
 }
 
-// reconfigureNAT gives the stateful NAT the generation's pools before the
-// snapshot that refers to them is swapped in.
-func (d *dataplane) reconfigureNAT(t *tablesv1.Tables) error {
-	pools, err := nat.PoolsFromTables(t.GetNatPools())
-	if err == nil {
-		err = d.nat.Reconfigure(pools, t.GetGeneration())
-	}
-	if err != nil {
+// natError checks the generation's NAT pools the way the pipeline will
+// configure them (at the first burst that sees the snapshot), so a bad pool
+// is refused in the acknowledgement instead of only being logged.
+func (d *dataplane) natError(t *tablesv1.Tables) error {
+	if _, err := nat.PoolsFromTables(t.GetNatPools()); err != nil {
 		return fmt.Errorf("generation %d: stateful NAT: %w", t.GetGeneration(), err)
 	}
 	return nil
@@ -344,17 +329,19 @@ func (d *dataplane) stats() *tablesv1.Stats {
 	for k, v := range c.EventsByName() {
 		s.Counters[k] = v
 	}
-	nc := d.nat.Counters()
-	s.Sessions = nc.Sessions
-	for k, v := range nc.Drops {
-		if v != 0 {
-			s.Drops[k] += v
+	s.Vpcs, s.Peerings = d.pipe.Traffic()
+	// NAT drops are counted by the workers already (DropsByName); the NAT's
+	// own counters add sessions and their lifecycle.
+	if nc, ok := d.pipe.NATCounters(); ok {
+		s.Sessions = nc.Sessions
+		for k, v := range map[string]uint64{"nat_sessions_created": nc.Created, "nat_sessions_expired": nc.Expired, "nat_sessions_killed": nc.Killed} {
+			if v != 0 {
+				s.Counters[k] = v
+			}
 		}
 	}
-	for k, v := range map[string]uint64{"nat_sessions_created": nc.Created, "nat_sessions_expired": nc.Expired, "nat_sessions_killed": nc.Killed} {
-		if v != 0 {
-			s.Counters[k] = v
-		}
+	if _, err := d.pipe.NAT(); err != nil {
+		d.log.Warn("stateful NAT", "err", err)
 	}
 	w := rs.Total
 	for k, v := range map[string]uint64{
@@ -428,27 +415,61 @@ func parseCores(s string) ([]int, error) {
 	return out, nil
 }
 
-// statefulNAT adapts nat.Stateful to the pipeline's hook: the two request
-// types have the same fields; only the result's encoding differs. The copy
-// goes through a stack array, so nothing is allocated per burst.
-type statefulNAT struct{ s *nat.Stateful }
+// maxFlows caps a flows listing when the request gives no limit: the answer
+// travels in one message.
+const maxFlows = 10000
 
-func (a statefulNAT) Translate(now int64, reqs []pipeline.NATRequest) {
-	var buf [32]nat.Request
-	for len(reqs) > 0 {
-		n := min(len(reqs), len(buf))
-		for i := range n {
-			q := &reqs[i]
-			buf[i] = nat.Request{Packet: q.Packet, SrcVPC: q.SrcVPC, DstVPC: q.DstVPC, Pool: q.Pool, Reverse: q.Reverse}
-		}
-		a.s.Translate(now, buf[:n])
-		for i := range n {
-			reqs[i].Result = pipeline.NATDrop
-			if buf[i].Result == nat.OK {
-				reqs[i].Result = pipeline.NATOK
-			}
-			buf[i].Packet = nil
-		}
-		reqs = reqs[n:]
+// flows answers the controlplane's FlowsRequest from the pipeline's
+// stateful NAT sessions (gwctl get flows).
+func (d *dataplane) flows(req *tablesv1.FlowsRequest) *tablesv1.Flows {
+	d.mu.Lock()
+	t := d.tables
+	d.mu.Unlock()
+	f := nat.Filter{AllVPCs: req.GetVpc() == "", Limit: maxFlows}
+	if l := int(req.GetLimit()); l > 0 && l < maxFlows {
+		f.Limit = l
 	}
+	names := map[uint32]string{}
+	for i, v := range t.GetVpcs() {
+		names[uint32(i)] = v.GetName()
+		if !f.AllVPCs && v.GetName() == req.GetVpc() {
+			f.VPC = uint32(i)
+		}
+	}
+	if _, ok := names[f.VPC]; !f.AllVPCs && (!ok || names[f.VPC] != req.GetVpc()) {
+		return &tablesv1.Flows{Error: fmt.Sprintf("no VPC %q in generation %d", req.GetVpc(), t.GetGeneration())}
+	}
+	out := &tablesv1.Flows{Counters: map[string]uint64{}}
+	if nc, ok := d.pipe.NATCounters(); ok {
+		out.Counters["sessions"] = nc.Sessions
+		out.Counters["created"] = nc.Created
+		out.Counters["expired"] = nc.Expired
+		out.Counters["killed"] = nc.Killed
+		for k, v := range nc.Drops {
+			out.Counters[k] = v
+		}
+	}
+	for _, s := range d.pipe.Sessions(f) {
+		out.Flows = append(out.Flows, &tablesv1.Flow{
+			Vpc: names[s.VPC], Protocol: protoName(s.Proto),
+			InnerAddr: s.Inner.Addr().String(), InnerPort: uint32(s.Inner.Port()),
+			PublicAddr: s.Public.Addr().String(), PublicPort: uint32(s.Public.Port()),
+			RemoteAddr: s.Remote.Addr().String(), RemotePort: uint32(s.Remote.Port()),
+			State: s.State, ExpiresInSeconds: uint64(max(s.ExpiresIn, 0) / time.Second),
+			Generation: uint64(s.Generation),
+		})
+	}
+	return out
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 1:
+		return "icmp"
+	}
+	return strconv.Itoa(int(p))
 }
