@@ -536,6 +536,9 @@ func runAFPacket(ctx context.Context, e *Env, r *Result) error {
 			loss = 100 * float64(x.Sent-min(x.Sent, x.Received)) / float64(x.Sent)
 		}
 		r.Figures = append(r.Figures, Figure{Name: label + ": loss", Unit: "% of sent", LowerIsBetter: true, Value: math.Round(loss*1000) / 1000, Command: cmd})
+		if x.Mode == "topspeed" && x.Sent > 0 && x.Received == x.Sent {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s carried everything tcpreplay offered (%.3f Mpps): the sender, one tcpreplay process, set this rate, not the path; the path's own limit is higher and not measured by this run.", label, x.Offered))
+		}
 		r.Notes = append(r.Notes, fmt.Sprintf("%s: sent %d (%.3f Mpps offered), received %d, dropped with a reason %d%s, other traffic the gateway dropped %d, unexplained %d",
 			label, x.Sent, x.Offered, x.Received, x.Explained, reasons(x.Reasons), x.Background, x.Lost))
 	}
