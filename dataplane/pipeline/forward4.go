@@ -44,8 +44,10 @@ func rewrite4(a uint32, pfx *[16]byte, bits uint8) uint32 {
 type l4info struct {
 	first        bool
 	sport, dport uint16
-	csumOff      int // offset of the L4 checksum in the IP payload, -1 none
-	icmpType     uint8
+	// csumOff is the offset of the L4 checksum in the IP payload, -1 none
+	// (int8: the struct fits in one register, returned and stored cheaply).
+	csumOff  int8
+	icmpType uint8
 }
 
 func parseL4(proto uint8, l4 []byte, first bool) (l4info, bool) {
@@ -324,7 +326,7 @@ func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, ne
 	if l4.csumOff < 0 || proto == packet.ProtoICMP {
 		return
 	}
-	c := ip[ihl+l4.csumOff:]
+	c := ip[ihl+int(l4.csumOff):]
 	n := ^packet.Fold(uint32(^binary.BigEndian.Uint16(c)) + delta)
 	if proto == packet.ProtoUDP && n == 0 {
 		n = 0xffff

@@ -153,7 +153,7 @@ func (w *Worker) forward6(p *pkt) {
 	ip.SetHopLimit(ip.HopLimit() - dec)
 	if newSrc != src16 || newDst != dst16 {
 		if l4.csumOff >= 0 {
-			c := ip[packet.IPv6MinLen+l4.csumOff:]
+			c := ip[packet.IPv6MinLen+int(l4.csumOff):]
 			hc := binary.BigEndian.Uint16(c)
 			hc = packet.UpdateBytes(hc, src16[:], newSrc[:])
 			hc = packet.UpdateBytes(hc, dst16[:], newDst[:])
