@@ -19,8 +19,10 @@ import (
 	"github.com/peergate/peergate/dataplane/agent"
 	"github.com/peergate/peergate/dataplane/dpdk"
 	"github.com/peergate/peergate/dataplane/fib"
+	dpmetrics "github.com/peergate/peergate/dataplane/metrics"
 	"github.com/peergate/peergate/dataplane/pipeline"
 	"github.com/peergate/peergate/dataplane/runtime"
+	"github.com/peergate/peergate/internal/metrics"
 	"github.com/peergate/peergate/nat"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
@@ -29,7 +31,7 @@ func init() {
 	commands["run"] = command{name: "run", summary: "forward traffic on DPDK ports with tables from the controlplane", run: runRun}
 }
 
-const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL]
+const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR]
 
 Connects to the controlplane's table push service, waits for the first
 tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
@@ -68,6 +70,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	hostname, _ := os.Hostname()
 	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. :9101; default: off)")
 	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -130,6 +133,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// it from the workers.
 	d.pipe = pipeline.New(&d.fib, pipeline.Config{NATSessions: *sessions})
 	defer d.close()
+	if *metricsAddr != "" {
+		reg, err := metrics.NewRegistry(dpmetrics.New(d.stats, func() dpmetrics.Extra {
+			if nc, ok := d.pipe.NATCounters(); ok {
+				return dpmetrics.Extra{NATCapacity: nc.Capacity}
+			}
+			return dpmetrics.Extra{}
+		}))
+		if err != nil {
+			return err
+		}
+		if _, err := metrics.Serve(ctx, *metricsAddr, reg, log); err != nil {
+			return err
+		}
+	}
 
 	log.Info("connecting to controlplane", "address", *addr, "id", *id)
 	err = agent.Run(ctx, agent.Config{
