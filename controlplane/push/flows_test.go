@@ -156,9 +156,20 @@ func TestADataplaneThatDoesNotAnswerIsReportedWhenTheContextEnds(t *testing.T) {
 		got, _ := hub.Flows(ctx, "", &tablesv1.FlowsRequest{})
 		done <- got
 	}()
-	// The silent dataplane got the request and ignores it; the caller
-	// gives up.
+	// The silent dataplane got the request and ignores it; once dp-a's
+	// answer is in (its request no longer pending), the caller gives up.
 	recvRequest(t, silent)
+	for end := time.Now().Add(flowsHang); ; time.Sleep(time.Millisecond) {
+		hub.flows.mu.Lock()
+		n := len(hub.flows.pending)
+		hub.flows.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d requests pending, want only dp-silent's", n)
+		}
+	}
 	cancel()
 	got := <-done
 	if len(got) != 2 || got[0].Err != nil || got[1].Err == nil || !strings.Contains(got[1].Err.Error(), "did not answer") {
