@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,12 +21,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/peergate/peergate/controlplane/bgpsync"
 	"github.com/peergate/peergate/controlplane/manifest"
 	"github.com/peergate/peergate/controlplane/push"
 	"github.com/peergate/peergate/controlplane/server"
 	"github.com/peergate/peergate/controlplane/store"
+	"github.com/peergate/peergate/internal/metrics"
+	"github.com/peergate/peergate/internal/tlsconfig"
 )
 
 const (
@@ -46,6 +50,7 @@ const usage = `controlplane - peergate control plane daemon
 Usage:
   controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
                [--bgp-listen-port PORT] [--bgp-connect-retry DURATION]
+               [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--metrics ADDR]
 
 Owns the gateway's configuration: loads the configuration it persisted
 last from --state-dir, applies the --config files and directories on top
@@ -57,8 +62,12 @@ change is written to the state directory before it goes live.
 ADDR is unix:///path/to.sock (the socket is created mode 0600; a stale
 socket left by a crash is replaced) or host:port for TCP. --listen may be
 given more than once, e.g. a unix socket for gwctl and a TCP address for
-remote dataplanes. Both services are served on every address. The API has
-no authentication: keep TCP addresses on a management network.
+remote dataplanes. Both services are served on every address. Unix
+sockets are guarded by their mode; TCP addresses use mutual TLS when
+--tls-cert, --tls-key and --tls-ca are given (TLS 1.3; a client without a
+certificate signed by --tls-ca is refused at the handshake), and have no
+authentication otherwise (a warning is logged): keep such addresses on a
+management network. --metrics ADDR serves Prometheus metrics over HTTP.
 
 BGP: when the configuration has a Gateway with an ASN and an IPv4 router
 ID, an embedded BGP speaker (gobgp) runs with that identity and opens a
@@ -101,6 +110,11 @@ func run() int {
 	var bo bgpsync.Options
 	bgpPort := fs.Int("bgp-listen-port", -1, "TCP port the BGP speaker accepts sessions on; -1 = do not listen (connect out only)")
 	fs.DurationVar(&bo.ConnectRetry, "bgp-connect-retry", 5*time.Second, "pause between attempts to reach a BGP neighbour that is down")
+	var sec security
+	fs.StringVar(&sec.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9100; default: off)")
+	fs.StringVar(&sec.tls.Cert, "tls-cert", "", "PEM certificate of the API on TCP addresses (mutual TLS; with --tls-key and --tls-ca)")
+	fs.StringVar(&sec.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&sec.tls.CA, "tls-ca", "", "PEM CA that signs the clients' certificates: a TCP client without one is refused")
 	printUsage := func(w io.Writer) {
 		fmt.Fprint(w, usage)
 		fs.SetOutput(w)
@@ -136,7 +150,7 @@ func run() int {
 		return 2
 	}
 	bo.ListenPort, bo.Logger = int32(*bgpPort), log
-	if err := serve(ctx, log, listens, *stateDir, configs, bo); err != nil {
+	if err := serve(ctx, log, listens, *stateDir, configs, bo, sec); err != nil {
 		log.Error("controlplane stopped", "err", err)
 		return 1
 	}
@@ -158,7 +172,20 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string, bo bgpsync.Options) error {
+// security holds the flags of the API's transport and the metrics address.
+type security struct {
+	tls     tlsconfig.Files
+	metrics string
+}
+
+func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string, bo bgpsync.Options, sec security) error {
+	var tlsCfg *tls.Config
+	if sec.tls.Enabled() {
+		var err error
+		if tlsCfg, err = tlsconfig.Server(sec.tls); err != nil {
+			return err
+		}
+	}
 	st, err := store.Open(stateDir, log)
 	if err != nil {
 		return err
@@ -189,8 +216,29 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 		<-bgpDone
 	}()
 
-	g := grpc.NewServer(srv.GRPCOptions()...)
+	m := newCPMetrics(srv, hub, syncer)
+	if sec.metrics != "" {
+		reg, err := metrics.NewRegistry(m)
+		if err != nil {
+			return err
+		}
+		if _, err := metrics.Serve(ctx, sec.metrics, reg, log); err != nil {
+			return err
+		}
+	}
+	opts := append(srv.GRPCOptions(), grpc.ChainUnaryInterceptor(m.countApplies))
+	// Unix sockets are guarded by their file mode; TCP addresses by mutual
+	// TLS when configured (a second server, since credentials are per
+	// server).
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
+	gs := []*grpc.Server{g}
+	gTCP := g
+	if tlsCfg != nil {
+		gTCP = grpc.NewServer(append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))...)
+		srv.Register(gTCP)
+		gs = append(gs, gTCP)
+	}
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -206,26 +254,43 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	}
 	errc := make(chan error, len(lns))
 	for i, ln := range lns {
-		log.Info("serving", "address", listens[i], "state_dir", stateDir, "generation", srv.Generation())
-		go func() { errc <- g.Serve(ln) }()
+		gl, mode := g, "unix socket mode 0600"
+		if ln.Addr().Network() != "unix" {
+			gl, mode = gTCP, "mutual TLS"
+			if tlsCfg == nil {
+				mode = "no authentication"
+				log.Warn("TCP address without --tls-cert/--tls-key/--tls-ca: anyone who reaches it may change the configuration", "address", listens[i])
+			}
+		}
+		log.Info("serving", "address", listens[i], "security", mode, "state_dir", stateDir, "generation", srv.Generation())
+		go func() { errc <- gl.Serve(ln) }()
 	}
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case err := <-errc:
-		g.Stop()
+		for _, g := range gs {
+			g.Stop()
+		}
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv.Shutdown()
 	hub.Close()
 	stopped := make(chan struct{})
-	go func() { g.GracefulStop(); close(stopped) }()
+	go func() {
+		for _, g := range gs {
+			g.GracefulStop()
+		}
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 	case <-time.After(shutdownGrace):
 		log.Warn("graceful stop timed out, closing remaining connections")
-		g.Stop()
+		for _, g := range gs {
+			g.Stop()
+		}
 	}
 	return nil
 }
