@@ -37,7 +37,13 @@ func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16,
 			return
 		}
 	}
-	if !w.pushL2(b, vpc, a.mac, etype, a.vtep, a.vtepMAC, hash) {
+	var ok bool
+	if a.hasTmpl {
+		ok = w.pushTemplate(b, a, etype, hash)
+	} else {
+		ok = w.pushL2(b, vpc, a.mac, etype, a.vtep, a.vtepMAC, hash)
+	}
+	if !ok {
 		w.fail(b, DropNoHeadroom, held)
 		return
 	}
@@ -77,6 +83,50 @@ func (w *Worker) resolve(a *adjacency, b *Buf, vid int, vpc *fib.VPC, k neighKey
 		until = min(until, oe.updated+neighLifetime)
 	}
 	*a = adjacency{key: k, gen: w.learnGen, until: until, mac: e.mac, vtep: vtep, vtepMAC: vtepMAC}
+	if vpc.Kind == fib.AttachVXLAN {
+		a.buildTemplate(vpc, w.p.cfg.DefaultTTL, w.snap.VTEP)
+	}
+	return true
+}
+
+// buildTemplate precomputes a VXLAN adjacency's headers (valid as long as
+// the adjacency: the snapshot's VTEP, VNI and MACs change only with
+// learnGen).
+func (a *adjacency) buildTemplate(vpc *fib.VPC, ttl uint8, src uint32) {
+	m := a.tmpl[:]
+	packet.Ethernet(m).Encode(a.vtepMAC, vpc.MAC, packet.EtherTypeIPv4)
+	encodeOuter4(m[14:34], 0, 0, ttl, src, a.vtep)
+	packet.UDP(m[34:]).Encode(0, packet.VXLANPort, 0, 0)
+	packet.VXLAN(m[42:]).Encode(vpc.VNI)
+	packet.Ethernet(m[50:]).Encode(a.mac, vpc.MAC, 0)
+	w2 := uint32(ttl)<<8 | packet.ProtoUDP
+	a.tsum = 0x4500 + w2 + src>>16 + src&0xffff + a.vtep>>16 + a.vtep&0xffff
+	a.hasTmpl = true
+}
+
+// pushTemplate writes a VXLAN adjacency's headers in front of b's packet:
+// one copy of the template, then the per-packet fields.
+func (w *Worker) pushTemplate(b *Buf, a *adjacency, etype uint16, hash uint32) bool {
+	start := b.Off - vxlanHdrs
+	if start < 0 {
+		return false
+	}
+	m := b.Mem[start : b.Off+b.Len]
+	_ = m[vxlanHdrs-1]
+	copy(m[:vxlanHdrs], a.tmpl[:])
+	ipl := len(m) - packet.EthernetMinLen
+	w.ipID++
+	id := uint32(w.ipID)
+	s := a.tsum + uint32(ipl) + id
+	s = s&0xffff + s>>16
+	s = s&0xffff + s>>16
+	binary.BigEndian.PutUint16(m[16:], uint16(ipl))
+	binary.BigEndian.PutUint16(m[18:], uint16(id))
+	binary.BigEndian.PutUint16(m[24:], ^uint16(s))
+	binary.BigEndian.PutUint16(m[34:], uint16(49152|hash&0x3fff))
+	binary.BigEndian.PutUint16(m[38:], uint16(ipl-packet.IPv4MinLen))
+	binary.BigEndian.PutUint16(m[62:], etype)
+	b.Off, b.Len = start, len(m)
 	return true
 }
 

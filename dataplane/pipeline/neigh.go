@@ -165,6 +165,13 @@ type adjacency struct {
 	mac     [6]byte
 	vtepMAC [6]byte
 	vtep    uint32
+	// VXLAN attachments: the headers pushL2 would write (outer Ethernet,
+	// IPv4, UDP, VXLAN, inner Ethernet) with the outer IPv4 checksum summed
+	// over its constant words (tsum); per packet only the lengths, the ID,
+	// the checksum, the UDP source port and the inner EtherType change.
+	tmpl    [vxlanHdrs]byte
+	tsum    uint32
+	hasTmpl bool
 }
 
 const adjCacheSize = 256
