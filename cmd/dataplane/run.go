@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/peergate/peergate/dataplane/pipeline"
 	"github.com/peergate/peergate/dataplane/runtime"
 	"github.com/peergate/peergate/internal/metrics"
+	"github.com/peergate/peergate/internal/tlsconfig"
 	"github.com/peergate/peergate/nat"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
@@ -32,6 +34,7 @@ func init() {
 }
 
 const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR]
+                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 
 Connects to the controlplane's table push service, waits for the first
 tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
@@ -71,6 +74,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. :9101; default: off)")
+	var tlsFiles tlsconfig.Files
+	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "PEM `file`: this dataplane's client certificate for a controlplane on TCP with mutual TLS (with --tls-key and --tls-ca)")
+	fs.StringVar(&tlsFiles.Key, "tls-key", "", "PEM `file`: the private key of --tls-cert")
+	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "PEM `file`: the CA that signed the controlplane's certificate")
+	tlsName := fs.String("tls-server-name", "", "`name` expected in the controlplane's certificate (default: the host of --controlplane)")
 	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,6 +132,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 
+	var tlsCfg *tls.Config
+	if tlsFiles.Enabled() {
+		if tlsCfg, err = tlsconfig.Client(tlsFiles, *tlsName); err != nil {
+			return err
+		}
+	}
 	if *sessions < 1 {
 		return fmt.Errorf("--nat-sessions %d: need at least one", *sessions)
 	}
@@ -156,6 +170,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ApplyDelta:  d.applyDelta,
 		Stats:       d.stats,
 		Flows:       d.flows,
+		TLS:         tlsCfg,
 		Logger:      log,
 	})
 	log.Info("shutting down")

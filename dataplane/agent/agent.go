@@ -13,6 +13,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -64,6 +66,10 @@ type Config struct {
 	// Generation is what the dataplane runs when Run starts (0 = nothing).
 	Generation uint64
 	Logger     *slog.Logger
+	// TLS, when set, secures the link with it (mutual TLS: it carries the
+	// dataplane's certificate); nil dials without transport security (unix
+	// sockets, guarded by their file mode).
+	TLS *tls.Config
 	// DialOptions are added to the agent's own (tests use a custom dialer).
 	DialOptions []grpc.DialOption
 }
@@ -92,8 +98,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log = log.With("controlplane", cfg.Address)
 
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
 	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		// gRPC's own reconnect backoff decides how soon a restarted
 		// controlplane is seen; its default grows to two minutes.
 		grpc.WithConnectParams(grpc.ConnectParams{
