@@ -28,11 +28,13 @@ build: deps
 	@mkdir -p $(BIN)
 	$(GO) build -tags '$(GOTAGS)' -o $(BIN)/ ./cmd/...
 
-# test runs the whole suite. Tests that need root, DPDK or namespaces skip
-# with a message when those are missing.
+# test runs the whole suite, then bench-quick. Tests that need root, DPDK or
+# namespaces skip with a message when those are missing.
 test: deps build
 	$(GO) vet -tags '$(GOTAGS)' ./...
 	PEERGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(GOTAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# The CI-sized benchmark run: fails on unexplained packet loss, asserts no speed.
+	$(GO) run ./bench/cmd/harness -quick
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -48,6 +50,17 @@ proto:
 testdata:
 	$(GO) generate ./dataplane/replay
 	$(GO) test ./controlplane/compile -update
+
+# bench runs every scenario of the harness against its reference and
+# regenerates bench/README.md from bench/results/*.json (tens of minutes, root).
+bench: deps
+	$(GO) run ./bench/cmd/harness -log bench/results/bench.log
+
+# bench-quick is the CI-sized run (under 5 minutes): the pipeline benchmark
+# and a paced pcap replay through the af_packet path that fails on any packet
+# neither received nor dropped with a reason. It asserts no speed.
+bench-quick: deps
+	$(GO) run ./bench/cmd/harness -quick
 
 bench-lpm: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./lpm/
