@@ -35,6 +35,7 @@ type Collector struct {
 	peerPkts, peerBytes                *prometheus.Desc
 	drops, events                      *prometheus.Desc
 	sessions, capacity                 *prometheus.Desc
+	busy                               *prometheus.Desc
 }
 
 // New returns a Collector of snap; extra may be nil.
@@ -60,6 +61,8 @@ func New(snap Snapshot, extra func() Extra) *Collector {
 		events:      d("events_total", "Pipeline and runtime events (punted, generated, held, bursts, NAT session lifecycle, ...).", "event"),
 		sessions:    d("nat_sessions", "Live stateful NAT sessions."),
 		capacity:    d("nat_session_capacity", "Stateful NAT session table capacity."),
+		busy: d("worker_busy_ratio", "Share of the workers' polls that found packets since start "+
+			"(over a window: rate(peergate_dataplane_events_total{event=\"bursts\"}) / rate(peergate_dataplane_events_total{event=\"polls\"}))."),
 	}
 }
 
@@ -67,7 +70,7 @@ func New(snap Snapshot, extra func() Extra) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.generation, c.portRxPkts, c.portRxBytes, c.portRxDrp,
 		c.portTxPkts, c.portTxBytes, c.portTxDrp, c.vpcPkts, c.vpcBytes, c.peerPkts, c.peerBytes,
-		c.drops, c.events, c.sessions, c.capacity} {
+		c.drops, c.events, c.sessions, c.capacity, c.busy} {
 		ch <- d
 	}
 }
@@ -107,6 +110,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.events, s.GetCounters()[k], k)
 	}
 	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(s.GetSessions()))
+	if polls := s.GetCounters()["polls"]; polls > 0 {
+		ch <- prometheus.MustNewConstMetric(c.busy, prometheus.GaugeValue, float64(s.GetCounters()["bursts"])/float64(polls))
+	}
 	if c.extra != nil {
 		if e := c.extra(); e.NATCapacity > 0 {
 			ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(e.NATCapacity))

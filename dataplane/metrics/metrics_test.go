@@ -17,7 +17,7 @@ func TestTheSnapshotIsExposedUnderItsMetricNames(t *testing.T) {
 		Vpcs:       []*tablesv1.NamedCounter{{Name: "vpc-a", Packets: 5, Bytes: 500}},
 		Peerings:   []*tablesv1.NamedCounter{{Name: "a-b", Packets: 4, Bytes: 400}},
 		Drops:      map[string]uint64{"unknown_vni": 3},
-		Counters:   map[string]uint64{"bursts": 2},
+		Counters:   map[string]uint64{"bursts": 2, "polls": 8},
 		Sessions:   6,
 	}
 	c := metrics.New(func() *tablesv1.Stats { return s }, func() metrics.Extra { return metrics.Extra{NATCapacity: 1024} })
@@ -43,11 +43,15 @@ peergate_dataplane_port_rx_packets_total{port="p0"} 10
 # HELP peergate_dataplane_vpc_rx_bytes_total Bytes received from a VPC.
 # TYPE peergate_dataplane_vpc_rx_bytes_total counter
 peergate_dataplane_vpc_rx_bytes_total{vpc="vpc-a"} 500
+# HELP peergate_dataplane_worker_busy_ratio Share of the workers' polls that found packets since start (over a window: rate(peergate_dataplane_events_total{event="bursts"}) / rate(peergate_dataplane_events_total{event="polls"})).
+# TYPE peergate_dataplane_worker_busy_ratio gauge
+peergate_dataplane_worker_busy_ratio 0.25
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"peergate_dataplane_config_generation", "peergate_dataplane_drops_total", "peergate_dataplane_nat_sessions",
 		"peergate_dataplane_nat_session_capacity", "peergate_dataplane_peering_packets_total",
-		"peergate_dataplane_port_rx_packets_total", "peergate_dataplane_vpc_rx_bytes_total"); err != nil {
+		"peergate_dataplane_port_rx_packets_total", "peergate_dataplane_vpc_rx_bytes_total",
+		"peergate_dataplane_worker_busy_ratio"); err != nil {
 		t.Error(err)
 	}
 }

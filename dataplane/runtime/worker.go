@@ -30,12 +30,20 @@ type WorkerStats struct {
 	Generated   uint64 // Output.Extra sent or dropped
 	Held        uint64 // VerdictHeld
 	AllocFailed uint64 // Allocator.Alloc found the pool empty
-	Bursts      uint64 // non-empty RX bursts
+	Bursts      uint64 // polls that found packets
+	// Polls counts passes over the worker's queues: Bursts/Polls is the
+	// worker's busy ratio (a poll-mode core is at 100% CPU whatever its
+	// load; this says how much of that was work).
+	Polls uint64
 }
 
+// numWorkerStats is the number of uint64 fields of WorkerStats, which add
+// and the atomic mirror walk as an array.
+const numWorkerStats = int(unsafe.Sizeof(WorkerStats{}) / 8)
+
 func (s *WorkerStats) add(o *WorkerStats) {
-	a := (*[13]uint64)(unsafe.Pointer(s))
-	b := (*[13]uint64)(unsafe.Pointer(o))
+	a := (*[numWorkerStats]uint64)(unsafe.Pointer(s))
+	b := (*[numWorkerStats]uint64)(unsafe.Pointer(o))
 	for i := range a {
 		a[i] += b[i]
 	}
@@ -43,10 +51,10 @@ func (s *WorkerStats) add(o *WorkerStats) {
 
 // workerCounters is WorkerStats with atomic fields: the worker adds once per
 // burst, Stats reads at any time.
-type workerCounters struct{ c [13]atomic.Uint64 }
+type workerCounters struct{ c [numWorkerStats]atomic.Uint64 }
 
 func (c *workerCounters) addAll(s *WorkerStats) {
-	a := (*[13]uint64)(unsafe.Pointer(s))
+	a := (*[numWorkerStats]uint64)(unsafe.Pointer(s))
 	for i, v := range a {
 		if v != 0 {
 			c.c[i].Add(v)
@@ -57,7 +65,7 @@ func (c *workerCounters) addAll(s *WorkerStats) {
 
 func (c *workerCounters) read() WorkerStats {
 	var s WorkerStats
-	a := (*[13]uint64)(unsafe.Pointer(&s))
+	a := (*[numWorkerStats]uint64)(unsafe.Pointer(&s))
 	for i := range a {
 		a[i] = c.c[i].Load()
 	}
@@ -210,6 +218,7 @@ func (w *worker) loop() {
 			}
 		}
 		w.flushAll()
+		w.acc.Polls++
 		if now-w.lastTk > int64(time.Millisecond) {
 			w.lastTk = now
 			w.proc.Tick(now, &w.out)
