@@ -30,11 +30,14 @@ import (
 )
 
 func init() {
-	commands["run"] = command{name: "run", summary: "forward traffic on DPDK ports with tables from the controlplane", run: runRun}
+	commands["run"] = command{name: "run", summary: "forward traffic on DPDK ports with tables from the controlplane",
+		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return runDataplane(ctx, args, stdout, stderr, true)
+		}}
 }
 
 const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR]
-                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+                    [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]] [--keep-caps LIST]
 
 Connects to the controlplane's table push service, waits for the first
 tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
@@ -56,10 +59,27 @@ keeps running its previous generation: restart the dataplane to take the new
 ports (it then starts with the current generation). Restarting ports in
 place would stop forwarding on every port; doing it on purpose is safer.
 
+Capabilities: before EAL starts, the dataplane drops every capability but
+the ones DPDK needs (cap_net_raw, cap_net_admin, cap_ipc_lock; plus
+cap_sys_rawio, cap_sys_admin, cap_dac_read_search when vfio runs in
+no-IOMMU mode) from all its sets, the bounding set included, sets
+no_new_privs and re-executes itself so that every thread holds only those
+(capabilities are per thread). A dataplane started without more than these
+(the systemd unit's user) has nothing to drop. --keep-caps all keeps
+everything; --keep-caps LIST keeps LIST instead, +LIST adds LIST.
+
 Flags:
 `
 
+// runRun runs the dataplane in this process and leaves its capabilities
+// alone: tests call it, and a test binary must not re-execute itself.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runDataplane(ctx, args, stdout, stderr, false)
+}
+
+// runDataplane is `dataplane run`; dropCaps makes it drop capabilities by
+// re-executing the program, which only the command itself may do.
+func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, dropCaps bool) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -79,6 +99,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "PEM `file`: the private key of --tls-cert")
 	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "PEM `file`: the CA that signed the controlplane's certificate")
 	tlsName := fs.String("tls-server-name", "", "`name` expected in the controlplane's certificate (default: the host of --controlplane)")
+	keepCaps := fs.String("keep-caps", "", "capabilities kept after start: `LIST` like net_raw,ipc_lock replaces the default, +LIST adds to it, all drops nothing (default: what DPDK needs, see above)")
 	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,6 +137,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("run needs DPDK: %w", dpdk.ErrNotBuilt)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	if _, _, err := keptCaps(*keepCaps, false); err != nil {
+		return err
+	}
+	if dropCaps {
+		// First, while no C thread exists and nothing is open that would
+		// not survive the re-execution.
+		if err := restrictCaps(log, *keepCaps); err != nil {
+			return fmt.Errorf("drop capabilities: %w", err)
+		}
+	}
 
 	ealArgs := strings.Fields(*eal)
 	if len(ealArgs) == 0 {
