@@ -105,6 +105,14 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Logf("gwctl stats:\n%s", out)
 	})
 
+	t.Run("the metrics endpoints of both daemons show the counters moving", func(t *testing.T) {
+		metricsMove(t, g)
+	})
+
+	t.Run("floods of malformed, fragmented, oversized and unknown-VNI frames are counted by reason while a ping loses nothing", func(t *testing.T) {
+		floods(t, g)
+	})
+
 	t.Run("removing the peering stops traffic within 1s and re-applying it restores it", func(t *testing.T) {
 		// File 1 declares both Vpcs with an empty spec: re-applying it
 		// removes their vpcPeerings and static routes.

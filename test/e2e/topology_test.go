@@ -35,6 +35,11 @@ type gateway struct {
 	gw, h1, h2 string
 	cp, dp     *proc
 	dpStarts   int
+	// cpMetricsAddr is where the running controlplane serves /metrics
+	// (127.0.0.1:0 at start: read from its log).
+	cpMetricsAddr string
+	// cpArgs are the test's extra controlplane flags, kept across restarts.
+	cpArgs []string
 }
 
 var runSeq atomic.Int32
@@ -102,11 +107,12 @@ func binaries(t *testing.T) string {
 }
 
 // setup builds the topology and starts controlplane and dataplane with the
-// seed manifests applied. Everything is removed in t.Cleanup.
-func setup(t *testing.T) *gateway {
+// seed manifests applied, cpArgs added to the controlplane's flags.
+// Everything is removed in t.Cleanup.
+func setup(t *testing.T, cpArgs ...string) *gateway {
 	t.Helper()
 	requireEnv(t)
-	g := &gateway{t: t, bin: binaries(t), dir: t.TempDir()}
+	g := &gateway{t: t, bin: binaries(t), dir: t.TempDir(), cpArgs: cpArgs}
 	id := fmt.Sprintf("%d-%d", os.Getpid(), runSeq.Add(1))
 	g.gw, g.h1, g.h2 = "pge-gw-"+id, "pge-h1-"+id, "pge-h2-"+id
 	g.sock = filepath.Join(g.dir, "cp.sock")
@@ -165,8 +171,15 @@ func (g *gateway) teardown() {
 }
 
 func (g *gateway) startControlplane() {
-	g.cp = start(g.t, filepath.Join(g.dir, "controlplane.log"), filepath.Join(g.bin, "controlplane"),
-		"--listen", "unix://"+g.sock, "--state-dir", filepath.Join(g.dir, "state"))
+	logPath := filepath.Join(g.dir, "controlplane.log")
+	var logOff int64
+	if fi, err := os.Stat(logPath); err == nil {
+		logOff = fi.Size()
+	}
+	g.cp = start(g.t, logPath, filepath.Join(g.bin, "controlplane"),
+		append([]string{"--listen", "unix://" + g.sock, "--state-dir", filepath.Join(g.dir, "state"),
+			"--metrics", "127.0.0.1:0"}, g.cpArgs...)...)
+	g.cpMetricsAddr = waitMetricsAddr(g.t, logPath, logOff)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(g.sock); err == nil {
@@ -185,7 +198,8 @@ func (g *gateway) startDataplane() {
 	g.dpStarts++
 	eal := fmt.Sprintf("--no-huge -m 512 --no-pci --no-shconf --no-telemetry --file-prefix=pge%d_%d", os.Getpid(), g.dpStarts)
 	g.dp = start(g.t, filepath.Join(g.dir, "dataplane.log"), "ip", "netns", "exec", g.gw,
-		filepath.Join(g.bin, "dataplane"), "run", "--controlplane", "unix://"+g.sock, "--eal", eal, "--id", "e2e")
+		filepath.Join(g.bin, "dataplane"), "run", "--controlplane", "unix://"+g.sock, "--eal", eal, "--id", "e2e",
+		"--metrics", dpMetricsAddr)
 }
 
 // waitSync waits until every connected dataplane runs the current generation.
@@ -211,6 +225,13 @@ func (g *gateway) gwctl(args ...string) string {
 		g.t.Fatalf("gwctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// runGwctl runs gwctl and returns its output and error without failing the
+// test (a refusal the test expects).
+func runGwctl(g *gateway, args ...string) (string, error) {
+	out, err := exec.Command(filepath.Join(g.bin, "gwctl"), append([]string{"--server", "unix://" + g.sock}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 func (g *gateway) ip(args ...string) {
