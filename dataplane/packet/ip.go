@@ -51,10 +51,14 @@ func (h IPv4) SetDst(a uint32) {
 
 // DecTTL lowers the TTL by n and updates the checksum (TTL is the high byte
 // of the 16-bit word it shares with the protocol).
+// The new word is computed from the old one rather than read back after the
+// TTL store: a 16-bit load over a byte just stored cannot be forwarded from
+// the store buffer and stalls.
 func (h IPv4) DecTTL(n uint8) {
 	old := binary.BigEndian.Uint16(h[8:])
-	h[8] -= n
-	h.SetChecksum(Update16(h.Checksum(), old, binary.BigEndian.Uint16(h[8:])))
+	nw := old - uint16(n)<<8
+	h[8] = byte(nw >> 8)
+	h.SetChecksum(Update16(h.Checksum(), old, nw))
 }
 
 // Encode writes a 20-byte header without options and computes its checksum.

@@ -41,17 +41,22 @@ func rewrite4(a uint32, pfx *[16]byte, bits uint8) uint32 {
 }
 
 // l4info reads the transport ports (ICMP: the echo identifier, for hashing).
+// It has at most four fields so the compiler keeps it in registers when it
+// is returned and passed on: a struct it builds in memory byte by byte and
+// then reloads as one word stalls the load on store forwarding.
 type l4info struct {
-	first        bool
 	sport, dport uint16
-	// csumOff is the offset of the L4 checksum in the IP payload, -1 none
-	// (int8: the struct fits in one register, returned and stored cheaply).
-	csumOff  int8
+	// csumOff is the offset of the L4 checksum in the IP payload, -1 none.
+	csumOff int8
+	// icmpType is the ICMP type of a first fragment, 0 (echo reply, not an
+	// error) for a later fragment, which has no ICMP header.
 	icmpType uint8
 }
 
+// parseL4 reads the transport header of a first fragment (first); a later
+// fragment has none.
 func parseL4(proto uint8, l4 []byte, first bool) (l4info, bool) {
-	i := l4info{first: first, csumOff: -1}
+	i := l4info{csumOff: -1}
 	if !first {
 		return i, true
 	}
@@ -303,7 +308,7 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 	if newSrc != src || newDst != dst {
 		nat4(ip, ihl, proto, &l4, src, newSrc, dst, newDst)
 		w.C.Events[EvStatelessNAT]++
-		if proto == packet.ProtoICMP && l4.first && packet.IsICMPv4Error(l4.icmpType) {
+		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4.icmpType) {
 			w.translateEmbedded4(ip[ihl:], act)
 		}
 	}
