@@ -148,6 +148,18 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	}
 
+	// The certificate files are read after the drop: a root dataplane
+	// reads them without cap_dac_override, as the files' modes say.
+	var tlsCfg *tls.Config
+	if tlsFiles.Enabled() {
+		if tlsCfg, err = tlsconfig.Client(tlsFiles, *tlsName); err != nil {
+			return err
+		}
+	}
+	if *sessions < 1 {
+		return fmt.Errorf("--nat-sessions %d: need at least one", *sessions)
+	}
+
 	ealArgs := strings.Fields(*eal)
 	if len(ealArgs) == 0 {
 		ealArgs = runtime.DefaultEALArgs()
@@ -163,15 +175,6 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	}()
 
-	var tlsCfg *tls.Config
-	if tlsFiles.Enabled() {
-		if tlsCfg, err = tlsconfig.Client(tlsFiles, *tlsName); err != nil {
-			return err
-		}
-	}
-	if *sessions < 1 {
-		return fmt.Errorf("--nat-sessions %d: need at least one", *sessions)
-	}
 	d := &dataplane{log: log, workers: *workers, cores: coreList}
 	// The pipeline owns the stateful NAT: it builds the session table at the
 	// first generation with pools, reconfigures it per generation and sweeps
