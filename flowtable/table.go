@@ -141,7 +141,8 @@ type session struct {
 }
 
 func (e *session) load(k int) uint64     { return atomic.LoadUint64(&e.w[k]) }
-func (e *session) store(k int, v uint64) { atomic.StoreUint64(&e.w[k], v) }
+// store is for the stripe lock's holder (see storeRel64).
+func (e *session) store(k int, v uint64) { storeRel64(&e.w[k], v) }
 
 func flowWords(f *Flow) (w0, w1hi, w2m uint64) {
 	return uint64(f.Inner) | uint64(f.Remote)<<32,
@@ -162,11 +163,12 @@ func replyWords(r *Reply) (remote uint32, w1m, w2m uint64) {
 type stripe struct {
 	mu sync.Mutex
 	// seq is odd while the stripe's buckets change; lock-free readers
-	// retry (or take the lock) when it moved under them.
-	seq atomic.Uint32
+	// retry (or take the lock) when it moved under them. Written under mu
+	// only (bump), loaded atomically.
+	seq uint32
 	// free is the free-list head: written under mu, loaded without it only
 	// to prefetch the slot the next Create takes.
-	free    atomic.Uint32
+	free    uint32
 	created uint64 // the counters are under mu
 	expired uint64
 	full    uint64
@@ -174,6 +176,17 @@ type stripe struct {
 	killed  uint64
 	_       [64]byte // keep two stripes' locks off one cache line
 }
+
+func (st *stripe) loadSeq() uint32 { return atomic.LoadUint32(&st.seq) }
+
+// bump moves seq on by one (odd: a change starts; even: it is done). The
+// caller holds mu, so a release store is enough.
+func (st *stripe) bump() { storeRel32(&st.seq, st.seq+1) }
+
+func (st *stripe) loadFree() uint32 { return atomic.LoadUint32(&st.free) }
+
+// setFree sets the free-list head; the caller holds mu.
+func (st *stripe) setFree(i uint32) { storeRel32(&st.free, i) }
 
 // Counters are the table's event totals since New.
 type Counters struct {
@@ -257,7 +270,7 @@ func New(cfg Config) (*Table, error) {
 			t.sessions[base+i].w[0] = uint64(base + i + 1)
 		}
 		t.sessions[base+per-1].w[0] = noIndex
-		t.stripes[s].free.Store(base)
+		t.stripes[s].free = base
 	}
 	return t, nil
 }
@@ -379,18 +392,18 @@ func (t *Table) insertSlot(s uint32, h uint64, i uint32) bool {
 		b := t.bucketAt(s, pos)
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == 0 {
-				sq := &t.stripes[s].seq
-				sq.Add(1)
-				atomic.StoreUint32(&b.idx[j], i)
-				atomic.StoreUint32(&b.tag[j], tag)
+				st := &t.stripes[s]
+				st.bump()
+				storeRel32(&b.idx[j], i)
+				storeRel32(&b.tag[j], tag)
 				for p := start; p != pos; {
 					o := &t.bucketAt(s, p).ovf
-					atomic.StoreUint32(o, *o+1)
+					storeRel32(o, *o+1)
 					if p++; p == t.nb {
 						p = 0
 					}
 				}
-				sq.Add(1)
+				st.bump()
 				return true
 			}
 		}
@@ -409,17 +422,17 @@ func (t *Table) removeSlot(s uint32, h uint64, i uint32) {
 		b := t.bucketAt(s, pos)
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == tag && b.idx[j] == i {
-				sq := &t.stripes[s].seq
-				sq.Add(1)
-				atomic.StoreUint32(&b.tag[j], 0)
+				st := &t.stripes[s]
+				st.bump()
+				storeRel32(&b.tag[j], 0)
 				for p := start; p != pos; {
 					o := &t.bucketAt(s, p).ovf
-					atomic.StoreUint32(o, *o-1)
+					storeRel32(o, *o-1)
 					if p++; p == t.nb {
 						p = 0
 					}
 				}
-				sq.Add(1)
+				st.bump()
 				return
 			}
 		}
@@ -518,11 +531,11 @@ func (t *Table) step(w1, w2, w3 uint64, out, touch bool, tcpFlags uint8, now uin
 func (t *Table) lookup(m *matcher, h uint64, out, touch bool, tcpFlags uint8, now int64, ent *Entry) bool {
 	s := t.stripeOf(h)
 	sec := seconds(now)
-	sq := &t.stripes[s].seq
-	if v := sq.Load(); v&1 == 0 {
+	sq := &t.stripes[s]
+	if v := sq.loadSeq(); v&1 == 0 {
 		i := t.find(s, h, m)
 		if i == noIndex {
-			if sq.Load() == v {
+			if sq.loadSeq() == v {
 				return false
 			}
 		} else {
@@ -531,7 +544,7 @@ func (t *Table) lookup(m *matcher, h uint64, out, touch bool, tcpFlags uint8, no
 			w0, w1, w2 := e.load(0), e.load(1), e.load(2)
 			// A dead slot may be a session being expired or put back:
 			// ask under the lock.
-			if sq.Load() == v && w3>>32&stLive != 0 {
+			if sq.loadSeq() == v && w3>>32&stLive != 0 {
 				n3, ok := t.step(w1, w2, w3, out, touch, tcpFlags, sec)
 				if !ok {
 					return false
@@ -599,7 +612,7 @@ func (t *Table) peek(h uint64) {
 // pub, ports, rnd) will try, which is free almost always: call it for the
 // new flows of a burst before creating them so their misses overlap.
 func (t *Table) PrefetchCreate(f *Flow, pub uint32, ports *Ports, rnd uint64) {
-	if i := t.stripes[t.stripeOf(t.HashFlow(f))].free.Load(); i < uint32(len(t.sessions)) {
+	if i := t.stripes[t.stripeOf(t.HashFlow(f))].loadFree(); i < uint32(len(t.sessions)) {
 		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
 	}
 	if ports.Tries > 0 && ports.Total > 0 {
@@ -634,15 +647,15 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 		t.expire(i, sec, attempt > 2)
 	}
 	// st is held and f is absent.
-	if t.live.Add(1) > t.capacity || st.free.Load() == noIndex {
+	if t.live.Add(1) > t.capacity || st.loadFree() == noIndex {
 		t.live.Add(-1)
 		st.full++
 		st.mu.Unlock()
 		return Entry{}, Full
 	}
-	i := st.free.Load()
+	i := st.loadFree()
 	e := &t.sessions[i]
-	st.free.Store(uint32(e.load(0)))
+	st.setFree(uint32(e.load(0)))
 	status := NoPort
 	fw0, _, _ := flowWords(f)
 	tries := ports.Tries
@@ -660,8 +673,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 			if j := t.find(s, fh, &fm); j != noIndex {
 				// Another worker created it while s was released.
 				t.unlockSecond(s, rs)
-				e.store(0, uint64(st.free.Load()))
-				st.free.Store(i)
+				e.store(0, uint64(st.loadFree()))
+				st.setFree(i)
 				t.live.Add(-1)
 				x := &t.sessions[j]
 				ent := unpack(j, x.load(0), x.load(1), x.load(2), x.load(3))
@@ -708,8 +721,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	} else {
 		st.noPort++
 	}
-	e.store(0, uint64(st.free.Load()))
-	st.free.Store(i)
+	e.store(0, uint64(st.loadFree()))
+	st.setFree(i)
 	t.live.Add(-1)
 	st.mu.Unlock()
 	return Entry{}, status
@@ -758,8 +771,8 @@ func (t *Table) expire(i uint32, now uint32, force bool) bool {
 	}
 	t.removeSlot(s, fh, i)
 	t.removeSlot(rs, rh, i)
-	e.store(0, uint64(st.free.Load()))
-	st.free.Store(i)
+	e.store(0, uint64(st.loadFree()))
+	st.setFree(i)
 	t.live.Add(-1)
 	if state&stKilled != 0 {
 		st.killed++
