@@ -140,7 +140,8 @@ type session struct {
 	w [4]uint64
 }
 
-func (e *session) load(k int) uint64     { return atomic.LoadUint64(&e.w[k]) }
+func (e *session) load(k int) uint64 { return atomic.LoadUint64(&e.w[k]) }
+
 // store is for the stripe lock's holder (see storeRel64).
 func (e *session) store(k int, v uint64) { storeRel64(&e.w[k], v) }
 
