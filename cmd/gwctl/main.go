@@ -16,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
@@ -33,7 +32,7 @@ const (
 const mainUsage = `gwctl - command line of the peergate VPC peering gateway
 
 Usage:
-  gwctl [--server ADDR] COMMAND [flags] [args]
+  gwctl [--server ADDR] [--tls-cert FILE --tls-key FILE --tls-ca FILE] COMMAND [flags] [args]
 
 Offline (no controlplane needed):
   validate -f PATH...            check manifests; warnings and errors on stderr
@@ -50,6 +49,14 @@ Against a controlplane (--server):
 PATH is a manifest file, a directory (its *.yaml and *.yml files) or - for
 standard input. ADDR is unix:///path or host:port; default $PEERGATE_SERVER,
 else ` + defaultServer + `.
+
+A controlplane on host:port with mutual TLS (its --tls-cert/--tls-key/
+--tls-ca) serves only clients with a certificate of its CA: give gwctl one
+with --tls-cert and --tls-key, and the CA that signed the controlplane's
+certificate with --tls-ca (or $PEERGATE_TLS_CERT, $PEERGATE_TLS_KEY,
+$PEERGATE_TLS_CA); --tls-server-name NAME if that certificate does not name
+the host of ADDR. A unix socket needs no TLS: its file mode (0600) admits
+its owner and root.
 
 Exit status: 0 success, 1 invalid configuration or failed request, 2 usage error.
 `
@@ -70,6 +77,7 @@ type command struct {
 // opts holds every flag; each command registers the ones it uses.
 type opts struct {
 	server  string
+	tls     tlsOpts
 	timeout time.Duration
 	files   listFlag
 	output  string
@@ -108,7 +116,7 @@ func main() {
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	o := &opts{stdout: stdout, stderr: stderr, stdin: stdin}
+	o := &opts{stdout: stdout, stderr: stderr, stdin: stdin, tls: tlsFromEnv()}
 	global := flag.NewFlagSet("gwctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	globalFlags(global, o)
@@ -153,8 +161,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	if cmd.remote {
+		creds, err := transportCredentials(o)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "gwctl %s: %v\n\n", cmd.name, err)
+			printCommandHelp(stderr, cmd, fs)
+			return 2
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "gwctl %s: %v\n", cmd.name, err)
+			return 1
+		}
 		cc, err := grpc.NewClient(o.server,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponse)))
 		if err != nil {
 			fmt.Fprintf(stderr, "gwctl: server %q: %v\n", o.server, err)
@@ -175,7 +194,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, errInvalid):
 		return 1
 	default:
-		fmt.Fprintf(stderr, "gwctl %s: %s\n", cmd.name, describe(err, o.server))
+		fmt.Fprintf(stderr, "gwctl %s: %s\n", cmd.name, describe(err, o))
 		return 1
 	}
 }
@@ -195,6 +214,7 @@ func globalFlags(fs *flag.FlagSet, o *opts) {
 	}
 	fs.StringVar(&o.server, "server", o.server, "`ADDR` of the controlplane: unix:///path or host:port (env "+serverEnv+")")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "time limit of the whole command")
+	tlsFlags(fs, o)
 }
 
 // parseInterspersed parses flags anywhere among the arguments, as kubectl
@@ -270,13 +290,17 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 }
 
 // describe turns a gRPC error into a sentence an operator can act on.
-func describe(err error, server string) string {
+func describe(err error, o *opts) string {
+	server := o.server
 	st, ok := status.FromError(err)
 	if !ok {
 		return err.Error()
 	}
 	switch st.Code() {
 	case codes.Unavailable:
+		if hint := tlsHint(st.Message(), o); hint != "" {
+			return fmt.Sprintf("cannot talk to the controlplane at %s: %s", server, hint)
+		}
 		return fmt.Sprintf("cannot reach the controlplane at %s: %s (is it running? set --server or %s)", server, st.Message(), serverEnv)
 	case codes.DeadlineExceeded:
 		return fmt.Sprintf("no answer from %s in time (--timeout): %s", server, st.Message())
