@@ -91,8 +91,11 @@ func restrictCaps(log *slog.Logger, flag string) error {
 	beyond := st.Beyond(keep, root)
 	switch {
 	case dropped && beyond != 0:
-		// Not re-executed again: that could loop. Say what is left.
-		log.Warn("capabilities: some could not be dropped", "left", beyond, "kept", keep)
+		// Not re-executed again: that could loop. Say what is left: the
+		// bounding set of a root started without cap_setpcap, which
+		// no_new_privs keeps from being regained.
+		log.Warn("capabilities: some could not be dropped", "left", beyond,
+			"effective", st.Effective, "permitted", st.Permitted, "bounding", st.Bounding, "kept", keep)
 		return nil
 	case dropped:
 		log.Info("capabilities dropped", "kept", st.Effective, "bounding", st.Bounding, "vfio_noiommu", noIOMMU)

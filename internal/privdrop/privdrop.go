@@ -197,9 +197,11 @@ func Reexec(keep Set, envMarker string) error {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-			if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
-				// Without CAP_SETPCAP the bounding set stays; harmless for a
-				// non-root program under no_new_privs (see Beyond).
+			if errors.Is(err, unix.EPERM) {
+				// Without CAP_SETPCAP the bounding set stays. Under
+				// no_new_privs the new program still gets no more than
+				// the permitted set cut below (the kernel intersects what
+				// an exec would grant with it); Current shows what is left.
 				break
 			}
 			return fmt.Errorf("drop %s from the bounding set: %w", c, err)
