@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -111,6 +112,12 @@ func TestBenchmarkRunsEndToEnd(t *testing.T) {
 	if err := writeVXLANPcap(b.pcap, 256, 60); err != nil {
 		t.Fatal(err)
 	}
+	if cpus, err := usableCPUs(); err == nil {
+		b.cores2, _ = twoCores(1, cpus)
+	}
+	if b.cores2 == nil {
+		t.Log("fewer than 2 CPUs: the two-core runs are not exercised")
+	}
 	pl := &pipelineRun{tables: "../../testdata/compiled/peering-api-1-static-nat.json", in: 0, out: 1,
 		stream: filepath.Join(dir, "s.pcap"), prime: "../../testdata/pcap/peering-api-1-static-nat/in-vpc2.pcap"}
 	if err := writeScenarioStream(pl.stream, "../../testdata/pcap/peering-api-1-static-nat/in-fabric.pcap", 2, 256); err != nil {
@@ -125,5 +132,42 @@ func TestBenchmarkRunsEndToEnd(t *testing.T) {
 		if r.Mpps <= 0 {
 			t.Errorf("%s moved no packets", r.Name)
 		}
+		if r.Workers == 2 && (r.OneCore == "" || r.Scaling <= 0) {
+			t.Errorf("%s: no scaling ratio (one-core run %q, ratio %v)", r.Name, r.OneCore, r.Scaling)
+		}
+	}
+}
+
+func TestTwoCoresAvoidTheMainLcoresCPUWhenTheMachineHasAThird(t *testing.T) {
+	tests := []struct {
+		name       string
+		core       int
+		cpus       []int
+		want       []int
+		wantShared bool
+	}{
+		{"two CPUs: the second worker shares CPU 0", 1, []int{0, 1}, []int{1, 0}, true},
+		{"four CPUs", 1, []int{0, 1, 2, 3}, []int{1, 2}, false},
+		{"core 3 of four", 3, []int{0, 1, 2, 3}, []int{3, 1}, false},
+		{"one CPU", 0, []int{0}, nil, false},
+		{"core not usable", 5, []int{0, 1}, nil, false},
+		{"core 0 is the main lcore's CPU", 0, []int{0, 1}, []int{0, 1}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, shared := twoCores(tc.core, tc.cpus)
+			if !slices.Equal(got, tc.want) || shared != tc.wantShared {
+				t.Errorf("twoCores(%d, %v) = %v, %v; want %v, %v", tc.core, tc.cpus, got, shared, tc.want, tc.wantShared)
+			}
+		})
+	}
+}
+
+func TestMultiQueueArgumentsGiveOneQueuePerCore(t *testing.T) {
+	if got, want := rxPcaps("/p", 2), "rx_pcap=/p,rx_pcap=/p"; got != want {
+		t.Errorf("rxPcaps = %q, want %q", got, want)
+	}
+	if got, want := testpmdLcores([]int{1, 0}), "0@0,1@1,2@0"; got != want {
+		t.Errorf("testpmdLcores = %q, want %q", got, want)
 	}
 }
