@@ -420,7 +420,7 @@ func (d *dataplane) stats() *tablesv1.Stats {
 	}
 	for k, v := range map[string]uint64{
 		"punted": w.Punted, "from_kernel": w.FromKernel, "generated": w.Generated,
-		"held": w.Held, "bursts": w.Bursts,
+		"held": w.Held, "bursts": w.Bursts, "polls": w.Polls,
 	} {
 		if v != 0 {
 			s.Counters[k] = v
