@@ -23,9 +23,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
@@ -128,6 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("agent: controlplane %s: %w", cfg.Address, err)
 	}
 	defer cc.Close()
+	go reportUnreachable(ctx, cc, log)
 
 	a := &agent{cfg: cfg, log: log, client: tablesv1.NewTablePushClient(cc), running: cfg.Generation}
 	delay := 50 * time.Millisecond
@@ -148,6 +153,46 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-t.C:
 		}
 		delay = time.Duration(math.Min(float64(delay*2), float64(cfg.MaxBackoff)))
+	}
+}
+
+// probeMethod is a method no controlplane serves: calling it without
+// waiting for the channel returns, on a channel that cannot connect, the
+// reason of its last failed attempt, and on a working one Unimplemented.
+const probeMethod = "/peergate.agent.v1.Probe/Reason"
+
+// reportUnreachable logs why the controlplane cannot be reached: the
+// streams wait for the channel (WaitForReady) and gRPC retries connections
+// without saying why they fail, so a refused certificate or a socket the
+// dataplane may not open would otherwise leave it waiting in silence. The
+// first failure is logged at once, then a new reason at most every 10 s
+// and the same one every minute (reasons may name ephemeral ports).
+func reportUnreachable(ctx context.Context, cc *grpc.ClientConn, log *slog.Logger) {
+	var (
+		last   string
+		lastAt time.Time
+	)
+	for {
+		state := cc.GetState()
+		switch state {
+		case connectivity.TransientFailure:
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := cc.Invoke(pctx, probeMethod, &emptypb.Empty{}, &emptypb.Empty{})
+			cancel()
+			st := status.Convert(err)
+			since := time.Since(lastAt)
+			if st.Code() == codes.Unavailable && (lastAt.IsZero() || st.Message() != last && since >= 10*time.Second || since >= time.Minute) {
+				last, lastAt = st.Message(), time.Now()
+				log.Warn("cannot reach the controlplane, retrying", "err", last)
+			}
+		case connectivity.Ready:
+			last, lastAt = "", time.Time{}
+		case connectivity.Shutdown:
+			return
+		}
+		if !cc.WaitForStateChange(ctx, state) {
+			return
+		}
 	}
 }
 

@@ -3,9 +3,12 @@ package agent_test
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -93,10 +96,12 @@ func TestOnlyADataplaneWithACertificateOfTheCAReceivesTables(t *testing.T) {
 			f, addr, accepted := startTLSFake(t, ca.Issue("controlplane"))
 			f.out <- tables(7)
 			d := &dataplane{}
+			var logs logBuffer
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
-				done <- agent.Run(ctx, agent.Config{Address: addr, DataplaneID: "dp-tls", Apply: d.apply, TLS: c.cfg})
+				done <- agent.Run(ctx, agent.Config{Address: addr, DataplaneID: "dp-tls", Apply: d.apply, TLS: c.cfg,
+					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			}()
 			stop := sync.OnceValue(func() error { cancel(); return <-done })
 			t.Cleanup(func() {
@@ -124,6 +129,14 @@ func TestOnlyADataplaneWithACertificateOfTheCAReceivesTables(t *testing.T) {
 					t.Errorf("the controlplane heard from a refused dataplane: %v", h)
 				default:
 				}
+				// The dataplane says why it waits.
+				deadline := time.Now().Add(wait)
+				for !strings.Contains(logs.String(), "cannot reach the controlplane") && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if !strings.Contains(logs.String(), "cannot reach the controlplane") {
+					t.Errorf("the dataplane did not log why it cannot connect:\n%s", logs.String())
+				}
 			}
 			stop()
 			d.mu.Lock()
@@ -133,4 +146,22 @@ func TestOnlyADataplaneWithACertificateOfTheCAReceivesTables(t *testing.T) {
 			}
 		})
 	}
+}
+
+// logBuffer is an io.Writer the agent's logger and the test share.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
