@@ -213,3 +213,46 @@ func TestRunDropsTheCapabilitiesDPDKDoesNotNeed(t *testing.T) {
 		})
 	}
 }
+
+// unitCaps reads a systemd unit's AmbientCapabilities= and
+// CapabilityBoundingSet= lines.
+func unitCaps(t *testing.T, path string) (ambient, bounding privdrop.Set) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || (k != "AmbientCapabilities" && k != "CapabilityBoundingSet") {
+			continue
+		}
+		s, err := privdrop.Parse(strings.Join(strings.Fields(v), ","))
+		if err != nil {
+			t.Fatalf("%s: %s: %v", path, line, err)
+		}
+		if k == "AmbientCapabilities" {
+			ambient |= s
+		} else {
+			bounding |= s
+		}
+	}
+	return ambient, bounding
+}
+
+func TestTheUnitsGrantWhatTheDataplaneKeeps(t *testing.T) {
+	for _, c := range []struct {
+		name, path string
+		want       privdrop.Set
+	}{
+		{"the unit grants the default set", "peergate-dataplane.service", dpdkCaps},
+		{"the no-IOMMU drop-in adds what no-IOMMU mode keeps", "peergate-dataplane.service.d/vfio-noiommu.conf", noIOMMUCaps},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			amb, bnd := unitCaps(t, filepath.Join(repoRoot, "deploy/systemd", c.path))
+			if amb != c.want || bnd != c.want {
+				t.Errorf("AmbientCapabilities %s, CapabilityBoundingSet %s; the dataplane keeps %s", amb, bnd, c.want)
+			}
+		})
+	}
+}
