@@ -1,6 +1,11 @@
 // Command dataplane is peergate's packet-processing process. Subcommands:
 //
+//	dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--tls-cert ...] [--keep-caps LIST]
 //	dataplane replay -f MANIFEST... --in PORT=FILE.pcap [--in ...] --out-dir DIR
+//
+// run forwards on DPDK ports with the tables the controlplane pushes; it
+// first drops every capability DPDK does not need (caps.go) by
+// re-executing itself, so only the process entry point may do it.
 //
 // replay compiles the manifests, feeds the pcaps through the same pipeline
 // the DPDK workers run, writes what the gateway sends to DIR/<port>.pcap and
