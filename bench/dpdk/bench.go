@@ -170,6 +170,9 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 		if ref.MppsPerCPU > 0 {
 			res[i].RatioPerCPU = res[i].MppsPerCPU / ref.MppsPerCPU
 		}
+		if res[i].MppsPerCPU > 0 {
+			res[i].CPUs = res[i].Mpps / res[i].MppsPerCPU
+		}
 		if hz > 0 && res[i].MppsPerCPU > 0 {
 			res[i].CyclesPerPkt = hz / (res[i].MppsPerCPU * 1e6)
 		}
@@ -178,6 +181,9 @@ func (b *bench) run(pl *pipelineRun, rounds int) ([]result, error) {
 			res[i].Scaling = res[i].Mpps / res[j].Mpps
 			res[i].BestScaling = res[i].Best / res[j].Best
 			res[i].SharesMainCPU = slices.Contains(configs[i].cores, 0)
+			if res[j].MppsPerCPU > 0 {
+				res[i].OneCoreCPUs = res[j].Mpps / res[j].MppsPerCPU
+			}
 		}
 	}
 	return res, nil

@@ -50,6 +50,11 @@ type result struct {
 	Scaling       float64 `json:"scaling_ratio,omitempty"`
 	BestScaling   float64 `json:"best_scaling_ratio,omitempty"`
 	SharesMainCPU bool    `json:"shares_main_cpu,omitempty"`
+	// CPUs is the CPU time the forwarding threads obtained per second
+	// (Mpps / Mpps per CPU-second): below Workers, other load on the
+	// machine took the rest, and the wall-clock figures show the share.
+	CPUs        float64 `json:"forwarding_cpus,omitempty"`
+	OneCoreCPUs float64 `json:"one_core_forwarding_cpus,omitempty"`
 }
 
 func main() {
@@ -145,12 +150,13 @@ func main() {
 	fmt.Println("# Mpps/CPU: packets per second of the forwarding thread's own CPU time; cycles/pkt = TSC Hz / that.")
 	if len(b.cores2) == 2 {
 		fmt.Println("# 2 cores/workers: two RX queues on the input port (net_pcap, one rx_pcap each), one per forwarding core; ratios are to testpmd io (2 cores).")
-		fmt.Printf("%-34s %8s %8s %12s\n", "# scaling (2-core / 1-core Mpps)", "median", "best", "1-core run")
+		fmt.Printf("%-34s %8s %8s %13s   %s\n", "# scaling (2-core / 1-core Mpps)", "median", "best", "CPUs 1 -> 2", "1-core run")
 		for _, r := range res {
 			if r.OneCore != "" {
-				fmt.Printf("%-34s %8.3f %8.3f   %s\n", "# "+r.Name, r.Scaling, r.BestScaling, r.OneCore)
+				fmt.Printf("%-34s %8.3f %8.3f %6.2f -> %4.2f   %s\n", "# "+r.Name, r.Scaling, r.BestScaling, r.OneCoreCPUs, r.CPUs, r.OneCore)
 			}
 		}
+		fmt.Println("# CPUs: CPU-seconds per second the forwarding threads obtained (Mpps / Mpps per CPU-second); with other load on the machine the wall-clock ratio follows that share.")
 	}
 	for _, n := range notes {
 		fmt.Println("# " + n)

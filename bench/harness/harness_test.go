@@ -45,6 +45,7 @@ func TestRatiosSayAboveOneWhenPeergateIsBetterAndTargetsAreJudged(t *testing.T) 
 		{"more Mpps", Figure{Value: 6, RefValue: 12, Target: &Target{Op: ">=", Bound: 0.5, OnRatio: true}}, 0.5, ptr(true)},
 		{"absolute bound", Figure{Value: 41, Target: &Target{Op: "<=", Bound: 40}}, 0, ptr(false)},
 		{"no target", Figure{Value: 1, RefValue: 2}, 0.5, nil},
+		{"reported figure", Figure{Value: 1.6, RefValue: 1.8, Target: &Target{Op: ">", Bound: 0}}, 0.889, ptr(true)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,5 +112,41 @@ func TestBGPLatencyLinesAreFound(t *testing.T) {
 	}
 	if m := reFullUpdate.FindStringSubmatch(log); m == nil || ms(m[2]) != 15 {
 		t.Errorf("full-table update max: %q", m)
+	}
+}
+
+func TestDPDKScalingFiguresAreReportedBesideTestpmdsAndSayWhenTheyAreLowerBounds(t *testing.T) {
+	runs := []dpdkRun{
+		{Name: "testpmd io", Mpps: 10, Workers: 1, Cores: []int{1}},
+		{Name: "peergate forward (io)", Mpps: 8, Workers: 1, Cores: []int{1}},
+		{Name: "testpmd io (2 cores)", Mpps: 16, Workers: 2, Cores: []int{1, 0}, OneCore: "testpmd io", Scaling: 1.6, BestScaling: 1.7, SharesMainCPU: true},
+		{Name: "peergate forward (io, 2 workers)", Mpps: 14, Workers: 2, Cores: []int{1, 0}, OneCore: "peergate forward (io)", Scaling: 1.75, BestScaling: 1.8, SharesMainCPU: true, CPUs: 0.95, OneCoreCPUs: 0.5},
+	}
+	r := Result{Machine: Machine{Cores: 2}}
+	dpdkScaling(&r, runs, "cmd")
+	var scaling *Figure
+	for i, f := range r.Figures {
+		if f.Name == "peergate forward (io, 2 workers) scaling" {
+			scaling = &r.Figures[i]
+		}
+	}
+	if len(r.Figures) != 2 || scaling == nil {
+		t.Fatalf("figures %+v, want the 2-worker Mpps and its scaling ratio", r.Figures)
+	}
+	scaling.Finish()
+	if scaling.Value != 1.75 || scaling.RefValue != 1.6 || scaling.Met == nil || !*scaling.Met {
+		t.Errorf("scaling figure %+v, want 1.75 beside testpmd's 1.6, target met", *scaling)
+	}
+	notes := strings.Join(r.Notes, " ")
+	for _, want := range []string{"lower bounds", "testpmd io (2 cores) 1.70", "peergate forward (io, 2 workers) 0.50 → 0.95"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes do not say %q: %q", want, notes)
+		}
+	}
+
+	r = Result{}
+	dpdkScaling(&r, runs[:2], "cmd")
+	if len(r.Figures) != 0 || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "not measured") {
+		t.Errorf("one-core runs only: figures %+v notes %q", r.Figures, r.Notes)
 	}
 }

@@ -58,7 +58,8 @@ type Figure struct {
 }
 
 // Target is an issue's goal for a figure: Value (or Ratio, when OnRatio)
-// compared with Bound by Op ("<=" or ">=").
+// compared with Bound by Op ("<=", ">=" or ">"; "> 0" on the value is how a
+// figure the issue only asks to be reported is met).
 type Target struct {
 	Text    string  `json:"text"`
 	Op      string  `json:"op"`
@@ -93,6 +94,8 @@ func (f *Figure) Finish() {
 		met = v <= f.Target.Bound
 	case ">=":
 		met = v >= f.Target.Bound
+	case ">":
+		met = v > f.Target.Bound
 	default:
 		return
 	}
