@@ -50,7 +50,7 @@ const usage = `controlplane - peergate control plane daemon
 Usage:
   controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
                [--bgp-listen-port PORT] [--bgp-connect-retry DURATION]
-               [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--metrics ADDR]
+               [--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure-tcp] [--metrics ADDR]
 
 Owns the gateway's configuration: loads the configuration it persisted
 last from --state-dir, applies the --config files and directories on top
@@ -65,9 +65,10 @@ given more than once, e.g. a unix socket for gwctl and a TCP address for
 remote dataplanes. Both services are served on every address. Unix
 sockets are guarded by their mode; TCP addresses use mutual TLS when
 --tls-cert, --tls-key and --tls-ca are given (TLS 1.3; a client without a
-certificate signed by --tls-ca is refused at the handshake), and have no
-authentication otherwise (a warning is logged): keep such addresses on a
-management network. --metrics ADDR serves Prometheus metrics over HTTP.
+certificate signed by --tls-ca is refused at the handshake). A TCP address
+without them is refused at start unless --insecure-tcp is given (no
+authentication at all; a lab only). --metrics ADDR serves Prometheus
+metrics over HTTP.
 
 BGP: when the configuration has a Gateway with an ASN and an IPv4 router
 ID, an embedded BGP speaker (gobgp) runs with that identity and opens a
@@ -115,6 +116,7 @@ func run() int {
 	fs.StringVar(&sec.tls.Cert, "tls-cert", "", "PEM certificate of the API on TCP addresses (mutual TLS; with --tls-key and --tls-ca)")
 	fs.StringVar(&sec.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&sec.tls.CA, "tls-ca", "", "PEM CA that signs the clients' certificates: a TCP client without one is refused")
+	fs.BoolVar(&sec.insecureTCP, "insecure-tcp", false, "serve TCP addresses without TLS (anyone who reaches them may change the configuration; a lab only)")
 	printUsage := func(w io.Writer) {
 		fmt.Fprint(w, usage)
 		fs.SetOutput(w)
@@ -176,9 +178,30 @@ func newLogger(level, format string) (*slog.Logger, error) {
 type security struct {
 	tls     tlsconfig.Files
 	metrics string
+	// insecureTCP allows TCP addresses without mutual TLS; without it they
+	// are refused at start, so an unauthenticated client gets nothing
+	// unless the operator asked for it.
+	insecureTCP bool
+}
+
+// checkTransport refuses a TCP address without mutual TLS unless
+// --insecure-tcp says the operator means it.
+func (sec security) checkTransport(listens []string) error {
+	if sec.tls.Enabled() || sec.insecureTCP {
+		return nil
+	}
+	for _, addr := range listens {
+		if !strings.HasPrefix(addr, "unix:") {
+			return fmt.Errorf("--listen %s: a TCP address needs mutual TLS (--tls-cert, --tls-key, --tls-ca); --insecure-tcp serves it without authentication", addr)
+		}
+	}
+	return nil
 }
 
 func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir string, configs []string, bo bgpsync.Options, sec security) error {
+	if err := sec.checkTransport(listens); err != nil {
+		return err
+	}
 	var tlsCfg *tls.Config
 	if sec.tls.Enabled() {
 		var err error
@@ -259,7 +282,7 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 			gl, mode = gTCP, "mutual TLS"
 			if tlsCfg == nil {
 				mode = "no authentication"
-				log.Warn("TCP address without --tls-cert/--tls-key/--tls-ca: anyone who reaches it may change the configuration", "address", listens[i])
+				log.Warn("--insecure-tcp: anyone who reaches this address may change the configuration", "address", listens[i])
 			}
 		}
 		log.Info("serving", "address", listens[i], "security", mode, "state_dir", stateDir, "generation", srv.Generation())

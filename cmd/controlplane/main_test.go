@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peergate/peergate/internal/tlsconfig"
 )
 
 func shortDir(t *testing.T) string {
@@ -93,5 +95,32 @@ func TestListenOnTCP(t *testing.T) {
 			t.Fatalf("listen %s: %v", addr, err)
 		}
 		ln.Close()
+	}
+}
+
+func TestATCPAddressNeedsMutualTLSOrTheInsecureFlag(t *testing.T) {
+	tls := tlsconfig.Files{Cert: "c.pem", Key: "k.pem", CA: "ca.pem"}
+	cases := []struct {
+		name    string
+		listens []string
+		sec     security
+		refused bool
+	}{
+		{"unix sockets alone", []string{"unix:///run/x.sock", "unix:/run/y.sock"}, security{}, false},
+		{"TCP without TLS", []string{"unix:///run/x.sock", "127.0.0.1:7443"}, security{}, true},
+		{"tcp:// without TLS", []string{"tcp://127.0.0.1:7443"}, security{}, true},
+		{"TCP with mutual TLS", []string{"127.0.0.1:7443"}, security{tls: tls}, false},
+		{"TCP with --insecure-tcp", []string{"127.0.0.1:7443"}, security{insecureTCP: true}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.sec.checkTransport(c.listens)
+			if c.refused && (err == nil || !strings.Contains(err.Error(), "--insecure-tcp")) {
+				t.Fatalf("error %v, want a refusal naming --insecure-tcp", err)
+			}
+			if !c.refused && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
 	}
 }
