@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,6 +98,32 @@ func fullTableBird(addr string, port uint16, prefixes []netip.Prefix) string {
 	return b.String()
 }
 
+// cpuTime is the user plus system CPU time a process used so far.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+func loadAvg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // rss reads the controlplane's resident memory (now and peak) in MiB.
 func rss(pid int) (cur, peak float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -161,8 +188,10 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	// when the generation compiled with every prefix (gwctl get bgp counts
 	// what the last compilation held) is in the agent's hands.
 	start := time.Now()
+	cpu0 := cpuTime(cp.cmd.Process.Pid)
 	b1.must("enable", "peergate")
 	var gen uint64
+	var up time.Time // vpc-e1's session established, as the controlplane saw it
 	deadline := time.Now().Add(10 * time.Minute)
 	for gen == 0 {
 		if time.Now().After(deadline) {
@@ -170,7 +199,15 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 		resp, _, err := cp.bgp()
-		if err != nil || resp.GetLearnedRoutes() < uint64(len(prefixes)) {
+		if err != nil {
+			continue
+		}
+		for _, se := range resp.GetSessions() {
+			if se.GetVpc() == "vpc-e1" && se.GetUp() && se.GetSince() != nil {
+				up = se.GetSince().AsTime()
+			}
+		}
+		if resp.GetLearnedRoutes() < uint64(len(prefixes)) {
 			continue
 		}
 		st, err := cp.gwctl("get", "status", "-o", "json")
@@ -196,8 +233,13 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	w.mu.Unlock()
 	stop.Stop()
 	cur, peak := rss(cp.cmd.Process.Pid)
+	cpu := cpuTime(cp.cmd.Process.Pid) - cpu0
 	t.Logf("session enabled -> generation %d with all %d prefixes live in the dataplane agent: %v (%d generations received in all)",
 		gen, len(prefixes), live.Sub(start).Round(time.Millisecond), generations)
+	// The wall time depends on the machine's load (other jobs share its
+	// cores); the controlplane's CPU time much less: compare changes by it.
+	t.Logf("session up %v after enabling it; session up -> full table live: %v; controlplane CPU time from enable to live: %v (load average %s)",
+		up.Sub(start).Round(time.Millisecond), live.Sub(up).Round(time.Millisecond), cpu.Round(10*time.Millisecond), loadAvg())
 	t.Logf("tables: vpc-e1 %d learned local routes (the compiler drops a more specific route whose action equals its cover's), vpc-1 %d routes",
 		local, routes1)
 	t.Logf("controlplane RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route beyond the empty process",
@@ -253,6 +295,29 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 		deltas, full, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), len(lat))
 	out, _ := cp.gwctl("get", "bgp")
 	t.Logf("gwctl get bgp:\n%s", out)
+
+	// gobgp alone, for its share of the memory: the controlplane stops
+	// (its session would collide with the child's), the child takes the
+	// same table from the same BIRD.
+	b1.must("disable", "peergate")
+	_ = cp.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cp.cmd.Wait()
+	g := startGobgpAlone(t, n1, p1, e1ASN, gatewayASN)
+	g.waitFor(t, "start", time.Minute, func(l string) bool { return l == "up" })
+	gbase, _ := rss(g.cmd.Process.Pid)
+	gstart, gcpu0 := time.Now(), cpuTime(g.cmd.Process.Pid)
+	b1.must("enable", "peergate")
+	g.waitFor(t, "the full table", 10*time.Minute, func(l string) bool {
+		n, err := strconv.Atoi(l)
+		return err == nil && n >= len(prefixes)
+	})
+	gtook, gcpu := time.Since(gstart), cpuTime(g.cmd.Process.Pid)-gcpu0
+	gcur, gpeak := rss(g.cmd.Process.Pid)
+	gper := (gcur - gbase) * (1 << 20) / float64(len(prefixes))
+	t.Logf("gobgp alone (child process, same session and import policy, no watcher): all %d prefixes received %v after enabling the session, CPU time %v",
+		len(prefixes), gtook.Round(time.Millisecond), gcpu.Round(10*time.Millisecond))
+	t.Logf("gobgp alone RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route; the controlplane beyond gobgp's RIB: %.0f bytes per route",
+		gbase, gcur, gpeak, gper, (cur-base)*(1<<20)/float64(len(prefixes))-gper)
 }
 
 // learnedLocal counts the BGP routes in a VPC's local routes.

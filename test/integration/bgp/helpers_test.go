@@ -36,8 +36,13 @@ var bins struct {
 	err  error
 }
 
-// TestMain removes the binaries built for the package's tests.
+// TestMain removes the binaries built for the package's tests. Started
+// with gobgpAloneEnv set, the test binary is instead the full-table test's
+// gobgp-alone child (gobgpalone_test.go).
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(gobgpAloneEnv); spec != "" {
+		os.Exit(runGobgpAlone(spec))
+	}
 	code := m.Run()
 	if bins.dir != "" && os.Getenv("PEERGATE_BIN") == "" {
 		os.RemoveAll(bins.dir)
