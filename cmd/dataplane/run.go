@@ -38,6 +38,7 @@ func init() {
 
 const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR]
                     [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]] [--keep-caps LIST]
+                    [--nat-sessions N] [--drop-log-interval DURATION]
 
 Connects to the controlplane's table push service, waits for the first
 tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
@@ -46,6 +47,8 @@ generation: lookup structures are built off the hot path and swapped in
 atomically, and each generation is acknowledged. Counters (ports, drop
 reasons, pipeline events, NAT sessions) are pushed every second ("gwctl
 stats"). Stateful NAT sessions live in a table of --nat-sessions entries.
+The workers never log per packet: the growth of the drop counters is
+logged by reason at most once per --drop-log-interval.
 
 If the controlplane goes away the dataplane keeps forwarding with its last
 tables and reconnects with backoff; on reconnect it gets the current
@@ -100,6 +103,7 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.StringVar(&tlsFiles.CA, "tls-ca", "", "PEM `file`: the CA that signed the controlplane's certificate")
 	tlsName := fs.String("tls-server-name", "", "`name` expected in the controlplane's certificate (default: the host of --controlplane)")
 	keepCaps := fs.String("keep-caps", "", "capabilities kept after start: `LIST` like net_raw,ipc_lock replaces the default, +LIST adds to it, all drops nothing (default: what DPDK needs, see above)")
+	dropLog := fs.Duration("drop-log-interval", 10*time.Second, "log the growth of the drop counters by reason at most once per `interval` (0: never)")
 	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -194,6 +198,10 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		if _, err := metrics.Serve(ctx, *metricsAddr, reg, log); err != nil {
 			return err
 		}
+	}
+
+	if *dropLog > 0 {
+		go logDrops(ctx, log, *dropLog, d.stats)
 	}
 
 	log.Info("connecting to controlplane", "address", *addr, "id", *id)
