@@ -44,12 +44,13 @@ func (w *Worker) processOne(b *Buf) {
 	// p lives in the next free slot of the burst's pending packets: an
 	// IPv4 packet that waits for the batched route lookup stays there
 	// without a copy; any other reuses the slot.
+	// Its fields are set one by one rather than zeroed as a whole: l3,
+	// etype and srcMAC are always written before they are read.
 	p := &w.pend[w.npend].p
-	*p = pkt{}
-	p.b = b
-	p.d = b.Mem[b.Off : b.Off+b.Len]
-	d := p.d
-	copy(p.srcMAC[:], d[6:12])
+	d := b.Mem[b.Off : b.Off+b.Len]
+	p.b, p.d = b, d
+	p.vxlan, p.local, p.outerSrc, p.vpc = false, false, 0, 0
+	p.outerSrcMAC = [6]byte{}
 	et := binary.BigEndian.Uint16(d[12:])
 	off := packet.EthernetMinLen
 	var tags [2]uint16
@@ -83,6 +84,7 @@ func (w *Worker) processOne(b *Buf) {
 				return
 			}
 		}
+		copy(p.srcMAC[:], d[6:12])
 		if w.portLocal(p, off, et) {
 			return
 		}
@@ -93,6 +95,7 @@ func (w *Worker) processOne(b *Buf) {
 		}
 		p.vpc = v
 	case 1:
+		copy(p.srcMAC[:], d[6:12])
 		v, ok := s.ClassifyVLAN(b.InPort, 0, tags[0])
 		if !ok {
 			w.drop(b, DropUnknownVLAN)
@@ -100,6 +103,7 @@ func (w *Worker) processOne(b *Buf) {
 		}
 		p.vpc = v
 	default:
+		copy(p.srcMAC[:], d[6:12])
 		v, ok := s.ClassifyVLAN(b.InPort, tags[0], tags[1])
 		if !ok {
 			w.drop(b, DropUnknownVLAN)
