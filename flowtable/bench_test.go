@@ -37,8 +37,10 @@ func fill(b *testing.B, sessions int) (*Table, []Flow) {
 }
 
 // BenchmarkEstablished measures one outbound packet of an existing session:
-// a burst of 32 is hashed, its buckets and sessions prefetched, then looked
-// up and refreshed.
+// burst: LookupBurst over bursts of 32 (hash, prefetch buckets, peek tags and
+// prefetch sessions, check candidates); passes: the same three passes made
+// by the caller through the per-packet API (PrefetchBucket, PeekFlow,
+// LookupFlow); single: one packet at a time, nothing prefetched.
 func BenchmarkEstablished(b *testing.B) {
 	sizes := []int{1000, 1 << 20}
 	if os.Getenv("FLOWTABLE_BENCH_10M") != "" {
@@ -46,6 +48,34 @@ func BenchmarkEstablished(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("sessions=%d/burst", n), func(b *testing.B) {
+			tab, flows := fill(b, n)
+			qs := make([]Query, burst)
+			for k := range qs {
+				qs[k].Touch, qs[k].TCPFlags = true, TCPAck
+			}
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			b.ResetTimer()
+			found := 0
+			for i := 0; i < b.N; i += burst {
+				base := i % (n - burst)
+				for k := range qs {
+					qs[k].Flow = flows[base+k]
+				}
+				tab.LookupBurst(qs, 2*sec)
+				for k := range qs {
+					if qs[k].Found {
+						found++
+					}
+				}
+			}
+			b.StopTimer()
+			cpu.report(b)
+			if found < b.N-burst {
+				b.Fatalf("found %d of %d", found, b.N)
+			}
+		})
+		b.Run(fmt.Sprintf("sessions=%d/passes", n), func(b *testing.B) {
 			tab, flows := fill(b, n)
 			var h [burst]uint64
 			b.ReportAllocs()

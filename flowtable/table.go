@@ -331,32 +331,46 @@ func tagOf(h uint64) uint32 { return uint32(h>>24) | 1 }
 
 func (t *Table) bucketAt(s, pos uint32) *bucket { return &t.buckets[s*t.nb+pos] }
 
-// matcher is a key in the form the probe compares: forward keys compare w0,
-// the high half of w1 and w2 under a mask; reverse keys the high half of w0,
-// w1 and w2 under masks.
+// matcher is a key in the form the probe compares: a session matches when
+// each of its first three words, masked, equals the matcher's word. Forward
+// keys compare w0, the high half of w1 and w2's vpc and proto; reverse keys
+// the high half of w0 (remote), w1's public address and remote port, and
+// w2's public port and proto. One branch-free compare for both directions.
 type matcher struct {
-	reverse    bool
-	w0         uint64
-	w1, w2     uint64
-	m1, m2     uint64
-	remoteOnly uint32
+	v0, v1, v2 uint64
+	m0, m1, m2 uint64
 }
 
 func flowMatcher(f *Flow) matcher {
 	w0, w1hi, w2m := flowWords(f)
-	return matcher{w0: w0, w1: w1hi, w2: w2m, m2: flowMask2}
+	return matcher{v0: w0, v1: w1hi << 32, v2: w2m, m0: math.MaxUint64, m1: math.MaxUint32 << 32, m2: flowMask2}
 }
 
 func replyMatcher(r *Reply) matcher {
 	remote, w1m, w2m := replyWords(r)
-	return matcher{reverse: true, remoteOnly: remote, w1: w1m, m1: replyMask1, w2: w2m, m2: replyMask2}
+	return matcher{v0: uint64(remote) << 32, v1: w1m, v2: w2m, m0: math.MaxUint32 << 32, m1: replyMask1, m2: replyMask2}
 }
 
 func (m *matcher) match(e *session) bool {
-	if m.reverse {
-		return uint32(e.load(0)>>32) == m.remoteOnly && e.load(1)&m.m1 == m.w1 && e.load(2)&m.m2 == m.w2
+	return (e.load(0)&m.m0^m.v0)|(e.load(1)&m.m1^m.v1)|(e.load(2)&m.m2^m.v2) == 0
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
 	}
-	return e.load(0) == m.w0 && e.load(1)>>32 == m.w1 && e.load(2)&m.m2 == m.w2
+	return 0
+}
+
+// hits returns a bit per slot of b whose tag is tag. Branch-free: the slot a
+// key sits in is random, so a scan that stops at it would mispredict once
+// per lookup.
+func (b *bucket) hits(tag uint32) uint32 {
+	var m uint32
+	for j := 0; j < slots; j++ {
+		m |= b2u(atomic.LoadUint32(&b.tag[j]) == tag) << j
+	}
+	return m
 }
 
 // find returns the index of the session matching m in stripe s, or noIndex.
@@ -366,11 +380,8 @@ func (t *Table) find(s uint32, h uint64, m *matcher) uint32 {
 	tag, pos := tagOf(h), t.home(h)
 	for n := uint32(0); n < t.nb; n++ {
 		b := t.bucketAt(s, pos)
-		for j := 0; j < slots; j++ {
-			if atomic.LoadUint32(&b.tag[j]) != tag {
-				continue
-			}
-			i := atomic.LoadUint32(&b.idx[j])
+		for hs := b.hits(tag); hs != 0; hs &= hs - 1 {
+			i := atomic.LoadUint32(&b.idx[bits.TrailingZeros32(hs)])
 			if i < uint32(len(t.sessions)) && m.match(&t.sessions[i]) {
 				return i
 			}
@@ -520,7 +531,12 @@ func (t *Table) step(w1, w2, w3 uint64, out, touch bool, tcpFlags uint8, now uin
 		return w3, true
 	}
 	proto := uint8(w2 >> 48)
-	nst := t.to.nextState(st, proto, out, tcpFlags, uint16(w1>>48))
+	nst := st
+	// Most packets change no state bits: only TCP SYN, FIN, RST and UDP
+	// replies (DNS) can.
+	if tcpFlags&(TCPSyn|TCPFin|TCPRst) != 0 || (proto == ProtoUDP && !out) {
+		nst = t.to.nextState(st, proto, out, tcpFlags, uint16(w1>>48))
+	}
 	return uint64(nst)<<32 | uint64(now+t.to.timeout(nst, proto)), true
 }
 
@@ -582,6 +598,144 @@ func (t *Table) LookupReply(r *Reply, h uint64, tcpFlags uint8, touch bool, now 
 	return t.lookup(&m, h, false, touch, tcpFlags, now, ent)
 }
 
+// Query is one key of a burst lookup (LookupBurst).
+type Query struct {
+	// Flow is the key of an outbound query, Reply the key of an inbound
+	// one (Reverse).
+	Flow    Flow
+	Reply   Reply
+	Reverse bool
+	// Touch folds the packet, with TCPFlags, into the session (see
+	// LookupFlow and LookupReply).
+	Touch    bool
+	TCPFlags uint8
+	// Hash is set by LookupBurst: HashFlow or HashReply of the key.
+	Hash uint64
+	// Found and Entry are the result, as LookupFlow and LookupReply give it.
+	Found bool
+	Entry Entry
+	cand  uint32 // session whose tag the peek pass saw, or noIndex
+	seq   uint32 // the stripe's sequence count before that peek
+	next  uint32 // overflow bucket the peek pass continues in, or noIndex
+}
+
+// burstMax is how many queries LookupBurst keeps in flight: enough misses to
+// fill the core's miss buffers, few enough that the lines of the first are
+// still in L1 when the last is issued.
+const burstMax = 32
+
+// LookupBurst looks up every query of qs, burstMax at a time, in three
+// passes: hash every key and prefetch its home bucket; read the stripe's
+// sequence count and the bucket's tags and prefetch the candidate session;
+// then check the candidate against the key and the sequence count (the
+// lock-free path of LookupFlow, without its second bucket scan). A query
+// whose candidate fails (tag collision, overflow bucket, concurrent writer,
+// absent key) falls back to LookupFlow or LookupReply. No allocation, no
+// lock unless a writer is in the stripe.
+func (t *Table) LookupBurst(qs []Query, now int64) {
+	sec := seconds(now)
+	for len(qs) > 0 {
+		b := qs[:min(len(qs), burstMax)]
+		qs = qs[len(b):]
+		for k := range b {
+			q := &b[k]
+			if q.Reverse {
+				q.Hash = t.HashReply(&q.Reply)
+			} else {
+				q.Hash = t.HashFlow(&q.Flow)
+			}
+			prefetch(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(q.Hash), t.home(q.Hash)))))
+		}
+		for k := range b {
+			q := &b[k]
+			s := t.stripeOf(q.Hash)
+			q.seq = t.stripes[s].loadSeq()
+			q.cand, q.next = noIndex, noIndex
+			t.peekBucket(q, s, t.home(q.Hash))
+		}
+		// About one key in ten overflowed its home bucket (load factor
+		// 0.85, 7 slots): follow the chains here, prefetched, rather than
+		// miss on them in the lookup pass.
+		for round, more := 0, true; more && round < 3; round++ {
+			more = false
+			for k := range b {
+				if q := &b[k]; q.next != noIndex {
+					more = t.peekBucket(q, t.stripeOf(q.Hash), q.next) || more
+				}
+			}
+		}
+		for k := range b {
+			q := &b[k]
+			var m matcher
+			if q.Reverse {
+				m = replyMatcher(&q.Reply)
+			} else {
+				m = flowMatcher(&q.Flow)
+			}
+			if !t.lookupCand(&m, q, sec) {
+				q.Found = t.lookup(&m, q.Hash, !q.Reverse, q.Touch, q.TCPFlags, now, &q.Entry)
+			}
+		}
+	}
+}
+
+// peekBucket looks for q's tag in bucket pos of stripe s. On a hit it
+// records the session as q's candidate and prefetches it; when the key may
+// sit further on, it prefetches the next bucket, records it in q.next and
+// reports true.
+func (t *Table) peekBucket(q *Query, s, pos uint32) bool {
+	q.next = noIndex
+	bk := t.bucketAt(s, pos)
+	if hs := bk.hits(tagOf(q.Hash)); hs != 0 {
+		if i := atomic.LoadUint32(&bk.idx[bits.TrailingZeros32(hs)]); i < uint32(len(t.sessions)) {
+			q.cand = i
+			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+		}
+		return false
+	}
+	if atomic.LoadUint32(&bk.ovf) == 0 {
+		return false
+	}
+	if pos++; pos == t.nb {
+		pos = 0
+	}
+	q.next = pos
+	prefetch(uintptr(unsafe.Pointer(t.bucketAt(s, pos))))
+	return true
+}
+
+// lookupCand completes q from the candidate its peek found: valid when the
+// candidate matches the key, is live, and the stripe's sequence count did
+// not move since before the peek (the bucket still published it, so its key
+// words cannot have changed). It reports false when the caller must look up
+// the long way.
+func (t *Table) lookupCand(m *matcher, q *Query, sec uint32) bool {
+	i := q.cand
+	if i >= uint32(len(t.sessions)) || q.seq&1 != 0 {
+		return false
+	}
+	e := &t.sessions[i]
+	if !m.match(e) {
+		return false
+	}
+	w3 := e.load(3)
+	w0, w1, w2 := e.load(0), e.load(1), e.load(2)
+	if t.stripes[t.stripeOf(q.Hash)].loadSeq() != q.seq || w3>>32&stLive == 0 {
+		return false
+	}
+	n3, ok := t.step(w1, w2, w3, !q.Reverse, q.Touch, q.TCPFlags, sec)
+	if !ok {
+		q.Found = false
+		return true
+	}
+	if n3 != w3 && !atomic.CompareAndSwapUint64(&e.w[3], w3, n3) {
+		return false
+	}
+	q.Found = true
+	q.Entry.set(i, w0, w1, w2, n3)
+	return true
+}
+
 // PrefetchBucket starts loading the home bucket of h: the first pass over a
 // burst.
 func (t *Table) PrefetchBucket(h uint64) {
@@ -597,14 +751,9 @@ func (t *Table) PeekReply(h uint64) { t.peek(h) }
 
 func (t *Table) peek(h uint64) {
 	b := t.bucketAt(t.stripeOf(h), t.home(h))
-	tag := tagOf(h)
-	for j := 0; j < slots; j++ {
-		if atomic.LoadUint32(&b.tag[j]) == tag {
-			i := atomic.LoadUint32(&b.idx[j])
-			if i < uint32(len(t.sessions)) {
-				prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
-			}
-			return
+	if hs := b.hits(tagOf(h)); hs != 0 {
+		if i := atomic.LoadUint32(&b.idx[bits.TrailingZeros32(hs)]); i < uint32(len(t.sessions)) {
+			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
 		}
 	}
 }

@@ -411,3 +411,123 @@ func TestKilledSessionsStopMatchingAndAreCounted(t *testing.T) {
 		t.Fatalf("counters %+v", c)
 	}
 }
+
+// LookupBurst gives what the one-packet lookups give, for forward and reply
+// keys, present and absent, in a table full enough that many keys sit in
+// overflow buckets.
+func TestLookupBurstMatchesOnePacketLookups(t *testing.T) {
+	const n = 3000
+	tab := newTable(t, n)
+	var entries []Entry
+	for i := 0; i < n; i++ {
+		entries = append(entries, createSpread(t, tab, i, ProtoUDP, 0))
+	}
+	cases := []struct {
+		name string
+		q    func(i int) Query
+	}{
+		{"forward keys of live sessions", func(i int) Query { return Query{Flow: entries[i].Flow} }},
+		{"reply keys of live sessions", func(i int) Query { return Query{Reply: entries[i].Reply(), Reverse: true} }},
+		{"absent forward keys", func(i int) Query { f := entries[i].Flow; f.RemotePort = 80; return Query{Flow: f} }},
+		{"absent reply keys", func(i int) Query {
+			r := entries[i].Reply()
+			r.PublicPort++
+			r.Remote++
+			return Query{Reply: r, Reverse: true}
+		}},
+		{"alternating directions", func(i int) Query {
+			if i%2 == 0 {
+				return Query{Flow: entries[i].Flow}
+			}
+			return Query{Reply: entries[i].Reply(), Reverse: true}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			qs := make([]Query, n)
+			for i := range qs {
+				qs[i] = c.q(i)
+			}
+			tab.LookupBurst(qs, sec) // several bursts and a partial one
+			for i := range qs {
+				q := &qs[i]
+				var want Entry
+				var found bool
+				if q.Reverse {
+					found = tab.LookupReply(&q.Reply, tab.HashReply(&q.Reply), 0, false, sec, &want)
+				} else {
+					found = tab.LookupFlow(&q.Flow, tab.HashFlow(&q.Flow), 0, false, sec, &want)
+				}
+				if q.Found != found || (found && q.Entry != want) {
+					t.Fatalf("query %d: burst found %v %+v, one-packet lookup %v %+v", i, q.Found, q.Entry, found, want)
+				}
+			}
+		})
+	}
+}
+
+// Burst lookups of long-lived sessions keep finding them while another
+// worker creates and expires sessions in the same stripes (run with -race).
+func TestLookupBurstUnderChurn(t *testing.T) {
+	to := DefaultTimeouts()
+	to.UDP = time.Second
+	tab, err := New(Config{Capacity: 4000, Timeouts: to, Stripes: 4, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stable = 500
+	var entries []Entry
+	for i := 0; i < stable; i++ {
+		entries = append(entries, createSpread(t, tab, i, ProtoTCP, TCPSyn))
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // churn: UDP sessions live one second and are swept
+		defer close(done)
+		rnd := uint64(3)
+		for i, now := 0, 2*sec; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f := flow(100000+i%3000, ProtoUDP)
+			f.Remote += uint32(i % 3000)
+			tab.Create(&f, tab.HashFlow(&f), 0xc0a80102, &allPorts, &rnd, 1, 1, 0, now)
+			if i%64 == 63 {
+				now += sec / 4
+				tab.Sweep(now, 256)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	qs := make([]Query, stable)
+	for round := 0; round < 200; round++ {
+		for i := range qs {
+			if i%2 == 0 {
+				qs[i] = Query{Flow: entries[i].Flow}
+			} else {
+				qs[i] = Query{Reply: entries[i].Reply(), Reverse: true}
+			}
+		}
+		tab.LookupBurst(qs, sec)
+		for i := range qs {
+			if !qs[i].Found || qs[i].Entry.Index != entries[i].Index || qs[i].Entry.Flow != entries[i].Flow {
+				t.Fatalf("round %d, session %d: found %v %+v, want %+v", round, i, qs[i].Found, qs[i].Entry, entries[i])
+			}
+		}
+	}
+}
+
+// createSpread creates session i toward its own remote endpoint.
+func createSpread(t *testing.T, tab *Table, i int, proto, flags uint8) Entry {
+	t.Helper()
+	f := flow(i, proto)
+	f.Remote += uint32(i)
+	rnd := uint64(i + 1)
+	e, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80101, &allPorts, &rnd, 1, 1, flags, sec)
+	if st != Created {
+		t.Fatalf("create %+v: %v", f, st)
+	}
+	return e
+}
