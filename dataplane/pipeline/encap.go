@@ -112,8 +112,8 @@ func (w *Worker) pushTemplate(b *Buf, a *adjacency, etype uint16, hash uint32) b
 		return false
 	}
 	m := b.Mem[start : b.Off+b.Len]
-	_ = m[vxlanHdrs-1]
-	copy(m[:vxlanHdrs], a.tmpl[:])
+	// An array assignment: inline vector moves, no memmove call.
+	*(*[vxlanHdrs]byte)(m) = a.tmpl
 	ipl := len(m) - packet.EthernetMinLen
 	w.ipID++
 	id := uint32(w.ipID)

@@ -317,11 +317,21 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		}
 		return
 	}
+	natted := newSrc != src || newDst != dst
+	var ttlDelta uint32
 	if dec > 0 {
-		ip.DecTTL(dec)
+		if natted {
+			// One checksum update for the TTL and the addresses: the
+			// TTL/protocol word's RFC 1624 delta joins nat4's.
+			old := binary.BigEndian.Uint16(ip[8:])
+			ip[8] -= dec
+			ttlDelta = uint32(^old) + uint32(old-uint16(dec)<<8)
+		} else {
+			ip.DecTTL(dec)
+		}
 	}
-	if newSrc != src || newDst != dst {
-		nat4(ip, ihl, proto, &l4, src, newSrc, dst, newDst)
+	if natted {
+		nat4(ip, ihl, proto, &l4, src, newSrc, dst, newDst, ttlDelta)
 		w.C.Events[EvStatelessNAT]++
 		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4.icmpType) {
 			w.translateEmbedded4(ip[ihl:], act)
@@ -334,13 +344,15 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 }
 
 // nat4 rewrites addresses and updates the IPv4 and transport checksums
-// incrementally (RFC 1624). A UDP checksum of 0 (none) stays 0.
-func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, newDst uint32) {
+// incrementally (RFC 1624). A UDP checksum of 0 (none) stays 0. ipDelta is
+// an RFC 1624 delta (~m + m') of other header words already changed (the
+// TTL), for the IPv4 checksum only.
+func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, newDst uint32, ipDelta uint32) {
 	// One RFC 1624 delta (~m + m' over the four address words) serves both
 	// checksums.
 	delta := uint32(^uint16(src>>16)) + uint32(^uint16(src)) + uint32(^uint16(dst>>16)) + uint32(^uint16(dst)) +
 		newSrc>>16 + newSrc&0xffff + newDst>>16 + newDst&0xffff
-	ip.SetChecksum(^packet.Fold(uint32(^ip.Checksum()) + delta))
+	ip.SetChecksum(^packet.Fold(uint32(^ip.Checksum()) + delta + ipDelta))
 	binary.BigEndian.PutUint32(ip[12:], newSrc)
 	binary.BigEndian.PutUint32(ip[16:], newDst)
 	if l4.csumOff < 0 || proto == packet.ProtoICMP {
@@ -393,7 +405,7 @@ func (w *Worker) translateEmbedded4(icmp []byte, act *fib.Action) {
 			}
 		}
 	}
-	nat4(e[:len(e):len(e)], eihl, e.Protocol(), &el4, esrc, nsrc, edst, ndst)
+	nat4(e[:len(e):len(e)], eihl, e.Protocol(), &el4, esrc, nsrc, edst, ndst, 0)
 	// The ICMP checksum covers the embedded bytes: recompute it (errors are
 	// rare and short).
 	packet.ICMP(icmp).SetChecksum(0)
