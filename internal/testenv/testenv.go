@@ -33,12 +33,18 @@ var built struct {
 	err  error
 }
 
+// cleanupDirs are the build directories Main removes.
+var cleanupDirs []string
+
 // Main runs the tests of m and removes the binaries built for them. Call
 // it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
+	}
+	for _, d := range cleanupDirs {
+		os.RemoveAll(d)
 	}
 	os.Exit(code)
 }
@@ -139,7 +145,17 @@ type Process struct {
 // process is killed at the end of the test if it still runs.
 func StartProcess(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
+	return StartProcessEnv(t, nil, bin, args...)
+}
+
+// StartProcessEnv is StartProcess with env ("KEY=value") added to the
+// test's environment.
+func StartProcessEnv(t testing.TB, env []string, bin string, args ...string) *Process {
+	t.Helper()
 	p := &Process{Cmd: exec.Command(bin, args...), Log: &SyncBuffer{}, done: make(chan struct{})}
+	if len(env) > 0 {
+		p.Cmd.Env = append(os.Environ(), env...)
+	}
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Log, p.Log
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

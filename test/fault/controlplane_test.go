@@ -39,6 +39,7 @@ type cpEnv struct {
 	bin      string
 	sock     string
 	stateDir string
+	env      []string // added to the controlplane's environment
 	proc     *testenv.Process
 	api      apiv1.GatewayClient
 }
@@ -63,7 +64,7 @@ func (e *cpEnv) addr() string { return "unix://" + e.sock }
 func (e *cpEnv) start(extra ...string) {
 	e.t.Helper()
 	args := append([]string{"--listen", e.addr(), "--state-dir", e.stateDir, "--log-level", "debug"}, extra...)
-	e.proc = testenv.StartProcess(e.t, filepath.Join(e.bin, "controlplane"), args...)
+	e.proc = testenv.StartProcessEnv(e.t, e.env, filepath.Join(e.bin, "controlplane"), args...)
 	e.api = testenv.Dial(e.t, e.addr())
 	deadline := time.Now().Add(startLimit)
 	for {
@@ -258,14 +259,17 @@ func twoGenerations(t *testing.T, n int) [2]*generation {
 
 // killVPCs sizes the configurations so that one apply (validate, compile,
 // persist ~0.5 MB with fsync, publish) takes about a second on a freshly
-// started controlplane on the project's 2-core machine: a window wide enough to land SIGKILLs in every phase.
+// started controlplane on the project's 2-core machine: a window wide
+// enough to land SIGKILLs in every phase.
 const killVPCs = 1000
 
 // TestSIGKILLDuringApplyLeavesTheOldOrTheNewGeneration alternates two big
 // configurations through gwctl apply, kills the controlplane with SIGKILL
-// at a random moment of each apply and restarts it on the same state
-// directory: the live objects and tables must be exactly the old or the
-// new configuration, with the generation number of that configuration.
+// during each apply (at a random moment, or at a given step of the
+// store's save) and restarts it on the same state directory: the live
+// objects and tables must be exactly the old or the new configuration,
+// with the generation number of that configuration, and an apply gwctl
+// saw succeed must survive.
 func TestSIGKILLDuringApplyLeavesTheOldOrTheNewGeneration(t *testing.T) {
 	rounds := 20
 	if testing.Short() {
