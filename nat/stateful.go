@@ -369,11 +369,18 @@ func (s *Stateful) Inbound(pool uint32, k *Key, tcpFlags uint8, now int64) (vpc 
 
 func (s *Stateful) inbound(pool uint32, rk *flowtable.Reply, h uint64, tcpFlags uint8, touch bool, now int64) (uint32, uint32, uint16, Reason) {
 	var e flowtable.Entry
-	if !s.tab.LookupReply(rk, h, tcpFlags, touch, now, &e) {
+	found := s.tab.LookupReply(rk, h, tcpFlags, touch, now, &e)
+	return s.inboundEntry(pool, found, &e, h)
+}
+
+// inboundEntry is the half of inbound after the lookup: found and e are its
+// result, h the reply key's hash.
+func (s *Stateful) inboundEntry(pool uint32, found bool, e *flowtable.Entry, h uint64) (uint32, uint32, uint16, Reason) {
+	if !found {
 		return 0, 0, 0, s.drop(DropUnsolicited, h)
 	}
 	ps := s.pools.Load()
-	if e.Gen != ps.gen && !s.revalidate(ps, &e) {
+	if e.Gen != ps.gen && !s.revalidate(ps, e) {
 		return 0, 0, 0, s.drop(DropStale, h)
 	}
 	// The reply must come through a pool of the session's VPC: a pool shared

@@ -39,43 +39,55 @@ type parsed struct {
 	kind   uint8
 	flags  uint8
 	reason Reason
+	qi     int // the packet's query in Translate's burst lookup
 }
 
 // Translate rewrites every request's packet in place and sets its Result.
-// It hashes and prefetches 32 packets at a time before looking any up, so the
-// memory misses of a burst overlap. Safe for concurrent use; no allocation.
+// It parses 32 packets at a time and looks their sessions up together
+// (flowtable.LookupBurst: hashes, then buckets, then sessions, each pass
+// prefetching for the next), so the memory misses of a burst overlap. Safe
+// for concurrent use; no allocation.
 func (s *Stateful) Translate(now int64, reqs []Request) {
 	var ps [burst]parsed
+	var qs [burst]flowtable.Query
 	for len(reqs) > 0 {
 		n := min(len(reqs), burst)
 		chunk := reqs[:n]
+		pools := s.pools.Load()
+		nq := 0
 		for i := range chunk {
 			q := &chunk[i]
 			p := &ps[i]
 			s.parse(q.Packet, q.Reverse, q.SrcVPC, p)
-			if p.kind == kindQuery {
-				if q.Reverse {
-					p.h = s.tab.HashReply(&p.r)
-				} else {
-					p.h = s.tab.HashFlow(&p.f)
+			if p.kind != kindQuery {
+				continue
+			}
+			if !q.Reverse {
+				// Checked before the lookup so that a packet dropped
+				// for its pool does not refresh a session.
+				if r := outboundPool(pools, q); r != OK {
+					p.kind, p.reason = kindDrop, r
+					continue
 				}
-				s.tab.PrefetchBucket(p.h)
 			}
+			p.qi = nq
+			qs[nq] = flowtable.Query{Flow: p.f, Reply: p.r, Reverse: q.Reverse, Touch: true, TCPFlags: p.flags}
+			nq++
 		}
-		for i := range chunk {
-			if ps[i].kind == kindQuery {
-				s.tab.PeekFlow(ps[i].h)
-			}
-		}
+		s.tab.LookupBurst(qs[:nq], now)
 		// New outbound flows are set aside after their lookup missed, their
 		// creation prefetched, and created together after the rest.
 		pending := false
 		for i := range chunk {
-			chunk[i].Result = s.finish(now, &chunk[i], &ps[i], true)
+			var res *flowtable.Query
+			if p := &ps[i]; p.kind == kindQuery {
+				res = &qs[p.qi]
+				p.h = res.Hash
+			}
+			chunk[i].Result = s.finish(now, &chunk[i], &ps[i], res, true)
 			pending = pending || ps[i].kind == kindCreate
 		}
 		if pending {
-			pools := s.pools.Load()
 			for i := range chunk {
 				if p := &ps[i]; p.kind == kindCreate {
 					if pi := pools.pool(chunk[i].Pool); pi != nil {
@@ -85,12 +97,25 @@ func (s *Stateful) Translate(now int64, reqs []Request) {
 			}
 			for i := range chunk {
 				if ps[i].kind == kindCreate {
-					chunk[i].Result = s.finish(now, &chunk[i], &ps[i], false)
+					chunk[i].Result = s.finish(now, &chunk[i], &ps[i], nil, false)
 				}
 			}
 		}
 		reqs = reqs[n:]
 	}
+}
+
+// outboundPool checks that an outbound request's pool exists and
+// masquerades the VPC it comes from.
+func outboundPool(pools *poolSet, q *Request) Reason {
+	pi := pools.pool(q.Pool)
+	if pi == nil {
+		return DropNoPool
+	}
+	if pi.vpc != uint32(q.SrcVPC) {
+		return DropPoolVPC
+	}
+	return OK
 }
 
 // TranslatePacket is Translate for one packet.
@@ -105,7 +130,7 @@ func (s *Stateful) TranslatePacket(now int64, pkt []byte, srcVPC, dstVPC uint16,
 			p.h = s.tab.HashFlow(&p.f)
 		}
 	}
-	return s.finish(now, &q, &p, false)
+	return s.finish(now, &q, &p, nil, false)
 }
 
 // parse reads the session key of an IPv4 packet.
@@ -181,9 +206,10 @@ func (s *Stateful) parse(pkt []byte, reverse bool, vpc uint16, p *parsed) {
 	}
 }
 
-// finish looks a parsed packet up and rewrites it. With defer, an outbound
-// packet without a session is marked kindCreate and left for a second call.
-func (s *Stateful) finish(now int64, q *Request, p *parsed, deferCreate bool) Reason {
+// finish looks a parsed packet up (or takes res, its result from the burst
+// lookup) and rewrites it. With deferCreate, an outbound packet without a
+// session is marked kindCreate and left for a second call.
+func (s *Stateful) finish(now int64, q *Request, p *parsed, res *flowtable.Query, deferCreate bool) Reason {
 	pkt := q.Packet
 	switch p.kind {
 	case kindDrop:
@@ -198,7 +224,14 @@ func (s *Stateful) finish(now int64, q *Request, p *parsed, deferCreate bool) Re
 	}
 	proto := pkt[9]
 	if q.Reverse {
-		vpc, addr, port, r := s.inbound(q.Pool, &p.r, p.h, p.flags, true, now)
+		var vpc, addr uint32
+		var port uint16
+		var r Reason
+		if res != nil {
+			vpc, addr, port, r = s.inboundEntry(q.Pool, res.Found, &res.Entry, p.h)
+		} else {
+			vpc, addr, port, r = s.inbound(q.Pool, &p.r, p.h, p.flags, true, now)
+		}
 		if r != OK {
 			return r
 		}
@@ -216,7 +249,16 @@ func (s *Stateful) finish(now int64, q *Request, p *parsed, deferCreate bool) Re
 		if pi.vpc != uint32(q.SrcVPC) {
 			return s.drop(DropPoolVPC, p.h)
 		}
-		addr, port, found := s.existing(ps, &p.f, p.h, p.flags, now)
+		var addr uint32
+		var port uint16
+		var found bool
+		if res != nil {
+			if found = res.Found && (res.Entry.Gen == ps.gen || s.revalidate(ps, &res.Entry)); found {
+				addr, port = res.Entry.Public, res.Entry.PublicPort
+			}
+		} else {
+			addr, port, found = s.existing(ps, &p.f, p.h, p.flags, now)
+		}
 		if !found {
 			if deferCreate {
 				p.kind = kindCreate
