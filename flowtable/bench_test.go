@@ -123,10 +123,19 @@ func BenchmarkEstablished(b *testing.B) {
 	}
 }
 
-// BenchmarkNewSessions measures session creation in steady churn: every
-// iteration creates a session, every 32nd sweeps 64 slots (two per session),
-// with UDP sessions timing out so the table stays about half full.
+// BenchmarkNewSessions measures session creation in steady churn, with UDP
+// sessions timing out so the table stays about half full and every 32nd
+// creation sweeps 64 slots (two per session), as the pipeline does once per
+// burst. single: one Create at a time, nothing prefetched; burst: bursts of
+// 32 as nat.Translate makes them, every creation's buckets and free slot
+// prefetched (PrefetchBucket, PrefetchCreate) before the first Create.
 func BenchmarkNewSessions(b *testing.B) {
+	for _, mode := range []string{"single", "burst"} {
+		b.Run(mode, func(b *testing.B) { benchNewSessions(b, mode == "burst") })
+	}
+}
+
+func benchNewSessions(b *testing.B, prefetchBurst bool) {
 	const capacity = 1 << 20
 	to := DefaultTimeouts()
 	to.UDP = time.Second
@@ -138,20 +147,37 @@ func BenchmarkNewSessions(b *testing.B) {
 	rnd := uint64(99)
 	now := int64(0)
 	dropped := 0
+	var fs [burst]Flow
+	var hs [burst]uint64
 	b.ReportAllocs()
 	cpu := startCPU(b)
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if i%(capacity/4) == 0 {
+	for i := 0; i < b.N; i += burst {
+		if i%(capacity/4) < burst {
 			now += int64(time.Second)
 		}
-		f := Flow{Inner: 0x0a000000 + uint32(i>>10), Remote: 0x08000000 + uint32(i&1023)*7919, InnerPort: uint16(i), RemotePort: 53, VPC: 1, Proto: ProtoUDP}
-		if _, st := tab.Create(&f, tab.HashFlow(&f), 0xc0a80100+uint32(i&3), &ports, &rnd, 1, 1, 0, now); st != Created {
-			dropped++
+		n := min(burst, b.N-i)
+		for k := 0; k < n; k++ {
+			j := i + k
+			fs[k] = Flow{Inner: 0x0a000000 + uint32(j>>10), Remote: 0x08000000 + uint32(j&1023)*7919, InnerPort: uint16(j), RemotePort: 53, VPC: 1, Proto: ProtoUDP}
+			hs[k] = tab.HashFlow(&fs[k])
+			if prefetchBurst {
+				tab.PrefetchBucket(hs[k])
+			}
 		}
-		if i%32 == 31 {
-			tab.Sweep(now, 64) // as the pipeline does once per burst
+		if prefetchBurst {
+			r := rnd
+			for k := 0; k < n; k++ {
+				tab.PrefetchCreate(&fs[k], 0xc0a80100+uint32((i+k)&3), &ports, r)
+				r = nextRand(r)
+			}
 		}
+		for k := 0; k < n; k++ {
+			if _, st := tab.Create(&fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, &rnd, 1, 1, 0, now); st != Created {
+				dropped++
+			}
+		}
+		tab.Sweep(now, 64)
 	}
 	b.StopTimer()
 	cpu.report(b)
