@@ -614,10 +614,14 @@ type Query struct {
 	// Found and Entry are the result, as LookupFlow and LookupReply give it.
 	Found bool
 	Entry Entry
-	cand  uint32 // session whose tag the peek pass saw, or noIndex
+	cand  uint32 // session whose tag the peek pass saw, absent, or noIndex
 	seq   uint32 // the stripe's sequence count before that peek
 	next  uint32 // overflow bucket the peek pass continues in, or noIndex
 }
+
+// absent is the candidate of a query whose bucket chain ended without its
+// tag (session indexes stay below 2^31).
+const absent = noIndex - 1
 
 // burstMax is how many queries LookupBurst keeps in flight: enough misses to
 // fill the core's miss buffers, few enough that the lines of the first are
@@ -694,6 +698,7 @@ func (t *Table) peekBucket(q *Query, s, pos uint32) bool {
 		return false
 	}
 	if atomic.LoadUint32(&bk.ovf) == 0 {
+		q.cand = absent
 		return false
 	}
 	if pos++; pos == t.nb {
@@ -711,7 +716,19 @@ func (t *Table) peekBucket(q *Query, s, pos uint32) bool {
 // the long way.
 func (t *Table) lookupCand(m *matcher, q *Query, sec uint32) bool {
 	i := q.cand
-	if i >= uint32(len(t.sessions)) || q.seq&1 != 0 {
+	if q.seq&1 != 0 {
+		return false
+	}
+	if i == absent {
+		// The chain ended without the tag: absent, unless a writer moved
+		// the stripe since (a new flow's burst ends here).
+		if t.stripes[t.stripeOf(q.Hash)].loadSeq() != q.seq {
+			return false
+		}
+		q.Found = false
+		return true
+	}
+	if i >= uint32(len(t.sessions)) {
 		return false
 	}
 	e := &t.sessions[i]
