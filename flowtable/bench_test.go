@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const burst = 32
@@ -227,3 +228,83 @@ func BenchmarkGoMapReference(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryReference measures what this machine's memory gives at the
+// time of the run, over 96 MB of huge-page-advised arrays (the 1 M session
+// table is 57 MB): latency, one dependent random load at a time (a pointer
+// chase); chains=32, 32 independent chases (the random-line throughput with
+// as many misses in flight as the core takes); lookup-shape, per packet one
+// random line then a second random line whose address it holds, in three
+// passes over bursts of 32 with prefetches, as LookupBurst does (bucket,
+// then session), with nothing else: the floor of an established lookup.
+func BenchmarkMemoryReference(b *testing.B) {
+	const lines = 1 << 20
+	a := make([]uint64, lines*8)   // 64 MB
+	c := make([]uint64, lines*8/2) // 32 MB
+	adviseHuge(unsafe.Pointer(&a[0]), uintptr(len(a)*8))
+	adviseHuge(unsafe.Pointer(&c[0]), uintptr(len(c)*8))
+	// A random cyclic order of a's lines for the chases; each line also
+	// holds a random line of c for lookup-shape.
+	perm := make([]uint32, lines)
+	for i := range perm {
+		perm[i] = uint32(i)
+	}
+	x := uint64(1)
+	for i := lines - 1; i > 0; i-- {
+		x = nextRand(x)
+		j := int(x % uint64(i+1))
+		perm[i], perm[j] = perm[j], perm[i]
+	}
+	for i := range perm {
+		x = nextRand(x)
+		a[perm[i]*8] = uint64(perm[(i+1)%lines]) * 8
+		a[perm[i]*8+1] = x % uint64(len(c)/8) * 8
+	}
+	for i := range c {
+		c[i] = uint64(i)
+	}
+	chase := func(b *testing.B, chains int) {
+		pos := make([]uint64, chains)
+		for k := range pos {
+			pos[k] = uint64(perm[k*(lines/chains)]) * 8
+		}
+		cpu := startCPU(b)
+		b.ResetTimer()
+		for i := 0; i < b.N; i += chains {
+			for k := range pos {
+				pos[k] = a[pos[k]]
+			}
+		}
+		b.StopTimer()
+		cpu.report(b)
+		benchSink += pos[0]
+	}
+	b.Run("latency", func(b *testing.B) { chase(b, 1) })
+	b.Run("chains=32", func(b *testing.B) { chase(b, 32) })
+	b.Run("lookup-shape", func(b *testing.B) {
+		var t [burst]uint64
+		n := uint64(0)
+		cpu := startCPU(b)
+		b.ResetTimer()
+		for i := 0; i < b.N; i += burst {
+			base := i % (lines - burst)
+			for k := 0; k < burst; k++ {
+				prefetch(uintptr(unsafe.Pointer(&a[perm[base+k]*8])))
+			}
+			for k := 0; k < burst; k++ {
+				t[k] = a[perm[base+k]*8+1]
+				prefetch(uintptr(unsafe.Pointer(&c[t[k]])))
+			}
+			for k := 0; k < burst; k++ {
+				if c[t[k]] == t[k] {
+					n++
+				}
+			}
+		}
+		b.StopTimer()
+		cpu.report(b)
+		benchSink += n
+	})
+}
+
+var benchSink uint64
