@@ -341,14 +341,19 @@ type matcher struct {
 	m0, m1, m2 uint64
 }
 
-func flowMatcher(f *Flow) matcher {
+// setFlow and setReply fill m in place, word by word: building a matcher
+// by value made the compiler copy it through a template with overlapping
+// wide and narrow stores, a store-forwarding stall per lookup.
+func (m *matcher) setFlow(f *Flow) {
 	w0, w1hi, w2m := flowWords(f)
-	return matcher{v0: w0, v1: w1hi << 32, v2: w2m, m0: math.MaxUint64, m1: math.MaxUint32 << 32, m2: flowMask2}
+	m.v0, m.v1, m.v2 = w0, w1hi<<32, w2m
+	m.m0, m.m1, m.m2 = math.MaxUint64, math.MaxUint32<<32, flowMask2
 }
 
-func replyMatcher(r *Reply) matcher {
+func (m *matcher) setReply(r *Reply) {
 	remote, w1m, w2m := replyWords(r)
-	return matcher{v0: uint64(remote) << 32, v1: w1m, v2: w2m, m0: math.MaxUint32 << 32, m1: replyMask1, m2: replyMask2}
+	m.v0, m.v1, m.v2 = uint64(remote)<<32, w1m, w2m
+	m.m0, m.m1, m.m2 = math.MaxUint32<<32, replyMask1, replyMask2
 }
 
 func (m *matcher) match(e *session) bool {
@@ -586,7 +591,8 @@ func (t *Table) lookup(m *matcher, h uint64, out, touch bool, tcpFlags uint8, no
 // not returned (Create replaces them). It takes no lock unless a writer
 // changes f's stripe at the same moment.
 func (t *Table) LookupFlow(f *Flow, h uint64, tcpFlags uint8, touch bool, now int64, ent *Entry) bool {
-	m := flowMatcher(f)
+	var m matcher
+	m.setFlow(f)
 	return t.lookup(&m, h, true, touch, tcpFlags, now, ent)
 }
 
@@ -594,7 +600,8 @@ func (t *Table) LookupFlow(f *Flow, h uint64, tcpFlags uint8, touch bool, now in
 // it folds an inbound packet with tcpFlags into it (ICMP errors look up
 // without touching, RFC 5508 section 3).
 func (t *Table) LookupReply(r *Reply, h uint64, tcpFlags uint8, touch bool, now int64, ent *Entry) bool {
-	m := replyMatcher(r)
+	var m matcher
+	m.setReply(r)
 	return t.lookup(&m, h, false, touch, tcpFlags, now, ent)
 }
 
@@ -672,9 +679,9 @@ func (t *Table) LookupBurst(qs []Query, now int64) {
 			q := &b[k]
 			var m matcher
 			if q.Reverse {
-				m = replyMatcher(&q.Reply)
+				m.setReply(&q.Reply)
 			} else {
-				m = flowMatcher(&q.Flow)
+				m.setFlow(&q.Flow)
 			}
 			if !t.lookupCand(&m, q, sec) {
 				q.Found = t.lookup(&m, q.Hash, !q.Reverse, q.Touch, q.TCPFlags, now, &q.Entry)
@@ -796,7 +803,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	s := t.stripeOf(fh)
 	sec := seconds(now)
 	st := &t.stripes[s]
-	fm := flowMatcher(f)
+	var fm matcher
+	fm.setFlow(f)
 	t.PrefetchBucket(fh)
 	t.PrefetchCreate(f, pub, ports, *rnd)
 	for attempt := 0; ; attempt++ {
@@ -849,7 +857,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 				return ent, Found
 			}
 		}
-		rm := replyMatcher(&r)
+		var rm matcher
+		rm.setReply(&r)
 		if t.find(rs, rh, &rm) != noIndex {
 			t.unlockSecond(s, rs)
 			continue
@@ -955,7 +964,8 @@ func (t *Table) expire(i uint32, now uint32, force bool) bool {
 // slot; it stops matching at once and is freed by the next Sweep over it.
 func (t *Table) Kill(e *Entry) {
 	x := &t.sessions[e.Index]
-	fm := flowMatcher(&e.Flow)
+	var fm matcher
+	fm.setFlow(&e.Flow)
 	for {
 		w3 := x.load(3)
 		st := uint32(w3 >> 32)
