@@ -117,8 +117,8 @@ type SessionInfo struct {
 	State      string // idle, connect, active, opensent, openconfirm, established
 	Up         bool
 	Since      time.Time // last state change to or from established, zero if never up
-	Received   uint64    // prefixes received (gobgp's adj-rib-in, all families)
-	Accepted   uint64    // prefixes accepted by gobgp's import
+	Received   uint64    // prefixes the neighbour announces (what gobgp's adj-rib-in holds, all families)
+	Accepted   uint64    // of those, the ones without our ASN in the AS path (Learned while up)
 	Advertised uint64    // prefixes sent
 	Learned    int       // routes this speaker holds for the neighbour
 }

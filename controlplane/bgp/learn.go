@@ -6,7 +6,6 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -39,7 +38,13 @@ func (s *Speaker) onPeer(ev *api.WatchEventResponse_PeerEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.neighbors[addr.Unmap()]
-	if n == nil || n.up == established {
+	if n == nil {
+		return
+	}
+	// Sessions reports this state rather than asking gobgp (ListPeer
+	// walks every neighbour's adj-rib-in inside gobgp's main loop).
+	n.state = st.GetSessionState()
+	if n.up == established {
 		return
 	}
 	s.setUpLocked(n, established)
@@ -65,13 +70,8 @@ func (s *Speaker) setUpLocked(n *neighbor, up bool) {
 }
 
 // pathParser turns gobgp API paths back into what the store needs. It
-// reuses its messages: it runs on the single watch goroutine only.
+// runs on the single watch goroutine only.
 type pathParser struct {
-	pfx   api.IPAddressPrefix
-	nh    api.NextHopAttribute
-	med   api.MultiExitDiscAttribute
-	asp   api.AsPathAttribute
-	mp    api.MpReachNLRIAttribute
 	asn   uint32
 	lastN string
 	lastA netip.Addr
@@ -81,6 +81,7 @@ type parsedPath struct {
 	neighbor netip.Addr
 	prefix   netip.Prefix
 	withdraw bool
+	looped   bool // announced with our ASN in its AS path: treated as a withdrawal
 	val      val
 }
 
@@ -91,24 +92,16 @@ func typeIs(a *anypb.Any, name string) bool {
 	return len(u) == len(typePrefix)+len(name) && strings.HasSuffix(u, name)
 }
 
-var unmarshal = proto.UnmarshalOptions{}
-
 // parse reports false for what is not a unicast route (end-of-RIB markers,
-// other NLRI types).
+// other NLRI types). The attributes are decoded from their wire form
+// (wire.go): this runs once per learned prefix.
 func (pp *pathParser) parse(p *api.Path, out *parsedPath) bool {
 	nlri := p.GetNlri()
 	if nlri == nil || !typeIs(nlri, "IPAddressPrefix") {
 		return false
 	}
-	if err := unmarshal.Unmarshal(nlri.GetValue(), &pp.pfx); err != nil {
-		return false
-	}
-	a, err := netip.ParseAddr(pp.pfx.Prefix)
-	if err != nil {
-		return false
-	}
-	pfx, err := a.Unmap().Prefix(int(pp.pfx.PrefixLen))
-	if err != nil {
+	pfx, ok := wirePrefix(nlri.GetValue())
+	if !ok {
 		return false
 	}
 	if p.GetNeighborIp() != pp.lastN {
@@ -128,35 +121,20 @@ func (pp *pathParser) parse(p *api.Path, out *parsedPath) bool {
 	for _, attr := range p.GetPattrs() {
 		switch {
 		case typeIs(attr, "NextHopAttribute"):
-			if unmarshal.Unmarshal(attr.GetValue(), &pp.nh) == nil {
-				nh, _ = netip.ParseAddr(pp.nh.NextHop)
-			}
+			nh = wireNextHop(attr.GetValue(), 1)
 		case typeIs(attr, "MpReachNLRIAttribute"):
-			if unmarshal.Unmarshal(attr.GetValue(), &pp.mp) == nil && len(pp.mp.NextHops) > 0 {
-				nh, _ = netip.ParseAddr(pp.mp.NextHops[0])
+			if a := wireNextHop(attr.GetValue(), 2); a.IsValid() {
+				nh = a
 			}
 		case typeIs(attr, "MultiExitDiscAttribute"):
-			if unmarshal.Unmarshal(attr.GetValue(), &pp.med) == nil {
-				med = pp.med.Med
-			}
+			med = wireMED(attr.GetValue())
 		case typeIs(attr, "AsPathAttribute"):
-			if unmarshal.Unmarshal(attr.GetValue(), &pp.asp) != nil {
-				continue
-			}
-			for _, seg := range pp.asp.Segments {
-				// An AS_SET counts as one hop (RFC 4271 9.1.2.2).
-				if seg.Type == api.AsSegment_AS_SET || seg.Type == api.AsSegment_AS_CONFED_SET {
-					asLen++
-				} else {
-					asLen += len(seg.Numbers)
-				}
-				for _, n := range seg.Numbers {
-					// gobgp keeps looped paths in adj-rib-in but never
-					// uses them; neither do we.
-					if n == pp.asn {
-						out.withdraw = true
-					}
-				}
+			var loop bool
+			asLen, loop = wireASPath(attr.GetValue(), pp.asn)
+			// gobgp keeps looped paths in adj-rib-in but never uses
+			// them; neither do we.
+			if loop {
+				out.withdraw, out.looped = true, true
 			}
 		}
 	}
@@ -205,6 +183,7 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 		if n == nil || !n.up {
 			continue
 		}
+		n.setLooped(p.prefix, p.looped)
 		if p.withdraw {
 			if v, ok := n.forget(p.prefix); ok {
 				ups = append(ups, RouteUpdate{Route: n.route(p.prefix, v), Withdraw: true})

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
 )
 
 // The learned-route store holds what every neighbour currently announces,
@@ -82,8 +84,14 @@ type neighbor struct {
 	name  string // cfg.Address.String(), shared by all its Routes
 	up    bool
 	since time.Time
+	state api.PeerState_SessionState // last state gobgp reported
 	v4    map[key4]val
 	v6    map[key6]val
+	// looped holds the prefixes currently announced with our ASN in their
+	// AS path (gobgp keeps them in its adj-rib-in, unused), so that
+	// Sessions can report what the neighbour announces without asking
+	// gobgp. Rare: nil until the first one.
+	looped map[netip.Prefix]struct{}
 }
 
 func newNeighbor(cfg Neighbor) *neighbor {
@@ -143,15 +151,17 @@ func (n *neighbor) forget(p netip.Prefix) (val, bool) {
 	return v, ok
 }
 
-// routes appends every route of n to out.
-func (n *neighbor) routes(out []Route) []Route {
-	for k, v := range n.v4 {
-		out = append(out, n.route(k.prefix(), v))
+// setLooped records whether p's current announcement is looped.
+func (n *neighbor) setLooped(p netip.Prefix, looped bool) {
+	switch {
+	case looped:
+		if n.looped == nil {
+			n.looped = make(map[netip.Prefix]struct{})
+		}
+		n.looped[p] = struct{}{}
+	case len(n.looped) > 0:
+		delete(n.looped, p)
 	}
-	for k, v := range n.v6 {
-		out = append(out, n.route(k.prefix(), v))
-	}
-	return out
 }
 
 // forgetAll empties n and returns the withdrawals of what it held.
@@ -167,6 +177,7 @@ func (n *neighbor) forgetAll() []RouteUpdate {
 	// that taught a full table should not pin its memory while down.
 	n.v4 = make(map[key4]val)
 	n.v6 = make(map[key6]val)
+	n.looped = nil
 	return out
 }
 
