@@ -58,6 +58,7 @@ func BenchmarkTranslateEstablished(b *testing.B) {
 			bufs := make([][]byte, burst)
 			for i := range bufs {
 				bufs[i] = make([]byte, 64)
+				reqs[i] = Request{SrcVPC: 1, DstVPC: 2, Pool: 1}
 			}
 			b.ReportAllocs()
 			cpu := startCPU(b)
@@ -67,7 +68,7 @@ func BenchmarkTranslateEstablished(b *testing.B) {
 				for k := range reqs {
 					buf := bufs[k][:plen]
 					copy(buf, pristine[(base+k)*rec:])
-					reqs[k] = Request{Packet: buf, SrcVPC: 1, DstVPC: 2, Pool: 1}
+					reqs[k].Packet = buf
 				}
 				s.Translate(2*sec, reqs)
 			}

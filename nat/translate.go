@@ -71,7 +71,13 @@ func (s *Stateful) Translate(now int64, reqs []Request) {
 				}
 			}
 			p.qi = nq
-			qs[nq] = flowtable.Query{Flow: p.f, Reply: p.r, Reverse: q.Reverse, Touch: true, TCPFlags: p.flags}
+			qq := &qs[nq]
+			qq.Reverse, qq.Touch, qq.TCPFlags = q.Reverse, true, p.flags
+			if q.Reverse {
+				copyReply(&qq.Reply, &p.r)
+			} else {
+				copyFlow(&qq.Flow, &p.f)
+			}
 			nq++
 		}
 		s.tab.LookupBurst(qs[:nq], now)
@@ -103,6 +109,19 @@ func (s *Stateful) Translate(now int64, reqs []Request) {
 		}
 		reqs = reqs[n:]
 	}
+}
+
+// copyFlow and copyReply copy a key field by field: parse has just written
+// the fields one by one, and a struct copy would read them back with wider
+// loads than the stores, which cannot be forwarded (a stall per packet).
+func copyFlow(dst, src *flowtable.Flow) {
+	dst.Inner, dst.Remote, dst.InnerPort, dst.RemotePort = src.Inner, src.Remote, src.InnerPort, src.RemotePort
+	dst.VPC, dst.Proto = src.VPC, src.Proto
+}
+
+func copyReply(dst, src *flowtable.Reply) {
+	dst.Public, dst.Remote, dst.PublicPort, dst.RemotePort = src.Public, src.Remote, src.PublicPort, src.RemotePort
+	dst.Proto = src.Proto
 }
 
 // outboundPool checks that an outbound request's pool exists and
@@ -199,10 +218,15 @@ func (s *Stateful) parse(pkt []byte, reverse bool, vpc uint16, p *parsed) {
 		}
 	}
 	p.kind = kindQuery
+	// Field by field, not a composite literal: the compiler builds a literal
+	// in a temporary and copies it with wide loads of its narrow stores,
+	// which stalls store forwarding.
 	if reverse {
-		p.r = flowtable.Reply{Public: dst, Remote: src, PublicPort: dport, RemotePort: sport, Proto: proto}
+		r := &p.r
+		r.Public, r.Remote, r.PublicPort, r.RemotePort, r.Proto = dst, src, dport, sport, proto
 	} else {
-		p.f = flowtable.Flow{Inner: src, Remote: dst, InnerPort: sport, RemotePort: dport, VPC: vpc, Proto: proto}
+		f := &p.f
+		f.Inner, f.Remote, f.InnerPort, f.RemotePort, f.VPC, f.Proto = src, dst, sport, dport, vpc, proto
 	}
 }
 
