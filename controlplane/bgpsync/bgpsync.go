@@ -60,8 +60,22 @@ type Server interface {
 
 // fullThreshold is the number of pending route changes beyond which the
 // whole learned set is recompiled instead of applying them incrementally
-// (a table transfer, a session going down).
-const fullThreshold = 50_000
+// (a table transfer, a session going down). compile.Compiler.UpdateLearned
+// costs about 0.5-1.6 ms per change with a full table held (more when a
+// changed prefix is short: its region holds every route inside it), a
+// complete compilation about 1 s of CPU: beyond a few thousand changes the
+// complete one is cheaper. (At 50 000, the last few thousand routes of a
+// table transfer that arrived during a complete compilation took 11 s
+// incrementally, more than compiling everything again.)
+const fullThreshold = 2048
+
+// relativeMin is the number of pending changes of one VPC from which a
+// batch that is large against the VPC's table (more than an eighth of it)
+// is also compiled completely: compile.Compiler.UpdateLearned resolves the
+// whole tables twice (before and after) for such a batch, which costs more
+// than one complete compilation. Below it the tables are small and a delta
+// is cheap either way.
+const relativeMin = 512
 
 type pendKey struct {
 	neighbor string
@@ -223,7 +237,7 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		}
 		m[k] = pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw}
 	}
-	if s.npending > fullThreshold {
+	if s.npending > fullThreshold || s.sp != nil && len(m) >= relativeMin && len(m)*8 > s.sp.RouteCount(ev.VPC) {
 		s.needFull = true
 		clear(s.pending)
 		s.npending = 0
@@ -292,14 +306,12 @@ func (s *Syncer) flushFull() {
 	next := make(compile.Learned, len(s.external))
 	total := 0
 	for _, vpc := range s.external {
-		rs := s.sp.Routes(vpc)
-		if len(rs) == 0 {
+		out := bgp.AppendRoutes(s.sp, nil, vpc, func(r bgp.Route) compile.LearnedRoute {
+			return compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}
+		})
+		if len(out) == 0 {
 			delete(next, vpc)
 			continue
-		}
-		out := make([]compile.LearnedRoute, len(rs))
-		for i, r := range rs {
-			out[i] = compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}
 		}
 		next[vpc] = out
 	}
