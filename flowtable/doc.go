@@ -21,9 +21,14 @@
 //     take both locks in stripe order, lookups take one. The mutable part of a
 //     session (TCP flags, generation, deadline) is updated with atomics so the
 //     two directions never need each other's lock.
-//   - Burst lookups hash every key first, prefetch the home buckets, peek
-//     their tags without a lock to prefetch candidate sessions, then do the
-//     locked lookups: the memory misses of a burst overlap.
+//   - Burst lookups (LookupBurst) hash every key first and prefetch the
+//     home buckets, then peek their tags without a lock (following overflow
+//     chains, prefetched) to record and prefetch candidate sessions, then
+//     validate each candidate against its key and the stripe's sequence
+//     count: the memory misses of a burst overlap and no bucket is scanned
+//     twice. Anything unusual falls back to the one-packet lookup.
+//   - Stores made under a stripe lock are release stores (a plain MOV on
+//     amd64), not sync/atomic's locked XCHG: the seqlock needs no more.
 //   - Aging: a deadline in whole seconds per session, computed from its
 //     protocol state and the configured timeouts. Sweep examines a bounded
 //     number of session slots per call (a shared cursor); it never scans the
