@@ -57,7 +57,9 @@ last from --state-dir, applies the --config files and directories on top
 (all or nothing: an invalid --config stops the start), serves the
 orchestration API used by gwctl, and pushes compiled tables to every
 dataplane that connects (dataplane --controlplane ADDR). Every accepted
-change is written to the state directory before it goes live.
+change is written to the state directory before it goes live. One
+controlplane owns a state directory at a time: a second one started on
+the same directory exits at once.
 
 ADDR is unix:///path/to.sock (the socket is created mode 0600; a stale
 socket left by a crash is replaced) or host:port for TCP. --listen may be
@@ -213,6 +215,7 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	if err != nil {
 		return err
 	}
+	defer st.Close()
 	hub := push.New(log)
 	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log})
 	if err != nil {

@@ -55,6 +55,7 @@ spec:
 `
 
 type env struct {
+	st     *store.Store // nil without a state dir
 	srv    *server.Server
 	client apiv1.GatewayClient
 	cc     *grpc.ClientConn
@@ -68,6 +69,7 @@ func start(t *testing.T, stateDir string) env {
 		if st, err = store.Open(stateDir, nil); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { st.Close() })
 	}
 	s, err := server.New(server.Options{Store: st})
 	if err != nil {
@@ -85,7 +87,7 @@ func start(t *testing.T, stateDir string) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return env{srv: s, client: apiv1.NewGatewayClient(cc), cc: cc}
+	return env{st: st, srv: s, client: apiv1.NewGatewayClient(cc), cc: cc}
 }
 
 func apply(t *testing.T, e env, dryRun bool, docs ...string) *apiv1.ApplyResponse {
@@ -192,6 +194,7 @@ func TestARestartedServerFindsTheSameConfigurationAndGeneration(t *testing.T) {
 	apply(t, e, false, subnetChanged)
 	want, _ := e.client.List(context.Background(), &apiv1.ListRequest{})
 
+	e.st.Close() // the first controlplane stops: its lock on dir goes
 	e2 := start(t, dir)
 	got, _ := e2.client.List(context.Background(), &apiv1.ListRequest{})
 	if got.GetGeneration() != 2 {

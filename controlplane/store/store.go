@@ -9,6 +9,12 @@
 // a file cut short by a crash or a full disk is detected by its checksum
 // and the previous copy is loaded instead. The store neither validates nor
 // compiles what it holds.
+//
+// One controlplane owns a state directory at a time: Open takes an
+// exclusive lock (flock on LockFile), so a second controlplane started on
+// the same directory fails at once instead of interleaving its saves with
+// the first one's. The kernel drops the lock when the process dies, however
+// it dies, so a crash never leaves the directory locked.
 package store
 
 import (
@@ -25,6 +31,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/peergate/peergate/controlplane/manifest"
 )
@@ -33,7 +40,14 @@ import (
 const (
 	CurrentFile  = "config.yaml"
 	PreviousFile = "config.prev.yaml"
+	LockFile     = "lock"
 )
+
+// tempPattern names Save's temporary files; Open removes those a crash left.
+const tempPattern = ".config-*.tmp"
+
+// ErrLocked is returned by Open when another process holds the directory.
+var ErrLocked = errors.New("state directory in use by another controlplane")
 
 const magic = "# peergate controlplane state v1"
 
@@ -46,11 +60,15 @@ type State struct {
 // Store reads and writes the state of one directory. It is not safe for
 // concurrent use; the controlplane server serialises its writes.
 type Store struct {
-	dir string
-	log *slog.Logger
+	dir  string
+	log  *slog.Logger
+	lock *os.File // holds the flock until Close or the process's end
 }
 
-// Open returns the store of dir, creating the directory (0700) if needed.
+// Open returns the store of dir, creating the directory (0700) if needed,
+// and locks it for this process (ErrLocked when another process holds it).
+// Temporary files left by a save that a crash interrupted are removed: the
+// lock guarantees no live save owns them.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -58,7 +76,36 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, err)
 	}
-	return &Store{dir: dir, log: log}, nil
+	lock, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state dir %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, tempPattern))
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil {
+			log.Warn("cannot remove a temporary state file left by a crash", "file", f, "err", err)
+			continue
+		}
+		log.Info("removed a temporary state file left by an interrupted save", "file", f)
+	}
+	return &Store{dir: dir, log: log, lock: lock}, nil
+}
+
+// Close releases the directory's lock. The store must not be used after.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
 }
 
 // Dir returns the state directory.
@@ -111,7 +158,7 @@ func (s *Store) Save(st State) error {
 	}
 	cur := filepath.Join(s.dir, CurrentFile)
 	prev := filepath.Join(s.dir, PreviousFile)
-	tmp, err := os.CreateTemp(s.dir, ".config-*.tmp")
+	tmp, err := os.CreateTemp(s.dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,7 +48,17 @@ func open(t *testing.T, dir string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// reopen closes old, as a controlplane that stops, and opens dir again.
+func reopen(t *testing.T, old *Store, dir string) *Store {
+	t.Helper()
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return open(t, dir)
 }
 
 func keys(objs []manifest.Object) []string {
@@ -83,7 +95,7 @@ func TestSavedStateLoadsBackWithGenerationObjectsAndSources(t *testing.T) {
 	if err := s.Save(State{Generation: 7, Objects: in}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := open(t, dir).Load()
+	st, err := reopen(t, s, dir).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +140,8 @@ func TestSaveKeepsThePreviousCopy(t *testing.T) {
 		t.Fatalf("previous copy = generation %d, %v; want 1", prev.Generation, err)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 2 {
-		t.Errorf("state dir holds %d files, want 2 (no temporary files left)", len(ents))
+	if len(ents) != 3 {
+		t.Errorf("state dir holds %d files, want 3: current, previous, lock (no temporary files left)", len(ents))
 	}
 }
 
@@ -170,7 +182,8 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 			if err := os.WriteFile(cur, c.damage(data), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st, err := open(t, dir).Load()
+			s = reopen(t, s, dir)
+			st, err := s.Load()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,5 +227,36 @@ func TestBothCopiesDamagedIsAnError(t *testing.T) {
 	}
 	if _, err := open(t, dir).Load(); err == nil {
 		t.Fatal("Load succeeded with both copies damaged, want an error")
+	}
+}
+
+func TestASecondOpenOfTheSameDirectoryIsRefusedUntilTheFirstCloses(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	// The lock is the kernel's: released on close (and on process death).
+	reopen(t, s, dir)
+}
+
+func TestOpenRemovesTemporaryFilesOfAnInterruptedSave(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Save(State{Generation: 1, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+		t.Fatal(err)
+	}
+	// What a SIGKILL between CreateTemp and Rename leaves.
+	stale := filepath.Join(dir, ".config-123.tmp")
+	if err := os.WriteFile(stale, []byte("half a state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir)
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale temporary file after Open: %v, want it removed", err)
+	}
+	st, err := s.Load()
+	if err != nil || st.Generation != 1 {
+		t.Errorf("Load = generation %d, %v; want 1", st.Generation, err)
 	}
 }
