@@ -205,10 +205,15 @@ type Table struct {
 	nb       uint32 // buckets per stripe
 	per      uint32 // session slots per stripe
 	capacity int64
-	live     atomic.Int64
-	cursor   atomic.Uint64
 	seed     [4]uint64
 	to       secs
+	// The two counters every worker writes sit on their own cache line:
+	// next to the read-mostly fields above, each write would take the
+	// line away from the other workers' lookups.
+	_      [64]byte
+	live   atomic.Int64
+	cursor atomic.Uint64
+	_      [64]byte
 }
 
 // New allocates a table for cfg.Capacity sessions.
@@ -500,10 +505,22 @@ func (e *Entry) set(i uint32, w0, w1, w2, w3 uint64) {
 	e.Gen, e.State, e.Deadline, e.Index = st>>genShift, State(st), uint32(w3), i
 }
 
-func (t *Table) keyOf(i uint32) (f Flow, r Reply) {
-	e := &t.sessions[i]
-	x := unpack(i, e.load(0), e.load(1), e.load(2), 0)
-	return x.Flow, x.Reply()
+// victim is a session Sweep or Create means to expire: its slot, the key
+// words it was seen with and their two hashes (valid when known), so that
+// expire hashes nothing again when the slot still holds them.
+type victim struct {
+	i          uint32
+	known      bool
+	w0, w1, w2 uint64
+	fh, rh     uint64
+}
+
+// see records the key words of session i and their hashes.
+func (t *Table) see(v *victim, i uint32, w0, w1, w2 uint64) {
+	x := unpack(i, w0, w1, w2, 0)
+	r := x.Reply()
+	v.i, v.known, v.w0, v.w1, v.w2 = i, true, w0, w1, w2
+	v.fh, v.rh = t.HashFlow(&x.Flow), t.HashReply(&r)
 }
 
 // use folds one packet into session i (found matching under its stripe's
@@ -786,13 +803,27 @@ func (t *Table) peek(h uint64) {
 // pub, ports, rnd) will try, which is free almost always: call it for the
 // new flows of a burst before creating them so their misses overlap.
 func (t *Table) PrefetchCreate(f *Flow, pub uint32, ports *Ports, rnd uint64) {
-	if i := t.stripes[t.stripeOf(t.HashFlow(f))].loadFree(); i < uint32(len(t.sessions)) {
+	t.PrefetchNew(f, t.HashFlow(f), pub, ports, rnd)
+}
+
+// PrefetchNew is PrefetchCreate for a caller that has f's hash fh already
+// (it saves hashing f again).
+func (t *Table) PrefetchNew(f *Flow, fh uint64, pub uint32, ports *Ports, rnd uint64) {
+	if i := t.stripes[t.stripeOf(fh)].loadFree(); i < uint32(len(t.sessions)) {
 		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
 	}
-	if ports.Tries > 0 && ports.Total > 0 {
-		r := Reply{Public: pub, Remote: f.Remote, PublicPort: ports.pick(nextRand(rnd)), RemotePort: f.RemotePort, Proto: f.Proto}
+	if ports.Tries > 0 && ports.Total > 0 && ports.Span > 0 {
+		var r Reply
+		firstReply(&r, f, pub, ports.pick(nextRand(rnd)))
 		t.PrefetchBucket(t.HashReply(&r))
 	}
+}
+
+// firstReply fills r, field by field (a composite literal is built in a
+// temporary and read back with wide loads: a store-forwarding stall), with
+// the reverse key of f on public address pub and port.
+func firstReply(r *Reply, f *Flow, pub uint32, port uint16) {
+	r.Public, r.Remote, r.PublicPort, r.RemotePort, r.Proto = pub, f.Remote, port, f.RemotePort, f.Proto
 }
 
 // Create looks forward key f (hash fh) up and, when no live session has it,
@@ -805,8 +836,26 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	st := &t.stripes[s]
 	var fm matcher
 	fm.setFlow(f)
+	tries := ports.Tries
+	if ports.Total == 0 || ports.Span == 0 {
+		tries = 0
+	}
+	// The first port draw is hashed once, before the lock: its reply bucket
+	// is prefetched with the forward bucket and the free slot (no-ops when
+	// the caller prefetched the burst), and the first try below uses it.
+	x := *rnd
+	var r Reply
+	var rh uint64
+	if tries > 0 {
+		x = nextRand(x)
+		firstReply(&r, f, pub, ports.pick(x))
+		rh = t.HashReply(&r)
+		t.PrefetchBucket(rh)
+	}
 	t.PrefetchBucket(fh)
-	t.PrefetchCreate(f, pub, ports, *rnd)
+	if i := st.loadFree(); i < uint32(len(t.sessions)) {
+		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+	}
 	for attempt := 0; ; attempt++ {
 		st.mu.Lock()
 		i := t.find(s, fh, &fm)
@@ -819,7 +868,8 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 			return ent, Found
 		}
 		st.mu.Unlock()
-		t.expire(i, sec, attempt > 2)
+		v := victim{i: i}
+		t.expire(&v, sec, attempt > 2)
 	}
 	// st is held and f is absent.
 	if t.live.Add(1) > t.capacity || st.loadFree() == noIndex {
@@ -833,16 +883,14 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	st.setFree(uint32(e.load(0)))
 	status := NoPort
 	fw0, _, _ := flowWords(f)
-	tries := ports.Tries
-	if ports.Total == 0 || ports.Span == 0 {
-		tries = 0
-	}
 	for try := 0; try < tries; try++ {
-		x := nextRand(*rnd)
+		if try > 0 {
+			x = nextRand(*rnd)
+			firstReply(&r, f, pub, ports.pick(x))
+			rh = t.HashReply(&r)
+		}
 		*rnd = x
-		port := ports.pick(x)
-		r := Reply{Public: pub, Remote: f.Remote, PublicPort: port, RemotePort: f.RemotePort, Proto: f.Proto}
-		rh := t.HashReply(&r)
+		port := r.PublicPort
 		rs := t.stripeOf(rh)
 		if t.lockSecond(s, rs) {
 			if j := t.find(s, fh, &fm); j != noIndex {
@@ -904,9 +952,11 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	return Entry{}, status
 }
 
-// expire deletes session i if it is still live and expired at second now
-// (or, with force, whenever it is live).
-func (t *Table) expire(i uint32, now uint32, force bool) bool {
+// expire deletes session v.i if it is still live and expired at second now
+// (or, with force, whenever it is live). The hashes in v are used when the
+// slot still holds the key words they were computed from.
+func (t *Table) expire(v *victim, now uint32, force bool) bool {
+	i := v.i
 	s := i / t.per
 	st := &t.stripes[s]
 	st.mu.Lock()
@@ -917,9 +967,12 @@ func (t *Table) expire(i uint32, now uint32, force bool) bool {
 		st.mu.Unlock()
 		return false
 	}
+	// w0-w2 of a live slot change only under s, which is held.
 	w0, w1, w2 := e.load(0), e.load(1), e.load(2)
-	f, r := t.keyOf(i)
-	fh, rh := t.HashFlow(&f), t.HashReply(&r)
+	if !v.known || v.w0 != w0 || v.w1 != w1 || v.w2 != w2 {
+		t.see(v, i, w0, w1, w2)
+	}
+	fh, rh := v.fh, v.rh
 	rs := t.stripeOf(rh)
 	if t.lockSecond(s, rs) {
 		// s was released: the slot may hold another session now.
@@ -1008,16 +1061,16 @@ func (t *Table) Sweep(now int64, n int) int {
 	start := t.cursor.Add(uint64(n)) - uint64(n)
 	sec := seconds(now)
 	freed := 0
-	var batch [16]uint32
+	var batch [16]victim
 	nb := 0
 	flush := func() {
-		for _, i := range batch[:nb] {
-			f, r := t.keyOf(i)
-			t.PrefetchBucket(t.HashFlow(&f))
-			t.PrefetchBucket(t.HashReply(&r))
+		for k := range batch[:nb] {
+			v := &batch[k]
+			t.PrefetchBucket(v.fh)
+			t.PrefetchBucket(v.rh)
 		}
-		for _, i := range batch[:nb] {
-			if t.expire(i, sec, false) {
+		for k := range batch[:nb] {
+			if t.expire(&batch[k], sec, false) {
 				freed++
 			}
 		}
@@ -1025,12 +1078,14 @@ func (t *Table) Sweep(now int64, n int) int {
 	}
 	for k := uint64(0); k < uint64(n) && k < total; k++ {
 		i := uint32((start + k) % total)
-		w3 := t.sessions[i].load(3)
+		e := &t.sessions[i]
+		w3 := e.load(3)
 		st := uint32(w3 >> 32)
 		if st&stLive == 0 || !expired(st, uint32(w3), sec) {
 			continue
 		}
-		batch[nb] = i
+		// Read without the lock: expire checks the words again under it.
+		t.see(&batch[nb], i, e.load(0), e.load(1), e.load(2))
 		if nb++; nb == len(batch) {
 			flush()
 		}

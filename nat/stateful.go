@@ -333,7 +333,7 @@ func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int
 // prefetchCreate starts loading what create(f) will touch.
 func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64) {
 	pub, ports, rnd := s.candidates(pi, f, h, now)
-	s.tab.PrefetchCreate(f, pub, &ports, rnd)
+	s.tab.PrefetchNew(f, h, pub, &ports, rnd)
 }
 
 // create is the session-creating half of outbound.
