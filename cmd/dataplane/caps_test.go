@@ -11,9 +11,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -160,26 +158,7 @@ func TestRunDropsTheCapabilitiesDPDKDoesNotNeed(t *testing.T) {
 			if c.keepCaps != "" {
 				args = append(args, "--keep-caps", c.keepCaps)
 			}
-			var stderr syncBuffer
-			cmd := exec.Command(bin, args...)
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(15 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-				if t.Failed() {
-					t.Logf("dataplane log:\n%s", stderr.String())
-				}
-			})
+			cmd := startBinary(t, bin, args...)
 
 			ps.out <- &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: nullTables(1, id)}}
 			if a := ps.nextAck(t, nil); a.GetError() != "" {

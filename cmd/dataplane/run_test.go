@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -341,6 +343,33 @@ func TestRunFollowsTheControlplane(t *testing.T) {
 	if t.Failed() {
 		t.Logf("dataplane log:\n%s", stderr.String())
 	}
+}
+
+// startBinary runs the dataplane binary bin with args until the test ends:
+// SIGTERM then, SIGKILL after 15 s, and its log shown when the test failed.
+func startBinary(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	var stderr syncBuffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("dataplane log:\n%s", stderr.String())
+		}
+	})
+	return cmd
 }
 
 type syncBuffer struct {

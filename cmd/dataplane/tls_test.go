@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,26 +83,7 @@ func TestRunTakesTablesOnlyFromAMutualTLSControlplaneOfItsCA(t *testing.T) {
 			id := fmt.Sprintf("h3tls%d_%d", os.Getpid(), i)
 			args := append([]string{"run", "--controlplane", ln.Addr().String(), "--id", "tls",
 				"--eal", "--no-huge -m 256 --no-pci --no-shconf --no-telemetry -l 0 --file-prefix=" + id}, c.flags...)
-			var stderr syncBuffer
-			cmd := exec.Command(bin, args...)
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(15 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-				if t.Failed() {
-					t.Logf("dataplane log:\n%s", stderr.String())
-				}
-			})
+			startBinary(t, bin, args...)
 
 			ps.out <- &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: nullTables(1, id)}}
 			if c.served {
