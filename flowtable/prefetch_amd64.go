@@ -5,3 +5,10 @@ package flowtable
 //
 //go:noescape
 func prefetch(addr uintptr)
+
+// prefetchN prefetches the n addresses at p: one call for a whole pass over
+// a burst instead of one per key (a Go call to assembly spills every live
+// register around it).
+//
+//go:noescape
+func prefetchN(p *uintptr, n int)

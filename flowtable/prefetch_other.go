@@ -3,3 +3,5 @@
 package flowtable
 
 func prefetch(addr uintptr) {}
+
+func prefetchN(p *uintptr, n int) {}

@@ -311,24 +311,36 @@ func mix(a, b uint64) uint64 {
 
 // HashFlow returns the hash of a forward key.
 func (t *Table) HashFlow(f *Flow) uint64 {
-	w1 := uint64(f.Inner)<<32 | uint64(f.Remote)
-	w2 := uint64(f.InnerPort)<<48 | uint64(f.RemotePort)<<32 | uint64(f.VPC)<<16 | uint64(f.Proto)<<8
-	return mix(mix(w1^t.seed[0], w2^t.seed[1])^t.seed[2], t.seed[3])
+	w1, w2 := flowKey(f)
+	return hashKey(w1, w2, &t.seed)
 }
 
 // HashReply returns the hash of a reverse key.
 func (t *Table) HashReply(r *Reply) uint64 {
-	w1 := uint64(r.Public)<<32 | uint64(r.Remote)
-	w2 := uint64(r.PublicPort)<<48 | uint64(r.RemotePort)<<32 | uint64(r.Proto)<<8 | 1
-	return mix(mix(w1^t.seed[0], w2^t.seed[1])^t.seed[2], t.seed[3])
+	w1, w2 := replyKey(r)
+	return hashKey(w1, w2, &t.seed)
 }
 
-func (t *Table) stripeOf(h uint64) uint32 {
-	if t.shift == 64 {
-		return 0
-	}
-	return uint32(h >> t.shift)
+// flowKey and replyKey are the two words a key hashes as (the low bit of
+// the second tells the directions apart); small enough to inline, with
+// hashKey, into LookupBurst's loops.
+func flowKey(f *Flow) (uint64, uint64) {
+	return uint64(f.Inner)<<32 | uint64(f.Remote),
+		uint64(f.InnerPort)<<48 | uint64(f.RemotePort)<<32 | uint64(f.VPC)<<16 | uint64(f.Proto)<<8
 }
+
+func replyKey(r *Reply) (uint64, uint64) {
+	return uint64(r.Public)<<32 | uint64(r.Remote),
+		uint64(r.PublicPort)<<48 | uint64(r.RemotePort)<<32 | uint64(r.Proto)<<8 | 1
+}
+
+func hashKey(w1, w2 uint64, seed *[4]uint64) uint64 {
+	return mix(mix(w1^seed[0], w2^seed[1])^seed[2], seed[3])
+}
+
+// stripeOf is the top bits of h; a one-stripe table has shift 64, which Go
+// defines to give 0.
+func (t *Table) stripeOf(h uint64) uint32 { return uint32(h >> t.shift) }
 
 func (t *Table) home(h uint64) uint32 { return uint32((h & math.MaxUint32) * uint64(t.nb) >> 32) }
 
@@ -662,24 +674,41 @@ const burstMax = 32
 // lock unless a writer is in the stripe.
 func (t *Table) LookupBurst(qs []Query, now int64) {
 	sec := seconds(now)
+	// Prefetch addresses are gathered and issued by one assembly call per
+	// group (prefetchN): a call per key cost more than the rest of the pass.
+	var pf [burstMax]uintptr
 	for len(qs) > 0 {
 		b := qs[:min(len(qs), burstMax)]
 		qs = qs[len(b):]
 		for k := range b {
 			q := &b[k]
+			var w1, w2 uint64
 			if q.Reverse {
-				q.Hash = t.HashReply(&q.Reply)
+				w1, w2 = replyKey(&q.Reply)
 			} else {
-				q.Hash = t.HashFlow(&q.Flow)
+				w1, w2 = flowKey(&q.Flow)
 			}
-			prefetch(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(q.Hash), t.home(q.Hash)))))
+			h := hashKey(w1, w2, &t.seed)
+			q.Hash = h
+			pf[k] = uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h))))
 		}
+		prefetchN(&pf[0], len(b))
+		// Sessions are prefetched eight keys at a time, so that the first
+		// are on their way before the pass ends.
+		g := 0
 		for k := range b {
 			q := &b[k]
 			s := t.stripeOf(q.Hash)
 			q.seq = t.stripes[s].loadSeq()
-			q.cand, q.next = noIndex, noIndex
-			t.peekBucket(q, s, t.home(q.Hash))
+			q.cand = noIndex
+			pf[k] = t.peekFirst(q, s, t.home(q.Hash))
+			if k&7 == 7 {
+				prefetchN(&pf[g], k+1-g)
+				g = k + 1
+			}
+		}
+		if g < len(b) {
+			prefetchN(&pf[g], len(b)-g)
 		}
 		// About one key in ten overflowed its home bucket (load factor
 		// 0.85, 7 slots): follow the chains here, prefetched, rather than
@@ -705,6 +734,30 @@ func (t *Table) LookupBurst(qs []Query, now int64) {
 			}
 		}
 	}
+}
+
+// peekFirst is peekBucket for a key's home bucket, returning the address
+// to prefetch (the candidate session or the next bucket) instead of
+// prefetching it.
+func (t *Table) peekFirst(q *Query, s, pos uint32) uintptr {
+	q.next = noIndex
+	bk := t.bucketAt(s, pos)
+	if hs := bk.hits(tagOf(q.Hash)); hs != 0 {
+		if i := atomic.LoadUint32(&bk.idx[bits.TrailingZeros32(hs)]); i < uint32(len(t.sessions)) {
+			q.cand = i
+			return uintptr(unsafe.Pointer(&t.sessions[i]))
+		}
+		return uintptr(unsafe.Pointer(q))
+	}
+	if atomic.LoadUint32(&bk.ovf) == 0 {
+		q.cand = absent
+		return uintptr(unsafe.Pointer(q))
+	}
+	if pos++; pos == t.nb {
+		pos = 0
+	}
+	q.next = pos
+	return uintptr(unsafe.Pointer(t.bucketAt(s, pos)))
 }
 
 // peekBucket looks for q's tag in bucket pos of stripe s. On a hit it
