@@ -42,7 +42,8 @@ const (
 	// DefaultQuiet is how long learned routes must stay unchanged before
 	// they are compiled: long enough to gather the many batches of a
 	// table transfer, short enough for a single update to go live well
-	// under 50 ms.
+	// under 50 ms. An update that ends a quiet spell of that length is
+	// not held back by it (see leadMax).
 	DefaultQuiet = 5 * time.Millisecond
 	// DefaultMaxDelay bounds how long a steady stream of updates can
 	// postpone a compilation.
@@ -76,6 +77,15 @@ const fullThreshold = 2048
 // than one complete compilation. Below it the tables are small and a delta
 // is cheap either way.
 const relativeMin = 512
+
+// leadMax is the most pending changes that are compiled at once, without
+// the quiet window, when they arrive after a quiet spell: a lone BGP
+// update (one UPDATE message carries a few prefixes) goes live without
+// waiting. The rest of a burst arrives while that compilation runs and is
+// gathered by the speaker's dispatcher and the quiet window as before; a
+// table transfer's first batch is larger, or the table still empty, and
+// compiles for next to nothing.
+const leadMax = 16
 
 type pendKey struct {
 	neighbor string
@@ -119,6 +129,10 @@ type Syncer struct {
 	learned    compile.Learned // what the last SetLearned held
 	dirty      map[string]bool // VPCs whose learned routes changed since
 	firstDirty time.Time
+	lastEvent  time.Time // the last route event noted
+	// lead: the pending changes began after a quiet spell (no event for
+	// Quiet): compile them at once while they are few.
+	lead bool
 	// pending holds the final state of each changed route per VPC, for an
 	// incremental compilation; needFull replaces it with a complete one.
 	pending  map[string]map[pendKey]pend
@@ -182,8 +196,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 				continue
 			}
 			if s.note(ev) {
-				timer.Reset(s.delay())
-				timerC = timer.C
+				if d := s.delay(); d > 0 {
+					timer.Reset(d)
+					timerC = timer.C
+				} else {
+					timer.Stop()
+					timerC = nil
+					s.flush()
+				}
 			}
 		case <-timerC:
 			timerC = nil
@@ -199,8 +219,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 // compilation took has passed since it ended: each complete compilation
 // takes seconds with a full table, and this keeps compiling to at most
 // half of the time, leaving the CPU to receiving the table rather than
-// compiling its every stage. Single updates are never held back so.
+// compiling its every stage. Single updates are never held back so: a
+// few changes after a quiet spell compile at once (lead).
 func (s *Syncer) delay() time.Duration {
+	if s.lead && !s.needFull && s.npending <= leadMax {
+		return 0
+	}
 	d := s.opts.Quiet
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
@@ -217,9 +241,12 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	if ev.Kind != bgp.RoutesChanged || len(ev.Updates) == 0 {
 		return false
 	}
+	now := time.Now()
 	if len(s.dirty) == 0 {
-		s.firstDirty = time.Now()
+		s.firstDirty = now
+		s.lead = now.Sub(s.lastEvent) >= s.opts.Quiet
 	}
+	s.lastEvent = now
 	s.dirty[ev.VPC] = true
 	if s.needFull {
 		return true

@@ -86,6 +86,14 @@ type Server struct {
 	saveMu   sync.Mutex
 	savedGen uint64
 
+	// Generations of learned routes are persisted in the background
+	// (saveLater): they carry no configuration, so a BGP update need not
+	// wait for an fsync, and a burst of them costs one write of the newest.
+	laterMu      sync.Mutex
+	laterNext    *store.State // newest generation not yet handed to save
+	laterRunning bool
+	laterWG      sync.WaitGroup
+
 	// changed is closed and replaced each time a new generation is live
 	// (guarded by mu), so followers such as the BGP glue wake up without
 	// the server knowing them.
@@ -320,8 +328,8 @@ func (s *Server) reject(dryRun bool, summary string) {
 	s.log.Warn("configuration rejected", "err", summary)
 }
 
-// save writes st unless a newer generation is already on disk (SetLearned
-// saves outside s.mu).
+// save writes st unless a newer generation is already on disk (the
+// background writer of learned generations may come late).
 func (s *Server) save(st store.State) error {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
@@ -336,8 +344,9 @@ func (s *Server) save(st store.State) error {
 }
 
 // SetLearned replaces the BGP-learned routes of external VPCs, recompiles
-// and publishes a new generation. The new generation is persisted after
-// the tables are published, so routing changes are not held up by disk.
+// and publishes a new generation. The new generation is persisted in the
+// background (saveLaterLocked): routing changes are not held up by disk.
+// The error is a compilation's.
 func (s *Server) SetLearned(l compile.Learned) error {
 	s.changeMu.Lock()
 	comp, t, _, err := compile.NewCompiler(s.cfg, l)
@@ -353,14 +362,8 @@ func (s *Server) SetLearned(l compile.Learned) error {
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.Publish(t)
-	st := store.State{Generation: gen, Objects: s.cfg.Objects()}
+	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()
-	if s.store == nil {
-		return nil
-	}
-	if err := s.save(st); err != nil {
-		return fmt.Errorf("persist generation %d: %w", st.Generation, err)
-	}
 	return nil
 }
 
@@ -384,14 +387,17 @@ var ErrNoIncremental = errors.New("no incremental compiler for the live configur
 // change, publishes the new generation as a delta over the live one:
 // only the affected routes are recompiled and sent. On an error nothing
 // changed unless the error says the compiler is out of step, in which
-// case the caller must SetLearned the complete learned set.
+// case the caller must SetLearned the complete learned set. The new
+// generation is persisted in the background, as SetLearned's.
 func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute) error {
 	s.changeMu.Lock()
 	if s.comp == nil || s.tables == nil {
 		s.changeMu.Unlock()
 		return ErrNoIncremental
 	}
+	start := time.Now()
 	d, err := s.comp.UpdateLearned(vpc, add, withdraw)
+	compiled := time.Now()
 	if err != nil {
 		s.changeMu.Unlock()
 		return fmt.Errorf("update learned routes of %s: %w", vpc, err)
@@ -414,16 +420,61 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.PublishDelta(t, d)
-	st := store.State{Generation: gen, Objects: s.cfg.Objects()}
+	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()
-	if s.store == nil {
-		return nil
-	}
-	if err := s.save(st); err != nil {
-		return fmt.Errorf("persist generation %d: %w", st.Generation, err)
-	}
+	s.log.Debug("learned routes updated", "vpc", vpc, "generation", gen, "add", len(add), "withdraw", len(withdraw),
+		"compile", compiled.Sub(start), "apply", time.Since(compiled))
 	return nil
 }
+
+// saveLaterLocked persists generation gen of the live configuration in
+// the background; called with changeMu held, so gen is the newest. A
+// generation of learned routes changes no object: losing it in a crash
+// loses no configuration (the routes are relearned from the neighbours),
+// only the generation number on disk, which stays at or below the live
+// one. Configuration changes are still saved before they are published
+// (change). One writer runs at a time and takes only the newest pending
+// generation, so a BGP burst costs one fsync per write, not per update;
+// save skips a generation older than one already on disk.
+func (s *Server) saveLaterLocked(gen uint64) {
+	if s.store == nil {
+		return
+	}
+	st := &store.State{Generation: gen, Objects: s.cfg.Objects()}
+	s.laterMu.Lock()
+	defer s.laterMu.Unlock()
+	s.laterNext = st
+	if s.laterRunning {
+		return
+	}
+	s.laterRunning = true
+	s.laterWG.Add(1)
+	go s.saveLoop()
+}
+
+func (s *Server) saveLoop() {
+	defer s.laterWG.Done()
+	for {
+		s.laterMu.Lock()
+		st := s.laterNext
+		s.laterNext = nil
+		if st == nil {
+			s.laterRunning = false
+			s.laterMu.Unlock()
+			return
+		}
+		s.laterMu.Unlock()
+		if err := s.save(*st); err != nil {
+			// The next generation (or configuration change) tries again.
+			s.log.Error("generation of learned routes not persisted", "generation", st.Generation, "err", err)
+		}
+	}
+}
+
+// WaitSaved returns when the generations handed to the background writer
+// so far are on disk (or failed, logged); call it before closing the
+// store.
+func (s *Server) WaitSaved() { s.laterWG.Wait() }
 
 // withRoutesOf copies t shallowly, with fresh route slices for the VPCs d
 // changes, so that d can be applied while streams still marshal t.

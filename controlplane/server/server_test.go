@@ -75,6 +75,8 @@ func start(t *testing.T, stateDir string) env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before the store closes and its directory goes.
+	t.Cleanup(s.WaitSaved)
 	g := grpc.NewServer(s.GRPCOptions()...)
 	s.Register(g)
 	ln := bufconn.Listen(1 << 20)
@@ -317,6 +319,35 @@ func TestLearnedRoutesPublishANewGeneration(t *testing.T) {
 	}
 	if g := e.srv.Hub().Current().GetGeneration(); g != 2 {
 		t.Errorf("published generation = %d, want 2", g)
+	}
+}
+
+func TestLearnedGenerationsArePersistedInTheBackground(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	apply(t, e, false, vpcs)
+	for range 5 {
+		if err := e.srv.SetLearned(compile.Learned{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.srv.WaitSaved()
+	st, err := e.st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Generation != 6 || len(st.Objects) == 0 {
+		t.Errorf("stored generation %d with %d objects, want 6 with the applied ones", st.Generation, len(st.Objects))
+	}
+	// A configuration change after them is saved before it is live, and
+	// no late learned generation overwrites it.
+	apply(t, e, false, subnetChanged)
+	e.srv.WaitSaved()
+	if st, err = e.st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if want := generation(t, e); st.Generation != want {
+		t.Errorf("stored generation %d, want the live %d", st.Generation, want)
 	}
 }
 
