@@ -189,12 +189,26 @@ func (w *Worker) flush4() {
 	pend := w.pend[:n]
 	s := w.snap
 	for i := 0; i < n; {
+		// A run of packets from one VPC: its distinct consecutive
+		// destinations (packets of a burst often share one: a flow's
+		// train) are looked up in one batch and the results spread back.
 		v := pend[i].p.vpc
+		m := 0
+		last := ^pend[i].dst
 		j := i
 		for ; j < n && pend[j].p.vpc == v; j++ {
-			w.addrs[j] = pend[j].dst
+			d := pend[j].dst
+			if d != last {
+				w.addrs[m] = d
+				m++
+				last = d
+			}
+			w.slot[j] = uint8(m - 1)
 		}
-		s.VPCs[v].Routes.Snapshot().Lookup4Batch(w.addrs[i:j], w.vals[i:j])
+		s.VPCs[v].Routes.Snapshot().Lookup4Batch(w.addrs[:m], w.uvals[:m])
+		for k := i; k < j; k++ {
+			w.vals[k] = w.uvals[w.slot[k]]
+		}
 		i = j
 	}
 	for i := range pend {

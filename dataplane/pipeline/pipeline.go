@@ -167,7 +167,9 @@ type Worker struct {
 	npend      int
 	pend       [MaxBurst]pend4
 	addrs      [MaxBurst]uint32
+	uvals      [MaxBurst]uint32
 	vals       [MaxBurst]uint32
+	slot       [MaxBurst]uint8
 	snat4      snatMemo
 	localMemo4 localMemo
 
