@@ -97,6 +97,7 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 				if from.Bits() == 0 {
 					seg.Mask4 = 0
 				}
+				seg.To4 = v4(to.Addr()) & seg.Mask4
 			}
 			tab.Segments = append(tab.Segments, seg)
 			if err := tab.LPM.Insert(from, uint32(j)); err != nil {
@@ -351,6 +352,10 @@ func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.
 				return nil, fmt.Errorf("dst_nat %s does not match the route's length or family", d)
 			}
 			act.HasDstNAT, act.DstNATBits, act.DstNATPfx = true, uint8(d.Bits()), d.Masked().Addr().As16()
+			if d.Addr().Is4() && d.Bits() > 0 {
+				act.DstNATMask4 = ^uint32(0) << (32 - d.Bits())
+				act.DstNAT4 = v4(d.Masked().Addr())
+			}
 		}
 		if n := a.GetSrcNat(); n > uint32(len(t.GetNatTables())) {
 			return nil, fmt.Errorf("src_nat %d: no such table", n)

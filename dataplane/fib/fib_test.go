@@ -137,3 +137,48 @@ func TestHolderPublishesWholeSnapshots(t *testing.T) {
 		t.Errorf("generation %d, want 2", h.Load().Generation)
 	}
 }
+
+// TestIPv4RewritesArePrecomputed checks the host-order value and mask the
+// pipeline rewrites IPv4 addresses with (To4 | a&^Mask4 for a NAT segment,
+// DstNAT4 | a&^DstNATMask4 for a route's dst_nat), at every length.
+func TestIPv4RewritesArePrecomputed(t *testing.T) {
+	tests := []struct {
+		from, to string
+		in, want uint32
+	}{
+		{"10.1.0.0/16", "172.16.0.0/16", 0x0a010205, 0xac100205},
+		{"10.1.2.0/24", "192.168.7.0/24", 0x0a010205, 0xc0a80705},
+		{"10.1.2.5/32", "10.9.9.9/32", 0x0a010205, 0x0a090909},
+		{"10.1.2.4/31", "10.9.9.8/31", 0x0a010205, 0x0a090909},
+		{"0.0.0.0/0", "0.0.0.0/0", 0x0a010205, 0x0a010205},
+	}
+	for _, tc := range tests {
+		t.Run(tc.from+"->"+tc.to, func(t *testing.T) {
+			tb := twoVPCs()
+			tb.NatTables = []*tablesv1.NatTable{{Segments: []*tablesv1.NatSegment{{From: tc.from, To: tc.to}}}}
+			tb.Vpcs[0].Routes = append(tb.Vpcs[0].Routes, &tablesv1.Route{Prefix: tc.from,
+				Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_FORWARD, DstVpc: 1, DstNat: tc.to}}})
+			s, err := Build(tb, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := &s.NatTables[0].Segments[0]
+			if got := seg.To4 | tc.in&^seg.Mask4; got != tc.want {
+				t.Errorf("segment: %08x -> %08x, want %08x", tc.in, got, tc.want)
+			}
+			var act *Action
+			for i := range s.Actions {
+				if s.Actions[i].HasDstNAT && s.Actions[i].DstNATBits == uint8(netip.MustParsePrefix(tc.to).Bits()) &&
+					s.Actions[i].DstNATPfx == netip.MustParsePrefix(tc.to).Masked().Addr().As16() {
+					act = &s.Actions[i]
+				}
+			}
+			if act == nil {
+				t.Fatalf("no action with dst_nat %s", tc.to)
+			}
+			if got := act.DstNAT4 | tc.in&^act.DstNATMask4; got != tc.want {
+				t.Errorf("dst_nat: %08x -> %08x, want %08x", tc.in, got, tc.want)
+			}
+		})
+	}
+}

@@ -106,6 +106,9 @@ type Action struct {
 	HasDstNAT  bool
 	DstNATBits uint8
 	DstNATPfx  [16]byte
+	// IPv4 DstNAT precomputed (host order): the new destination is
+	// DstNAT4 | dst&^DstNATMask4 (no per-packet shift by a variable count).
+	DstNAT4, DstNATMask4 uint32
 	// SrcNAT, SnatPool, ReversePool, Filter are the tables' 1-based indexes.
 	SrcNAT      uint32
 	SnatPool    uint32
@@ -149,8 +152,9 @@ type NatSegment struct {
 	From, To netip.Prefix
 	Bits     uint8
 	To16     [16]byte
-	// IPv4 segments: From's network and mask, host order.
-	From4, Mask4 uint32
+	// IPv4 segments: From's network and mask, host order; To4 is To's
+	// network (a translated address is To4 | a&^Mask4).
+	From4, Mask4, To4 uint32
 }
 
 // NatPool is a stateful NAT pool (translated by the stateful NAT hook).

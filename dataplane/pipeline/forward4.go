@@ -30,16 +30,6 @@ func pick(s *fib.Snapshot, g uint32, hash uint32) *fib.Action {
 	return &s.Actions[grp.First+hash%grp.N]
 }
 
-// rewrite4 replaces the first bits bits of a with pfx's.
-func rewrite4(a uint32, pfx *[16]byte, bits uint8) uint32 {
-	if bits == 0 {
-		return a
-	}
-	p := binary.BigEndian.Uint32(pfx[12:])
-	mask := ^uint32(0) << (32 - bits)
-	return p&mask | a&^mask
-}
-
 // l4info reads the transport ports (ICMP: the echo identifier, for hashing).
 // It has at most four fields so the compiler keeps it in registers when it
 // is returned and passed on: a struct it builds in memory byte by byte and
@@ -268,12 +258,12 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 					w.drop(b, DropSrcNotExposed)
 					return
 				}
-				newSrc = rewrite4(src, &seg.To16, seg.Bits)
+				newSrc = seg.To4 | src&^seg.Mask4
 				*m = snatMemo{gen: w.learnGen, table: act.SrcNAT, src: src, to: newSrc}
 			}
 		}
 		if act.HasDstNAT {
-			newDst = rewrite4(dst, &act.DstNATPfx, act.DstNATBits)
+			newDst = act.DstNAT4 | dst&^act.DstNATMask4
 		}
 		if act.Filter != 0 && !s.Filters[act.Filter-1].Allows(proto, l4.sport, l4.dport) {
 			if w.p.cfg.ICMPFiltered {
@@ -396,11 +386,11 @@ func (w *Worker) translateEmbedded4(icmp []byte, act *fib.Action) {
 	esrc, edst := e.Src(), e.Dst()
 	nsrc, ndst := esrc, edst
 	if act.HasDstNAT {
-		nsrc = rewrite4(esrc, &act.DstNATPfx, act.DstNATBits)
+		nsrc = act.DstNAT4 | esrc&^act.DstNATMask4
 	}
 	if act.SrcNAT != 0 {
 		if seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(edst); ok {
-			ndst = rewrite4(edst, &seg.To16, seg.Bits)
+			ndst = seg.To4 | edst&^seg.Mask4
 		}
 	}
 	if nsrc == esrc && ndst == edst {
