@@ -264,6 +264,13 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		}
 		m[k] = pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw}
 	}
+	if s.lead && s.sp != nil && len(m)*8 > s.sp.RouteCount(ev.VPC) {
+		// compile.Compiler.UpdateLearned resolves every table whole for
+		// a batch that large against the VPC's own table (the first
+		// routes of an empty external): gather the whole burst into one
+		// such compilation rather than lead with a few.
+		s.lead = false
+	}
 	if s.npending > fullThreshold || s.sp != nil && len(m) >= relativeMin && len(m)*8 > s.sp.RouteCount(ev.VPC) {
 		s.needFull = true
 		clear(s.pending)

@@ -476,8 +476,13 @@ func (s *Server) saveLoop() {
 // store.
 func (s *Server) WaitSaved() { s.laterWG.Wait() }
 
-// withRoutesOf copies t shallowly, with fresh route slices for the VPCs d
-// changes, so that d can be applied while streams still marshal t.
+// withRoutesOf copies t shallowly, with fresh route slices for the route
+// tables d changes, so that d can be applied while streams still marshal
+// t. With a full table held a VPC's routes are hundreds of thousands of
+// pointers: the copy is the update path's one large allocation (while the
+// GC marks a multi-GB heap, its assist dominates an update), so it is
+// made once, with room for d's insertions, and only for the tables d
+// touches.
 func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta) *tablesv1.Tables {
 	out := &tablesv1.Tables{
 		Generation: t.Generation, Gateway: t.Gateway, Ports: t.Ports, Vpcs: slices.Clone(t.Vpcs),
@@ -489,11 +494,26 @@ func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta) *tablesv1.Tables {
 			continue // ApplyDelta reports it
 		}
 		v := out.Vpcs[i]
-		out.Vpcs[i] = &tablesv1.Vpc{
+		nv := &tablesv1.Vpc{
 			Id: v.Id, Name: v.Name, Attachment: v.Attachment, Subnets: v.Subnets, RouterIps: v.RouterIps, External: v.External,
-			Routes: slices.Clone(v.Routes), LocalRoutes: slices.Clone(v.LocalRoutes),
+			Routes: v.Routes, LocalRoutes: v.LocalRoutes,
 		}
+		if len(vd.GetUpsertRoutes()) > 0 || len(vd.GetRemoveRoutes()) > 0 {
+			nv.Routes = cloneRoutes(v.Routes, len(vd.GetUpsertRoutes()))
+		}
+		if len(vd.GetUpsertLocalRoutes()) > 0 || len(vd.GetRemoveLocalRoutes()) > 0 {
+			nv.LocalRoutes = cloneRoutes(v.LocalRoutes, len(vd.GetUpsertLocalRoutes()))
+		}
+		out.Vpcs[i] = nv
 	}
+	return out
+}
+
+// cloneRoutes copies rs with room for extra more routes, so that applying
+// a delta's insertions does not copy it again.
+func cloneRoutes(rs []*tablesv1.Route, extra int) []*tablesv1.Route {
+	out := make([]*tablesv1.Route, len(rs), len(rs)+extra)
+	copy(out, rs)
 	return out
 }
 
