@@ -630,10 +630,11 @@ func reasons(m map[string]uint64) string {
 // --- 6. controlplane ------------------------------------------------------
 
 var (
-	reFullLive   = regexp.MustCompile(`prefixes live in the dataplane agent: ([0-9.]+[a-zµ]+)`)
+	// Durations as time.Duration prints them: "1m4.991s" is one.
+	reFullLive   = regexp.MustCompile(`prefixes live in the dataplane agent: ((?:[0-9.]+[a-zµ]+)+)`)
 	reBytesRoute = regexp.MustCompile(`: ([0-9.]+) bytes per route beyond the empty process`)
-	reFullUpdate = regexp.MustCompile(`one update -> live in the dataplane agent[^\n]*?: p50 ([0-9.]+[a-zµ]+), max ([0-9.]+[a-zµ]+)`)
-	reUpdate     = regexp.MustCompile(`BGP update -> route live in the dataplane agent[^\n]*?: p50 ([0-9.]+[a-zµ]+), p90 ([0-9.]+[a-zµ]+), p99 ([0-9.]+[a-zµ]+)`)
+	reFullUpdate = regexp.MustCompile(`one update -> live in the dataplane agent[^\n]*?: p50 ((?:[0-9.]+[a-zµ]+)+), p90 ((?:[0-9.]+[a-zµ]+)+), p99 ((?:[0-9.]+[a-zµ]+)+)`)
+	reUpdate     = regexp.MustCompile(`BGP update -> route live in the dataplane agent[^\n]*?: p50 ((?:[0-9.]+[a-zµ]+)+), p90 ((?:[0-9.]+[a-zµ]+)+), p99 ((?:[0-9.]+[a-zµ]+)+)`)
 )
 
 func ms(s string) float64 {
@@ -696,8 +697,10 @@ func runControlplane(ctx context.Context, e *Env, r *Result) error {
 	}
 	if m := reFullUpdate.FindSubmatch(out); m != nil {
 		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p50", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[1])), Command: cmd})
-		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, max of 10", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[2])),
+		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p99 (of 30)", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[3])),
 			Target: tgt("under 50 ms at p99", "<=", 50), Command: cmd})
+	} else {
+		r.Notes = append(r.Notes, "BGP full-table single-update figure not found in the test's output")
 	}
 	return nil
 }
