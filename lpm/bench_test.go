@@ -45,6 +45,7 @@ type fullTable struct {
 	routes       []Route
 	v4, v6       []Route
 	pg           *Table
+	pgFlat       *Table // the same table without direct pointing (A/B in one run)
 	bt           *bart.Table[uint32]
 	bf           *bart.Fast[uint32]
 	addr4        []uint32
@@ -86,6 +87,10 @@ func loadFull(b *testing.B) *fullTable {
 			}
 		}
 		full.pg, full.buildErr = Build(full.routesSorted)
+		if full.buildErr == nil {
+			full.pgFlat, _ = Build(full.routesSorted)
+			withDirect(full.pgFlat, 1<<62)
+		}
 		full.bt = new(bart.Table[uint32])
 		full.bf = new(bart.Fast[uint32])
 		for _, r := range full.routes {
@@ -141,17 +146,22 @@ var sink uint32
 
 func BenchmarkLookup4(b *testing.B) {
 	f := loadFull(b)
-	b.Run("peergate", func(b *testing.B) {
-		s := f.pg.Snapshot()
-		var x uint32
-		c0 := procCPU()
-		for i := 0; b.Loop(); i++ {
-			v, _ := s.Lookup4(f.addr4[i&(nAddr-1)])
-			x += v
-		}
-		sink = x
-		recordNs(b, c0)
-	})
+	for _, im := range []struct {
+		name string
+		t    *Table
+	}{{"peergate", f.pg}, {"peergate-nodirect", f.pgFlat}} {
+		b.Run(im.name, func(b *testing.B) {
+			s := im.t.Snapshot()
+			var x uint32
+			c0 := procCPU()
+			for i := 0; b.Loop(); i++ {
+				v, _ := s.Lookup4(f.addr4[i&(nAddr-1)])
+				x += v
+			}
+			sink = x
+			recordNs(b, c0)
+		})
+	}
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
 		c0 := procCPU()
@@ -209,37 +219,79 @@ func BenchmarkLookup4Uniform(b *testing.B) {
 	})
 }
 
-// BenchmarkLookup4Batch reports ns per address for bursts of 32.
+// BenchmarkLookup4Batch reports ns per address for bursts of 32, the
+// figure to set beside rte_lpm's lookup_bulk / lpm_perf_autotest (which
+// also overlaps independent lookups). -nodirect is the same table without
+// direct pointing, -uniform the same walk on uniform random addresses.
 func BenchmarkLookup4Batch(b *testing.B) {
 	f := loadFull(b)
-	b.Run("peergate", func(b *testing.B) {
-		vals := make([]uint32, 32)
-		i := 0
-		c0 := procCPU()
-		for b.Loop() {
-			f.pg.Lookup4Batch(f.addr4[i:i+32], vals)
-			i = (i + 32) & (nAddr - 1)
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/32, "ns/addr")
-		record(b, "ns/addr", float64(b.Elapsed().Nanoseconds())/float64(b.N)/32)
-		record(b, "cpu-ns/addr", float64((procCPU()-c0).Nanoseconds())/float64(b.N)/32)
-	})
+	for _, im := range []struct {
+		name  string
+		t     *Table
+		addrs []uint32
+	}{{"peergate", f.pg, f.addr4}, {"peergate-nodirect", f.pgFlat, f.addr4}, {"peergate-uniform", f.pg, f.addr4u}} {
+		b.Run(im.name, func(b *testing.B) {
+			vals := make([]uint32, 32)
+			i := 0
+			c0 := procCPU()
+			for b.Loop() {
+				im.t.Lookup4Batch(im.addrs[i:i+32], vals)
+				i = (i + 32) & (nAddr - 1)
+			}
+			recordAddr(b, c0, 32)
+		})
+	}
+}
+
+// BenchmarkLookup6Batch is BenchmarkLookup4Batch for IPv6.
+func BenchmarkLookup6Batch(b *testing.B) {
+	f := loadFull(b)
+	for _, im := range []struct {
+		name string
+		t    *Table
+	}{{"peergate", f.pg}, {"peergate-nodirect", f.pgFlat}} {
+		b.Run(im.name, func(b *testing.B) {
+			vals := make([]uint32, 32)
+			i := 0
+			c0 := procCPU()
+			for b.Loop() {
+				im.t.Lookup6Batch(f.hi6[i:i+32], f.lo6[i:i+32], vals)
+				i = (i + 32) & (nAddr - 1)
+			}
+			recordAddr(b, c0, 32)
+		})
+	}
+}
+
+// recordAddr reports wall and CPU ns per address of bursts of n.
+func recordAddr(b *testing.B, c0 time.Duration, n int) {
+	wall := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+	cpu := float64((procCPU() - c0).Nanoseconds()) / float64(b.N) / float64(n)
+	b.ReportMetric(wall, "ns/addr")
+	b.ReportMetric(cpu, "cpu-ns/addr")
+	record(b, "ns/addr", wall)
+	record(b, "cpu-ns/addr", cpu)
 }
 
 func BenchmarkLookup6(b *testing.B) {
 	f := loadFull(b)
-	b.Run("peergate", func(b *testing.B) {
-		s := f.pg.Snapshot()
-		var x uint32
-		c0 := procCPU()
-		for i := 0; b.Loop(); i++ {
-			j := i & (nAddr - 1)
-			v, _ := s.Lookup6(f.hi6[j], f.lo6[j])
-			x += v
-		}
-		sink = x
-		recordNs(b, c0)
-	})
+	for _, im := range []struct {
+		name string
+		t    *Table
+	}{{"peergate", f.pg}, {"peergate-nodirect", f.pgFlat}} {
+		b.Run(im.name, func(b *testing.B) {
+			s := im.t.Snapshot()
+			var x uint32
+			c0 := procCPU()
+			for i := 0; b.Loop(); i++ {
+				j := i & (nAddr - 1)
+				v, _ := s.Lookup6(f.hi6[j], f.lo6[j])
+				x += v
+			}
+			sink = x
+			recordNs(b, c0)
+		})
+	}
 	b.Run("peergate-netip", func(b *testing.B) {
 		var x uint32
 		c0 := procCPU()

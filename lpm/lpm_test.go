@@ -102,10 +102,71 @@ func (g *gen) prefix(v4 bool) netip.Prefix {
 	return netip.PrefixFrom(a, l).Masked()
 }
 
+// directModes are the direct-pointing thresholds the differential tests
+// run with: the default (small tables have none), always on, and one a
+// churning table crosses in both directions.
+var directModes = []struct {
+	name string
+	min  int
+}{{"default", 0}, {"direct", 1}, {"direct-toggling", 40}}
+
+// withDirect sets tab's direct-pointing threshold and republishes it.
+func withDirect(tab *Table, min int) *Table {
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	tab.dpMin = min
+	tab.ready()
+	tab.publish()
+	return tab
+}
+
+// checkBatches compares the batched lookups of addrs with single ones.
+func checkBatches(t *testing.T, tab *Table, addrs []netip.Addr) {
+	t.Helper()
+	var a4, want4, want6 []uint32
+	var hi, lo []uint64
+	for _, a := range addrs {
+		v, ok := tab.Lookup(a)
+		if !ok {
+			v = NoValue
+		}
+		if a.Is4() {
+			b := a.As4()
+			a4 = append(a4, binary.BigEndian.Uint32(b[:]))
+			want4 = append(want4, v)
+			continue
+		}
+		b := a.As16()
+		hi = append(hi, binary.BigEndian.Uint64(b[:8]))
+		lo = append(lo, binary.BigEndian.Uint64(b[8:]))
+		want6 = append(want6, v)
+	}
+	hits := func(vals []uint32) int {
+		n := 0
+		for _, v := range vals {
+			if v != NoValue {
+				n++
+			}
+		}
+		return n
+	}
+	got := make([]uint32, len(a4))
+	if n := tab.Lookup4Batch(a4, got); !slices.Equal(got, want4) || n != hits(want4) {
+		t.Fatalf("Lookup4Batch = %v (%d hits), want %v", got, n, want4)
+	}
+	got = make([]uint32, len(hi))
+	if n := tab.Lookup6Batch(hi, lo, got); !slices.Equal(got, want6) || n != hits(want6) {
+		t.Fatalf("Lookup6Batch = %v (%d hits), want %v", got, n, want6)
+	}
+}
+
 func checkAgainst(t *testing.T, tab *Table, r ref, g *gen, probes int) {
 	t.Helper()
+	var seen []netip.Addr
+	defer func() { checkBatches(t, tab, seen) }()
 	check := func(a netip.Addr) {
 		t.Helper()
+		seen = append(seen, a)
 		wv, wok := r.lookup(a)
 		v, ok := tab.Lookup(a)
 		if v != wv || ok != wok {
@@ -176,42 +237,49 @@ func TestTableMatchesLinearScanOnRandomTables(t *testing.T) {
 		{"ipv6 with many deletes", 6, 0, 1500, 40},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			g := newGen(c.seed)
-			tab, r := New(), ref{}
-			var keys []netip.Prefix
-			for i := range c.ops {
-				if len(keys) > 0 && g.r.IntN(100) < c.delete {
-					p := keys[g.r.IntN(len(keys))]
-					_, want := r[p]
-					if got := tab.Delete(p); got != want {
-						t.Fatalf("Delete(%v) = %v, want %v", p, got, want)
-					}
-					delete(r, p)
-				} else {
-					p := g.prefix(g.r.IntN(100) < c.v4Share)
-					v := g.r.Uint32N(4) // few values, so leaf runs merge
-					if g.r.IntN(2) == 0 {
-						v = uint32(i)
-					}
-					if err := tab.Insert(p, v); err != nil {
-						t.Fatal(err)
-					}
-					r[p] = v
-					keys = append(keys, p)
-				}
-				if i%50 == 49 {
-					checkAgainst(t, tab, r, g, 200)
-				}
+		for _, dm := range directModes {
+			t.Run(c.name+"/"+dm.name, func(t *testing.T) {
+				testRandomTable(t, c.seed, c.v4Share, c.ops, c.delete, dm.min)
+			})
+		}
+	}
+}
+
+// testRandomTable runs random inserts and deletes against the reference.
+func testRandomTable(t *testing.T, seed uint64, v4Share, ops, delPct, dpMin int) {
+	g := newGen(seed)
+	tab, r := withDirect(New(), dpMin), ref{}
+	var keys []netip.Prefix
+	for i := range ops {
+		if len(keys) > 0 && g.r.IntN(100) < delPct {
+			p := keys[g.r.IntN(len(keys))]
+			_, want := r[p]
+			if got := tab.Delete(p); got != want {
+				t.Fatalf("Delete(%v) = %v, want %v", p, got, want)
 			}
-			checkAgainst(t, tab, r, g, 500)
-			built, err := Build(r.sorted())
-			if err != nil {
+			delete(r, p)
+		} else {
+			p := g.prefix(g.r.IntN(100) < v4Share)
+			v := g.r.Uint32N(4) // few values, so leaf runs merge
+			if g.r.IntN(2) == 0 {
+				v = uint32(i)
+			}
+			if err := tab.Insert(p, v); err != nil {
 				t.Fatal(err)
 			}
-			checkAgainst(t, built, r, g, 500)
-		})
+			r[p] = v
+			keys = append(keys, p)
+		}
+		if i%50 == 49 {
+			checkAgainst(t, tab, r, g, 200)
+		}
 	}
+	checkAgainst(t, tab, r, g, 500)
+	built, err := Build(r.sorted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAgainst(t, withDirect(built, dpMin), r, g, 500)
 }
 
 func TestEdgeCasesMatchLinearScan(t *testing.T) {
@@ -238,30 +306,32 @@ func TestEdgeCasesMatchLinearScan(t *testing.T) {
 		{"mapped ipv4 is ipv6", []step{{p: pp("::ffff:10.0.0.0/104"), v: 1}, {p: pp("10.0.0.0/8"), v: 2}}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			tab, r := New(), ref{}
-			for _, s := range c.steps {
-				m := s.p.Masked()
-				if s.del {
-					_, want := r[m]
-					if got := tab.Delete(s.p); got != want {
-						t.Fatalf("Delete(%v) = %v, want %v", s.p, got, want)
+		for _, dm := range directModes {
+			t.Run(c.name+"/"+dm.name, func(t *testing.T) {
+				tab, r := withDirect(New(), dm.min), ref{}
+				for _, s := range c.steps {
+					m := s.p.Masked()
+					if s.del {
+						_, want := r[m]
+						if got := tab.Delete(s.p); got != want {
+							t.Fatalf("Delete(%v) = %v, want %v", s.p, got, want)
+						}
+						delete(r, m)
+						continue
 					}
-					delete(r, m)
-					continue
+					if err := tab.Insert(s.p, s.v); err != nil {
+						t.Fatal(err)
+					}
+					r[m] = s.v
 				}
-				if err := tab.Insert(s.p, s.v); err != nil {
-					t.Fatal(err)
+				checkAgainst(t, tab, r, newGen(7), 2000)
+				for p, v := range r {
+					if got, ok := tab.Get(p); !ok || got != v {
+						t.Fatalf("Get(%v) = %d,%v, want %d", p, got, ok, v)
+					}
 				}
-				r[m] = s.v
-			}
-			checkAgainst(t, tab, r, newGen(7), 2000)
-			for p, v := range r {
-				if got, ok := tab.Get(p); !ok || got != v {
-					t.Fatalf("Get(%v) = %d,%v, want %d", p, got, ok, v)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -363,7 +433,12 @@ func TestLoadReplacesContentAndBatchMatchesSingle(t *testing.T) {
 // churns routes beneath it whose values are even; a reader must always find
 // either 1 or an even value, and 172.16.0.0/12 (never touched) always 7.
 func TestReadersNeverSeeHalfAppliedUpdates(t *testing.T) {
-	tab := New()
+	for _, dm := range directModes {
+		t.Run(dm.name, func(t *testing.T) { testReaders(t, withDirect(New(), dm.min)) })
+	}
+}
+
+func testReaders(t *testing.T, tab *Table) {
 	must := func(err error) {
 		if err != nil {
 			t.Error(err)
@@ -425,73 +500,82 @@ func FuzzTable(f *testing.F) {
 	f.Add([]byte{0, 0, 8, 10, 0, 0, 0, 1, 2, 0, 10, 1, 2, 3})
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 0, 5, 1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 0xfe, 0x80, 0, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, r := New(), ref{}
-		next := func(n int) []byte {
-			if len(data) < n {
-				return nil
-			}
-			b := data[:n]
-			data = data[n:]
-			return b
-		}
-		for {
-			h := next(2)
-			if h == nil {
-				break
-			}
-			v4 := h[1]&1 == 0
-			alen := 16
-			if v4 {
-				alen = 4
-			}
-			switch h[0] % 3 {
-			case 0, 1:
-				lb := next(1)
-				ab := next(4)
-				if lb == nil || ab == nil {
-					return
-				}
-				var b [16]byte
-				copy(b[:], ab)
-				a := netip.AddrFrom16(b)
-				if v4 {
-					a = netip.AddrFrom4([4]byte(ab))
-				}
-				p := netip.PrefixFrom(a, int(lb[0])%(8*alen+1)).Masked()
-				if h[0]%3 == 0 {
-					v := uint32(h[1] >> 1)
-					if err := tab.Insert(p, v); err != nil {
-						t.Fatal(err)
-					}
-					r[p] = v
-				} else {
-					_, want := r[p]
-					if got := tab.Delete(p); got != want {
-						t.Fatalf("Delete(%v) = %v, want %v", p, got, want)
-					}
-					delete(r, p)
-				}
-			case 2:
-				ab := next(4)
-				if ab == nil {
-					return
-				}
-				var b [16]byte
-				copy(b[:], ab)
-				a := netip.AddrFrom16(b)
-				if v4 {
-					a = netip.AddrFrom4([4]byte(ab))
-				}
-				wv, wok := r.lookup(a)
-				if v, ok := tab.Lookup(a); v != wv || ok != wok {
-					t.Fatalf("Lookup(%v) = %d,%v, want %d,%v", a, v, ok, wv, wok)
-				}
-			}
-		}
-		if tab.Len() != len(r) {
-			t.Fatalf("Len() = %d, want %d", tab.Len(), len(r))
+		// Each input runs without and with direct pointing (on from the
+		// first route), so the fuzzer drives its chunk updates too.
+		for _, dm := range directModes {
+			fuzzOps(t, dm.min, data)
 		}
 	})
+}
+
+// fuzzOps applies the operations data encodes (see FuzzTable).
+func fuzzOps(t *testing.T, dpMin int, data []byte) {
+	tab, r := withDirect(New(), dpMin), ref{}
+	next := func(n int) []byte {
+		if len(data) < n {
+			return nil
+		}
+		b := data[:n]
+		data = data[n:]
+		return b
+	}
+	for {
+		h := next(2)
+		if h == nil {
+			break
+		}
+		v4 := h[1]&1 == 0
+		alen := 16
+		if v4 {
+			alen = 4
+		}
+		switch h[0] % 3 {
+		case 0, 1:
+			lb := next(1)
+			ab := next(4)
+			if lb == nil || ab == nil {
+				return
+			}
+			var b [16]byte
+			copy(b[:], ab)
+			a := netip.AddrFrom16(b)
+			if v4 {
+				a = netip.AddrFrom4([4]byte(ab))
+			}
+			p := netip.PrefixFrom(a, int(lb[0])%(8*alen+1)).Masked()
+			if h[0]%3 == 0 {
+				v := uint32(h[1] >> 1)
+				if err := tab.Insert(p, v); err != nil {
+					t.Fatal(err)
+				}
+				r[p] = v
+			} else {
+				_, want := r[p]
+				if got := tab.Delete(p); got != want {
+					t.Fatalf("Delete(%v) = %v, want %v", p, got, want)
+				}
+				delete(r, p)
+			}
+		case 2:
+			ab := next(4)
+			if ab == nil {
+				return
+			}
+			var b [16]byte
+			copy(b[:], ab)
+			a := netip.AddrFrom16(b)
+			if v4 {
+				a = netip.AddrFrom4([4]byte(ab))
+			}
+			wv, wok := r.lookup(a)
+			if v, ok := tab.Lookup(a); v != wv || ok != wok {
+				t.Fatalf("Lookup(%v) = %d,%v, want %d,%v", a, v, ok, wv, wok)
+			}
+		}
+	}
+	if tab.Len() != len(r) {
+		t.Fatalf("Len() = %d, want %d", tab.Len(), len(r))
+	}
 }
 
 // findTestData walks up from the working directory to the first directory

@@ -232,6 +232,8 @@ type writer struct {
 	deadL  int // entries of replaced blocks in leaves
 	rib    ribStore
 	sc     *scratch
+	dp     [2]*dpTable  // direct-pointing tables, nil for small families
+	dirty  [2][2]uint16 // root slots [lo, hi) whose dp chunks are stale
 }
 
 func (w *writer) init() {
@@ -441,6 +443,7 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 		}
 		w.def[f] = nv
 		nr = w.pushDown(&old, 0, was, nv)
+		w.touch(f, 0, 256)
 	} else {
 		o := newOp(p, v, del)
 		r, changed, _ := w.modify(&old, 0, w.def[f], &o)
@@ -454,6 +457,12 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 			w.n[f]--
 		}
 		nr = r
+		if o.target == 0 {
+			lo, hi := slotRange(o.idx)
+			w.touch(f, lo, hi)
+		} else {
+			w.touch(f, uint(o.key[0]), uint(o.key[0])+1)
+		}
 	}
 	w.deadN += recWords
 	w.root[f] = w.writeRoot(nr)
@@ -637,6 +646,7 @@ func (w *writer) compact() {
 		w.root[f] = w.writeRoot(w.copyRec(&src, &r))
 	}
 	w.deadN, w.deadL = 0, 0
+	w.touchAll() // every record moved
 }
 
 // copyRec copies the subtree of r from src's arrays into w's, reserving
