@@ -173,6 +173,10 @@ type Worker struct {
 	snat4      snatMemo
 	localMemo4 localMemo
 
+	// noFast sends every packet through processOne (tests compare the two
+	// paths).
+	noFast bool
+
 	// traffic counts packets per VPC and per peering (under pubMu for
 	// the published part).
 	traffic trafficCounters
@@ -208,8 +212,16 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 			n = MaxBurst
 		}
 		w.batching = true
-		for _, b := range in[:n] {
-			w.processOne(b)
+		if w.snap != nil && !w.noFast {
+			for _, b := range in[:n] {
+				if !w.fast4(b) {
+					w.processOne(b)
+				}
+			}
+		} else {
+			for _, b := range in[:n] {
+				w.processOne(b)
+			}
 		}
 		w.batching = false
 		if w.npend > 0 {
