@@ -96,3 +96,76 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 		t.Fatalf("only %d packets forwarded: the good frames were not", fast.C.Verdicts[VerdictTx])
 	}
 }
+
+// TestForwardMemoKeepsPerPacketChecks sends packets of one flow, some of
+// which must not be forwarded like the others (TTL expiring, too big,
+// another destination), in one burst, where the later ones hit the
+// forwarding memo the first one made, and checks each ends as it does when
+// sent alone to a fresh worker.
+func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
+	tables := peeredTables(nil)
+	learn := vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1"))
+	frames := [][]byte{
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1025, 53, 1, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1026, 53, 2, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1027, 53, 64, 9000)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.8", 1028, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.6", "192.168.2.7", 1029, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1030, 53, 64, 64)),
+	}
+	type result struct {
+		v     Verdict
+		inner string
+		drops map[string]uint64
+	}
+	resultOf := func(w *Worker, b *Buf, drops0 map[string]uint64) result {
+		r := result{v: b.Verdict, drops: map[string]uint64{}}
+		if b.Verdict == VerdictTx && b.Len > vxlanHdrs {
+			// The IP ID (and so the checksum) of a packet the gateway
+			// generates (an ICMP error) counts the worker's packets.
+			in := append([]byte(nil), b.Bytes()[vxlanHdrs:]...)
+			if len(in) >= 20 && in[9] == 1 {
+				in[4], in[5], in[10], in[11] = 0, 0, 0, 0
+			}
+			r.inner = fmt.Sprintf("%x", in)
+		}
+		for k, n := range w.C.DropsByName() {
+			if d := n - drops0[k]; d != 0 {
+				r.drops[k] = d
+			}
+		}
+		return r
+	}
+	want := make([]result, len(frames))
+	for i, f := range frames {
+		_, w, _ := newTestPipeline(t, tables, Config{})
+		run(w, 1, bufOf(learn, 0))
+		b := bufOf(f, 0)
+		run(w, 2, b)
+		want[i] = resultOf(w, b, nil)
+	}
+	_, w, _ := newTestPipeline(t, tables, Config{})
+	run(w, 1, bufOf(learn, 0))
+	var bufs []*Buf
+	for _, f := range frames {
+		bufs = append(bufs, bufOf(f, 0))
+	}
+	run(w, 2, bufs...)
+	total := map[string]uint64{}
+	for i, b := range bufs {
+		got := resultOf(w, b, nil)
+		if got.v != want[i].v || got.inner != want[i].inner {
+			t.Errorf("packet %d: %v %s, alone %v %s", i, got.v, got.inner, want[i].v, want[i].inner)
+		}
+		for k, n := range want[i].drops {
+			total[k] += n
+		}
+	}
+	if got := w.C.DropsByName(); fmt.Sprint(got) != fmt.Sprint(total) {
+		t.Errorf("drops %v, sent alone %v", got, total)
+	}
+	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx {
+		t.Errorf("the burst does not exercise the memo: alone %v", want)
+	}
+}

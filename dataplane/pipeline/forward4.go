@@ -159,6 +159,26 @@ type localMemo struct {
 	g   uint32
 }
 
+// fwdMemo4 remembers the last stateless forwarding decision: for packets
+// from VPC vpc with addresses src -> dst whose route lookup found group g,
+// everything route4 derives from the tables alone (the action, both
+// translations, the delivery next hop, TTL decrement and MTU). It is only
+// made when neither group is ECMP (the flow hash plays no part) and the
+// action has no filter (ports play no part), so a packet matching it on
+// those four keys gets the same decision; the per-packet checks (TTL, MTU)
+// stay. gen is learnGen (a new snapshot changes it); 0 is never valid.
+type fwdMemo4 struct {
+	gen            uint64
+	vpc, dvpc      int
+	g              uint32
+	src, dst       uint32
+	newSrc, newDst uint32
+	nh             uint32
+	mtu            int
+	dec            uint8
+	act            *fib.Action
+}
+
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
 type pend4 struct {
 	p        pkt
@@ -216,6 +236,11 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 	l4 := *l4p
 	if !found {
 		w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+		return
+	}
+	if m := &w.fwd4; m.gen == w.learnGen && m.g == g && m.src == src && m.dst == dst && m.vpc == p.vpc && m.gen != 0 &&
+		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu {
+		w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, hash)
 		return
 	}
 	act := pick(s, g, hash)
@@ -301,6 +326,14 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		if act2.HasVia && act2.Via.Is4() {
 			nh = addr4(act2.Via.As4())
 		}
+		if act.Filter == 0 && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
+			mtu := dvpc.MTU
+			if dvpc.Kind == fib.AttachVXLAN {
+				mtu -= packet.VXLANOverhead4
+			}
+			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, src: src, dst: dst,
+				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act}
+		}
 	default:
 		w.drop(b, DropRouteDrop)
 		return
@@ -321,6 +354,14 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		}
 		return
 	}
+	w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, newSrc, newDst, dec, act, dvpcID, nh, hash)
+}
+
+// forwardNAT4 finishes a routed IPv4 packet whose TTL and MTU were checked:
+// TTL decrement, stateless translation (one incremental checksum update for
+// both), counters and delivery into VPC dvpcID toward next hop nh.
+func (w *Worker) forwardNAT4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *l4info, src, dst, newSrc, newDst uint32, dec uint8, act *fib.Action, dvpcID int, nh, hash uint32) {
+	b := p.b
 	natted := newSrc != src || newDst != dst
 	var ttlDelta uint32
 	if dec > 0 {
@@ -335,9 +376,9 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		}
 	}
 	if natted {
-		nat4(ip, ihl, proto, &l4, src, newSrc, dst, newDst, ttlDelta)
+		nat4(ip, ihl, proto, l4p, src, newSrc, dst, newDst, ttlDelta)
 		w.C.Events[EvStatelessNAT]++
-		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4.icmpType) {
+		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4p.icmpType) {
 			w.translateEmbedded4(ip[ihl:], act)
 		}
 	}

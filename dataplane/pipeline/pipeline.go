@@ -172,6 +172,7 @@ type Worker struct {
 	slot       [MaxBurst]uint8
 	snat4      snatMemo
 	localMemo4 localMemo
+	fwd4       fwdMemo4
 
 	// noFast sends every packet through processOne (tests compare the two
 	// paths).
