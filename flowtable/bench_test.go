@@ -129,7 +129,7 @@ func BenchmarkEstablished(b *testing.B) {
 // creation sweeps 64 slots (two per session), as the pipeline does once per
 // burst. single: one Create at a time, nothing prefetched; burst: bursts of
 // 32 as nat.Translate makes them, every creation's buckets and free slot
-// prefetched (PrefetchBucket, PrefetchCreate) before the first Create.
+// prefetched (PrefetchBucket, PrefetchNew with the hash already made) before the first Create.
 func BenchmarkNewSessions(b *testing.B) {
 	for _, mode := range []string{"single", "burst"} {
 		b.Run(mode, func(b *testing.B) { benchNewSessions(b, mode == "burst") })
@@ -169,7 +169,7 @@ func benchNewSessions(b *testing.B, prefetchBurst bool) {
 		if prefetchBurst {
 			r := rnd
 			for k := 0; k < n; k++ {
-				tab.PrefetchCreate(&fs[k], 0xc0a80100+uint32((i+k)&3), &ports, r)
+				tab.PrefetchNew(&fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, r)
 				r = nextRand(r)
 			}
 		}
