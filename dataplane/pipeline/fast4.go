@@ -8,7 +8,7 @@ import (
 
 // The VXLAN fast path: what most packets of a VXLAN attachment are, an
 // option-less outer IPv4/UDP/VXLAN header around an untagged inner
-// option-less IPv4 header of a first UDP fragment, from the VNI, VTEP and
+// option-less IPv4 header of a first UDP or TCP fragment, from the VNI, VTEP and
 // inner MAC the worker classified and learned last. fast4 parses such a
 // packet with one bounds check (fixed offsets into the first fastMin
 // bytes), no calls and no VLAN or port-local checks, and parks it in the
@@ -19,7 +19,8 @@ const (
 	// fastL3 is the inner IPv4 header's offset in the frame.
 	fastL3 = packet.EthernetMinLen + packet.IPv4MinLen + packet.UDPLen + packet.VXLANLen + packet.EthernetMinLen
 	// fastMin is the shortest frame the fast path takes: through the inner
-	// UDP header.
+	// UDP header or the TCP ports (a TCP header's length is checked against
+	// the inner packet's).
 	fastMin = fastL3 + packet.IPv4MinLen + packet.UDPLen
 )
 
@@ -57,11 +58,18 @@ func (w *Worker) fast4(b *Buf) bool {
 		outerSrc != w.memoOuter || srcMAC != w.memoMAC || v != w.memoVPC || w.memoGen != w.learnGen || w.now >= w.memoUntil {
 		return false
 	}
-	// Inner: option-less IPv4, first fragment of UDP, length within the
+	// Inner: option-less IPv4, first fragment of UDP or TCP, length within the
 	// outer packet, checksum right.
 	tot := int(binary.BigEndian.Uint16(h[fastL3+2:]))
-	if h[fastL3] != 0x45 || h[fastL3+9] != packet.ProtoUDP || binary.BigEndian.Uint16(h[fastL3+6:])&0x1fff != 0 ||
-		tot < packet.IPv4MinLen+packet.UDPLen || tot > end-fastL3 || !sum20OK(h[fastL3:]) {
+	proto := h[fastL3+9]
+	minTot := packet.IPv4MinLen + packet.UDPLen
+	if proto == packet.ProtoTCP {
+		minTot = packet.IPv4MinLen + packet.TCPMinLen
+	} else if proto != packet.ProtoUDP {
+		return false
+	}
+	if h[fastL3] != 0x45 || binary.BigEndian.Uint16(h[fastL3+6:])&0x1fff != 0 ||
+		tot < minTot || tot > end-fastL3 || !sum20OK(h[fastL3:]) {
 		return false
 	}
 	if s.VPCs[v].HasSrcRoutes {
@@ -81,12 +89,14 @@ func (w *Worker) fast4(b *Buf) bool {
 	p.l3, p.etype = fastL3, packet.EtherTypeIPv4
 	u := h[fastL3+packet.IPv4MinLen:]
 	l4 := l4info{sport: binary.BigEndian.Uint16(u[0:]), dport: binary.BigEndian.Uint16(u[2:]), csumOff: -1}
-	if u[6]|u[7] != 0 {
+	if proto == packet.ProtoTCP {
+		l4.csumOff = packet.TCPChecksumOffset
+	} else if u[6]|u[7] != 0 {
 		l4.csumOff = packet.UDPChecksumOffset
 	}
 	src, dst := binary.BigEndian.Uint32(h[fastL3+12:]), binary.BigEndian.Uint32(h[fastL3+16:])
-	e.ip, e.ihl, e.tot, e.proto, e.l4 = packet.IPv4(d[fastL3:fastL3+tot]), packet.IPv4MinLen, tot, packet.ProtoUDP, l4
-	e.src, e.dst, e.hash = src, dst, flowHash4(src, dst, packet.ProtoUDP, l4.sport, l4.dport)
+	e.ip, e.ihl, e.tot, e.proto, e.l4 = packet.IPv4(d[fastL3:fastL3+tot]), packet.IPv4MinLen, tot, proto, l4
+	e.src, e.dst, e.hash = src, dst, flowHash4(src, dst, proto, l4.sport, l4.dport)
 	w.npend++
 	return true
 }

@@ -2,9 +2,24 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/peergate/peergate/dataplane/packet"
 )
+
+// tcpFrame is an Ethernet/IPv4/TCP frame (ACK, no options) of size bytes.
+func tcpFrame(t testing.TB, src, dst [6]byte, sip, dip string, sp, dp uint16, ttl uint8, size int) []byte {
+	h := &layers.IPv4{Version: 4, IHL: 5, TTL: ttl, Id: 9, Protocol: layers.IPProtocolTCP, SrcIP: ip4(sip), DstIP: ip4(dip)}
+	tc := &layers.TCP{SrcPort: layers.TCPPort(sp), DstPort: layers.TCPPort(dp), ACK: true, Window: 1000}
+	tc.SetNetworkLayerForChecksum(h)
+	pl := make([]byte, max(0, size-54))
+	return ser(t, &layers.Ethernet{SrcMAC: src[:], DstMAC: dst[:], EthernetType: layers.EthernetTypeIPv4}, h, tc, gopacket.Payload(pl))
+}
 
 // TestFastPathMatchesSlowPath runs the benchmark's VXLAN frame, and every
 // one-byte mutation of its headers, through a worker with the VXLAN fast
@@ -82,6 +97,18 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	for n := 0; n <= len(good); n++ {
 		step(fmt.Sprintf("truncated to %d", n), good, good[:n], good)
 	}
+	// TCP, whole and with the inner packet (and the outer one around it)
+	// cut inside the TCP header.
+	tcp := vxlanFrame(vtepA, 100, tcpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 64, 64))
+	step("tcp", good, tcp, good)
+	for cut := 0; cut <= 20; cut += 4 {
+		m := append([]byte(nil), tcp[:len(tcp)-10-cut]...)
+		binary.BigEndian.PutUint16(m[16:], uint16(len(m)-14))
+		binary.BigEndian.PutUint16(m[fastL3+2:], uint16(len(m)-fastL3))
+		m[fastL3+10], m[fastL3+11] = 0, 0
+		binary.BigEndian.PutUint16(m[fastL3+10:], ^packet.Fold(packet.Sum(m[fastL3:fastL3+20], 0)))
+		step(fmt.Sprintf("tcp cut %d", cut), good, tcp, m, good)
+	}
 	// Other inner frames behind the same VTEP, VNI and MAC.
 	for _, inner := range [][]byte{
 		udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 1, 64),
@@ -104,6 +131,7 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 // sent alone to a fresh worker.
 func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 	tables := peeredTables(nil)
+	tables.Vpcs[0].Routes[1].Actions[0].IngressFilter = 1 // UDP to port 53 only
 	learn := vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1"))
 	frames := [][]byte{
 		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 64, 64)),
@@ -113,6 +141,9 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.8", 1028, 53, 64, 64)),
 		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.6", "192.168.2.7", 1029, 53, 64, 64)),
 		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1030, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1031, 54, 64, 64)),
+		vxlanFrame(vtepA, 100, tcpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1032, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1033, 53, 64, 64)),
 	}
 	type result struct {
 		v     Verdict
@@ -165,7 +196,7 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 	if got := w.C.DropsByName(); fmt.Sprint(got) != fmt.Sprint(total) {
 		t.Errorf("drops %v, sent alone %v", got, total)
 	}
-	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx {
+	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx || want[7].drops["filtered"] != 1 || want[8].drops["filtered"] != 1 {
 		t.Errorf("the burst does not exercise the memo: alone %v", want)
 	}
 }

@@ -163,10 +163,11 @@ type localMemo struct {
 // from VPC vpc with addresses src -> dst whose route lookup found group g,
 // everything route4 derives from the tables alone (the action, both
 // translations, the delivery next hop, TTL decrement and MTU). It is only
-// made when neither group is ECMP (the flow hash plays no part) and the
-// action has no filter (ports play no part), so a packet matching it on
-// those four keys gets the same decision; the per-packet checks (TTL, MTU)
-// stay. gen is learnGen (a new snapshot changes it); 0 is never valid.
+// made when neither group is ECMP (the flow hash plays no part), so a
+// packet matching it on those four keys gets the same decision; the checks
+// that depend on the packet (ingress filter on protocol and ports, TTL,
+// MTU) stay, and a packet failing one takes the full path, which drops it.
+// gen is learnGen (a new snapshot changes it); 0 is never valid.
 type fwdMemo4 struct {
 	gen            uint64
 	vpc, dvpc      int
@@ -239,7 +240,8 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		return
 	}
 	if m := &w.fwd4; m.gen == w.learnGen && m.g == g && m.src == src && m.dst == dst && m.vpc == p.vpc && m.gen != 0 &&
-		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu {
+		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu &&
+		(m.act.Filter == 0 || s.Filters[m.act.Filter-1].Allows(proto, l4.sport, l4.dport)) {
 		w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, hash)
 		return
 	}
@@ -326,7 +328,7 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		if act2.HasVia && act2.Via.Is4() {
 			nh = addr4(act2.Via.As4())
 		}
-		if act.Filter == 0 && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
+		if s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
 			mtu := dvpc.MTU
 			if dvpc.Kind == fib.AttachVXLAN {
 				mtu -= packet.VXLANOverhead4
