@@ -5,8 +5,9 @@ SHELL := /bin/bash
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 BIN := bin
-# Debian packages the build, tests, demo and benchmarks use.
-DEB_PKGS := libdpdk-dev dpdk dpdk-dev netcat-openbsd pkg-config gcc libpcap-dev iproute2 iputils-ping ethtool nftables tshark tcpreplay bird2 protobuf-compiler
+# Debian packages the build, tests, demo and benchmarks use (vagrant only
+# for test/package's `vagrant validate` of the Vagrantfile).
+DEB_PKGS := libdpdk-dev dpdk dpdk-dev netcat-openbsd pkg-config gcc libpcap-dev iproute2 iputils-ping ethtool nftables tshark tcpreplay bird2 protobuf-compiler vagrant
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 TEST_TIMEOUT ?= 45m
