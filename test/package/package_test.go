@@ -472,11 +472,21 @@ func TestVagrantfileValidates(t *testing.T) {
 		t.Skip("vagrant not found (apt-get install vagrant vagrant-libvirt)")
 	}
 	tmp := t.TempDir()
-	cmd := exec.Command(vagrant, "validate")
-	cmd.Dir = repoRoot(t)
-	// Keep vagrant's state out of the tree and out of $HOME.
-	cmd.Env = append(os.Environ(), "VAGRANT_DOTFILE_PATH="+filepath.Join(tmp, "dot"), "VAGRANT_HOME="+filepath.Join(tmp, "home"))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	validate := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(vagrant, append([]string{"validate"}, args...)...)
+		cmd.Dir = repoRoot(t)
+		// Keep vagrant's state out of the tree and out of $HOME.
+		cmd.Env = append(os.Environ(), "VAGRANT_DOTFILE_PATH="+filepath.Join(tmp, "dot"), "VAGRANT_HOME="+filepath.Join(tmp, "home"))
+		return cmd.CombinedOutput()
+	}
+	out, err := validate()
+	if err != nil && bytes.Contains(out, []byte("No usable default provider")) {
+		// A machine without a usable provider (no libvirt daemon, no
+		// VirtualBox) can still check everything but the provider blocks.
+		t.Logf("no usable Vagrant provider here: validating with --ignore-provider (the libvirt and virtualbox blocks are parsed, not checked)")
+		out, err = validate("--ignore-provider")
+	}
+	if err != nil {
 		t.Errorf("vagrant validate: %v\n%s", err, out)
 	}
 }
