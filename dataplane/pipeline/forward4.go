@@ -222,12 +222,37 @@ func (w *Worker) flush4() {
 		}
 		i = j
 	}
+	m := &w.fwd4
 	for i := range pend {
 		e := &pend[i]
 		g := w.vals[i]
-		w.route4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, e.hash, g, g != lpm.NoValue)
+		// A packet the forwarding memo applies to skips route4 (m.g is a
+		// group found, never NoValue).
+		// fwdHit, written out: too big to inline.
+		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.dst == e.dst && m.vpc == e.p.vpc && m.gen != 0 &&
+			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
+			w.forwardNAT4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, e.hash)
+		} else {
+			w.route4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, e.hash, g, g != lpm.NoValue)
+		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
 	}
+}
+
+// fwdHit reports whether the forwarding memo applies to a packet from VPC
+// vpc with addresses src -> dst whose route lookup found group g, and the
+// packet passes the memo's TTL, MTU and filter checks.
+func (w *Worker) fwdHit(vpc int, g, src, dst uint32, ip packet.IPv4, tot int, proto uint8, l4 *l4info) bool {
+	m := &w.fwd4
+	return m.gen == w.learnGen && m.g == g && m.src == src && m.dst == dst && m.vpc == vpc && m.gen != 0 &&
+		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu &&
+		(m.act.Filter == 0 || w.allows(m.act.Filter, proto, l4))
+}
+
+// allows applies filter f (1-based) out of line: the memo checks stay
+// short.
+func (w *Worker) allows(f uint32, proto uint8, l4 *l4info) bool {
+	return w.snap.Filters[f-1].Allows(proto, l4.sport, l4.dport)
 }
 
 // route4 applies the route found (group g) to a parsed IPv4 packet.
@@ -239,9 +264,7 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
 		return
 	}
-	if m := &w.fwd4; m.gen == w.learnGen && m.g == g && m.src == src && m.dst == dst && m.vpc == p.vpc && m.gen != 0 &&
-		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu &&
-		(m.act.Filter == 0 || s.Filters[m.act.Filter-1].Allows(proto, l4.sport, l4.dport)) {
+	if m := &w.fwd4; w.fwdHit(p.vpc, g, src, dst, ip, tot, proto, &l4) {
 		w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, hash)
 		return
 	}
