@@ -471,6 +471,11 @@ func TestLookupBurstMatchesOnePacketLookups(t *testing.T) {
 func TestLookupBurstUnderChurn(t *testing.T) {
 	to := DefaultTimeouts()
 	to.UDP = time.Second
+	// The stable sessions (TCP, opening) must outlive the churn's clock,
+	// which moves a quarter second per 64 creations: with the default 240 s
+	// the sweeper expired them after ~61 000 creations, which a churn
+	// goroutine scheduled ahead of the lookups reached (1 run in ~400).
+	to.TCPTransitory = 365 * 24 * time.Hour
 	tab, err := New(Config{Capacity: 4000, Timeouts: to, Stripes: 4, Seed: 5})
 	if err != nil {
 		t.Fatal(err)
