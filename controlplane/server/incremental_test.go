@@ -46,8 +46,15 @@ func TestUpdateLearnedPublishesADeltaEqualToAFullCompile(t *testing.T) {
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			before := srv.Generation()
+			// Streams may still be sending the previous tables: the update
+			// must leave them as they were.
+			prev := srv.Hub().Current()
+			prevCopy := proto.Clone(prev)
 			if err := srv.UpdateLearned(st.vpc, st.add, st.wd); err != nil {
 				t.Fatal(err)
+			}
+			if !proto.Equal(prev, prevCopy) {
+				t.Error("the update changed the previously published tables")
 			}
 			if got := srv.Generation(); got != before+1 {
 				t.Fatalf("generation %d, want %d", got, before+1)
