@@ -416,7 +416,8 @@ func BenchmarkBuild(b *testing.B) {
 // latency. peergate's updates are copy-on-write and publish a snapshot
 // readers can use concurrently; bart-persist is bart's equivalent
 // (InsertPersist/DeletePersist), bart its in-place update, which needs the
-// caller to lock out readers.
+// caller to lock out readers. peergate-nodirect is peergate without the
+// direct-pointing table, whose chunks each update rebuilds.
 func BenchmarkUpdate(b *testing.B) {
 	f := loadFull(b)
 	pick := func(rnd *rand.Rand) Route { return f.routes[rnd.IntN(len(f.routes))] }
@@ -458,17 +459,23 @@ func BenchmarkUpdate(b *testing.B) {
 		}
 		report(b, lat, cpu)
 	}
-	b.Run("peergate", func(b *testing.B) {
-		t, err := Build(f.routesSorted)
-		if err != nil {
-			b.Fatal(err)
-		}
-		run(b, func(r Route) { t.Delete(r.Prefix) }, func(r Route) {
-			if err := t.Insert(r.Prefix, r.Value); err != nil {
+	for _, im := range []struct {
+		name  string
+		dpMin int
+	}{{"peergate", 0}, {"peergate-nodirect", 1 << 62}} {
+		b.Run(im.name, func(b *testing.B) {
+			t, err := Build(f.routesSorted)
+			if err != nil {
 				b.Fatal(err)
 			}
+			withDirect(t, im.dpMin)
+			run(b, func(r Route) { t.Delete(r.Prefix) }, func(r Route) {
+				if err := t.Insert(r.Prefix, r.Value); err != nil {
+					b.Fatal(err)
+				}
+			})
 		})
-	})
+	}
 	b.Run("bart-persist", func(b *testing.B) {
 		t := f.bt.Clone()
 		run(b, func(r Route) { t = t.DeletePersist(r.Prefix) }, func(r Route) { t = t.InsertPersist(r.Prefix, r.Value) })

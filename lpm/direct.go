@@ -9,19 +9,22 @@ import "math/bits"
 // 0.2 B/route), so only families with many routes get one: a per-VPC table
 // with ten routes stays at a few kilobytes.
 //
-// The table is two-level so that an update copies 3 KiB, not 256 KiB:
-// dpTable[first byte] is a chunk of 256 entries for the second byte. An
-// entry is idx<<1|1 for a leaf (idx into Snapshot.leaves) or idx<<1 for a
-// level-2 node (idx into Snapshot.nodes records). Chunks are immutable once
-// published; an update builds new chunks for the root slots it touched and
-// a new top array, and publishes them with the new snapshot.
+// The table is two-level so that an update writes 2 KiB, not 256 KiB. Both
+// levels live in one flat []uint32 pool per family, append-only like the
+// node array (no Go pointers, so nothing for the garbage collector to scan
+// or barrier): a top chunk of 256 offsets, one per first byte, each the
+// offset of a chunk of 256 entries for the second byte. An entry is
+// idx<<1|1 for a leaf (idx into Snapshot.leaves) or idx<<1 for a level-2
+// node (idx into Snapshot.nodes records). An update appends new chunks for
+// the root slots it touched and a new top chunk, and publishes the new top
+// offset with the new snapshot; published words are never written again.
+// When the pool is full, its live chunks are copied into a fresh one (old
+// snapshots keep the old array).
 //
 // Entries of untouched slots keep pointing at the records and leaf blocks
 // they were computed from. Those may have been replaced by identical copies
 // in the update (a copied sibling block), but replaced blocks stay intact
 // until compaction, and compaction recomputes every chunk.
-
-type dpTable [256]*[256]uint32
 
 const (
 	// defaultDirectMin is the route count of a family from which it gets a
@@ -30,6 +33,7 @@ const (
 	// update.
 	defaultDirectMin = 16384
 	dpLeaf           = 1
+	chunk            = 256
 )
 
 // dpEntry returns the direct-pointing entry of slot s of record r.
@@ -41,6 +45,29 @@ func dpEntry(r *rec, s uint) uint32 {
 		return (uint32(base>>32) + uint32(bits.OnesCount64(vec&(1<<bit-1)))) << 1
 	}
 	return (uint32(base)+uint32(bits.OnesCount64(r[g+1]&(2<<bit-1)))-1)<<1 | dpLeaf
+}
+
+// fillChunk writes the entries of every slot of record r to c, as dpEntry
+// would, counting children and leaf runs as it goes instead of a popcount
+// per slot: it runs once per update.
+func fillChunk(c *[256]uint32, r *rec) {
+	for g := range 4 {
+		vec, lv, base := r[g*grpWords], r[g*grpWords+1], r[g*grpWords+2]
+		child := uint32(base>>32) << 1
+		// Leaf runs start at set lv bits (never at a child slot), so the
+		// slot's run is base + (lv bits up to it) - 1; the -1 wraps until
+		// the first run starts, which is at or before the first leaf slot.
+		leaf := (uint32(base)-1)<<1 | dpLeaf
+		out := c[g*64 : g*64+64]
+		for i := range out {
+			// Branch-free select: children and leaves alternate
+			// unpredictably.
+			leaf += uint32(lv>>i&1) << 1
+			isChild := uint32(vec >> i & 1)
+			out[i] = leaf ^ (leaf^child)&-isChild
+			child += isChild << 1
+		}
+	}
 }
 
 // touch marks root slots [lo, hi) of family f as needing new chunks.
@@ -61,8 +88,8 @@ func (w *writer) touchAll() {
 }
 
 // syncDP brings the direct-pointing tables up to date with the trie before
-// a publish: it enables or drops them by route count (threshold min) and
-// rebuilds the chunks of touched root slots.
+// a publish: it enables or drops them by route count (threshold minRoutes)
+// and writes new chunks for the touched root slots.
 func (w *writer) syncDP(minRoutes int) {
 	if minRoutes <= 0 {
 		minRoutes = defaultDirectMin
@@ -71,44 +98,95 @@ func (w *writer) syncDP(minRoutes int) {
 		d := w.dirty[f]
 		w.dirty[f] = [2]uint16{}
 		on := w.n[f] >= minRoutes || (w.dp[f] != nil && w.n[f] >= minRoutes/2)
-		if !on {
+		switch {
+		case !on:
 			w.dp[f] = nil
+		case w.dp[f] == nil || (d[0] == 0 && d[1] == chunk):
+			w.dpRebuild(f)
+		case d[0] < d[1]:
+			w.dpUpdate(f, uint(d[0]), uint(d[1]))
+		}
+	}
+}
+
+// dpRebuild computes every chunk of family f into an exactly sized pool.
+func (w *writer) dpRebuild(f int) {
+	root := w.recAt(w.root[f])
+	var es, top [chunk]uint32
+	// Leaf-only root slots in one run share a chunk: on the full table most
+	// IPv6 root slots are one run of "no route".
+	n := 1 // the top chunk
+	for s := range uint(chunk) {
+		es[s] = dpEntry(&root, s)
+		if s == 0 || es[s]&dpLeaf == 0 || es[s] != es[s-1] {
+			n++
+		}
+	}
+	pool := make([]uint32, 0, n*chunk)
+	adviseHuge(pool)
+	for s, e := range es {
+		if s > 0 && e&dpLeaf != 0 && e == es[s-1] {
+			top[s] = top[s-1]
 			continue
 		}
-		if w.dp[f] == nil {
-			d = [2]uint16{0, 256}
+		top[s] = uint32(len(pool))
+		pool = w.appendChunk(pool, e)
+	}
+	w.dpTop[f] = uint32(len(pool))
+	w.dp[f] = append(pool, top[:]...)
+	w.dpLive[f] = len(w.dp[f])
+}
+
+// appendChunk appends the chunk of a root slot whose entry is e.
+func (w *writer) appendChunk(pool []uint32, e uint32) []uint32 {
+	pool = append(pool, make([]uint32, chunk)...)
+	c := (*[chunk]uint32)(pool[len(pool)-chunk:])
+	if e&dpLeaf != 0 {
+		for i := range c {
+			c[i] = e
 		}
-		if d[0] >= d[1] {
-			continue
-		}
-		nt := new(dpTable)
-		if w.dp[f] != nil {
-			*nt = *w.dp[f]
-		}
-		root := w.recAt(w.root[f])
-		// Leaf-only root slots in one run share a chunk: on the full
-		// table most IPv6 root slots are one run of "no route".
-		var last *[256]uint32
-		lastE := uint32(0)
-		for s := uint(d[0]); s < uint(d[1]); s++ {
-			e := dpEntry(&root, s)
-			if e&dpLeaf != 0 {
-				if last == nil || lastE != e {
-					last, lastE = new([256]uint32), e
-					for i := range last {
-						last[i] = e
-					}
-				}
-				nt[s] = last
+		return pool
+	}
+	r := w.recAt(e >> 1)
+	fillChunk(c, &r)
+	return pool
+}
+
+// dpUpdate appends new chunks for root slots [lo, hi) of family f and a new
+// top chunk.
+func (w *writer) dpUpdate(f int, lo, hi uint) {
+	pool := w.dp[f]
+	var top [chunk]uint32
+	copy(top[:], pool[w.dpTop[f]:])
+	need := int(hi-lo+1) * chunk
+	if len(pool)+need > cap(pool) {
+		// Copy the live chunks into a fresh pool with room for many
+		// updates: the old array stays intact for old snapshots.
+		// The headroom is at least 128 chunks, so that a family with
+		// few chunks (IPv6) does not copy its pool every few updates.
+		np := make([]uint32, 0, w.dpLive[f]+max(3*w.dpLive[f], 128*chunk)+need)
+		adviseHuge(np)
+		// Fault the pages in now, once, rather than one page every other
+		// update as chunks are appended.
+		clear(np[:cap(np)])
+		moved := make(map[uint32]uint32, chunk)
+		for s, off := range top {
+			if n, ok := moved[off]; ok {
+				top[s] = n
 				continue
 			}
-			c := new([256]uint32)
-			r := w.recAt(e >> 1)
-			for i := range c {
-				c[i] = dpEntry(&r, uint(i))
-			}
-			nt[s] = c
+			moved[off] = uint32(len(np))
+			top[s] = uint32(len(np))
+			np = append(np, pool[off:off+chunk]...)
 		}
-		w.dp[f] = nt
+		pool = np
+		w.dpLive[f] = len(np) + chunk
 	}
+	root := w.recAt(w.root[f])
+	for s := lo; s < hi; s++ {
+		top[s] = uint32(len(pool))
+		pool = w.appendChunk(pool, dpEntry(&root, s))
+	}
+	w.dpTop[f] = uint32(len(pool))
+	w.dp[f] = append(pool, top[:]...)
 }

@@ -21,6 +21,13 @@
 // garbage collector never scans them, and a lookup is a few dependent loads
 // plus popcounts with no allocation.
 //
+// A family with many routes (16 384 or more, so a per-VPC table stays at a
+// few kilobytes) also gets a direct-pointing table on its first 16 bits
+// (poptrie's direct pointing, see direct.go): a lookup starts at level 2,
+// an IPv4 lookup reads at most two nodes and one leaf. Lookup4Batch and
+// Lookup6Batch walk a burst level by level without branching on loaded
+// data, so the cache misses of the burst overlap.
+//
 // # Concurrency: copy-on-write snapshots
 //
 // Readers load an immutable snapshot through an atomic.Pointer and never
@@ -106,7 +113,8 @@ type Snapshot struct {
 	leaves []uint32
 	root   [2]uint32 // node index of the IPv4 and IPv6 roots
 	n      [2]int
-	dp     [2]*dpTable // first-16-bit direct pointing, nil when small
+	dp     [2][]uint32 // first-16-bit direct pointing (direct.go), nil when small
+	dpTop  [2]uint32
 }
 
 // New returns an empty table. An empty table takes well under a kilobyte.
@@ -166,7 +174,7 @@ func (t *Table) snapshot() *Snapshot {
 func (t *Table) publish() {
 	w := &t.w
 	w.syncDP(t.dpMin)
-	t.snap.Store(&Snapshot{nodes: w.nodes, leaves: w.leaves, root: w.root, n: w.n, dp: w.dp})
+	t.snap.Store(&Snapshot{nodes: w.nodes, leaves: w.leaves, root: w.root, n: w.n, dp: w.dp, dpTop: w.dpTop})
 }
 
 func family(p netip.Prefix) int {
@@ -340,8 +348,9 @@ func (s *Snapshot) batch4(addrs, vals []uint32) int {
 	n := len(addrs)
 	if d := s.dp[0]; d != nil {
 		k := 0
+		top := d[s.dpTop[0]:][:chunk]
 		for i, a := range addrs {
-			k = st.direct(i, d[a>>24][a>>16&0xff], k)
+			k = st.direct(i, d[uint(top[a>>24])+uint(a>>16&0xff)], k)
 		}
 		n, shift = k, 8
 	} else {
@@ -394,8 +403,9 @@ func (s *Snapshot) batch6(hi, lo []uint64, vals []uint32) int {
 	n := len(hi)
 	if d := s.dp[1]; d != nil {
 		k := 0
+		top := d[s.dpTop[1]:][:chunk]
 		for i, a := range hi {
-			k = st.direct(i, d[a>>56][a>>48&0xff], k)
+			k = st.direct(i, d[uint(top[a>>56])+uint(a>>48&0xff)], k)
 		}
 		n, lvl = k, 2
 	} else {
@@ -435,7 +445,7 @@ func (s *Snapshot) lookup4(a uint32) uint32 {
 	n := uint(s.root[0])
 	shift := uint(24)
 	if d := s.dp[0]; d != nil {
-		e := d[a>>24][a>>16&0xff]
+		e := d[uint(d[uint(s.dpTop[0])+uint(a>>24)])+uint(a>>16&0xff)]
 		if e&dpLeaf != 0 {
 			return s.leaves[e>>1]
 		}
@@ -462,7 +472,7 @@ func (s *Snapshot) Lookup6(hi, lo uint64) (uint32, bool) {
 	k := hi
 	i := 0
 	if d := s.dp[1]; d != nil {
-		e := d[hi>>56][hi>>48&0xff]
+		e := d[uint(d[uint(s.dpTop[1])+uint(hi>>56)])+uint(hi>>48&0xff)]
 		if e&dpLeaf != 0 {
 			return s.found(e >> 1)
 		}
@@ -521,7 +531,7 @@ func (t *Table) Walk(fn func(netip.Prefix, uint32) bool) {
 // Stats describes the memory a table holds, in bytes.
 type Stats struct {
 	Prefixes    int // routes stored
-	LookupBytes int // live node records and leaves that lookups read
+	LookupBytes int // live node records, leaves and direct-pointing chunks that lookups read
 	RIBBytes    int // the writer's route trie (Delete, iteration, updates)
 	DeadBytes   int // replaced blocks awaiting compaction
 	Bytes       int // everything the table references (capacity included)

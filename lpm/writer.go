@@ -232,7 +232,9 @@ type writer struct {
 	deadL  int // entries of replaced blocks in leaves
 	rib    ribStore
 	sc     *scratch
-	dp     [2]*dpTable  // direct-pointing tables, nil for small families
+	dp     [2][]uint32  // direct-pointing pools (direct.go), nil for small families
+	dpTop  [2]uint32    // offset of the current top chunk in dp
+	dpLive [2]int       // words of dp the current top reaches (at most)
 	dirty  [2][2]uint16 // root slots [lo, hi) whose dp chunks are stale
 }
 
@@ -906,5 +908,11 @@ func (w *writer) stats() Stats {
 		s.RIBBytes += cap(l) * 4
 	}
 	s.Bytes = cap(w.nodes)*8 + cap(w.leaves)*4 + s.RIBBytes + int(unsafe.Sizeof(Table{})+unsafe.Sizeof(Snapshot{}))
+	for f, d := range w.dp { // direct pointing: lookup structure too
+		if d != nil {
+			s.LookupBytes += w.dpLive[f] * 4
+			s.Bytes += cap(d) * 4
+		}
+	}
 	return s
 }
