@@ -123,14 +123,16 @@ func (w *Worker) forward4(p *pkt) {
 	src, dst := ip.Src(), ip.Dst()
 	hash := flowHash4(src, dst, proto, l4.sport, l4.dport)
 
+	// p is the next free slot of the pending array (processOne put it
+	// there): the parsed fields join it, and route4 reads them from it.
+	e := &w.pend[w.npend]
+	if p != &e.p {
+		e.p = *p
+	}
+	e.ip, e.ihl, e.tot, e.proto, e.l4, e.src, e.dst, e.hash = ip, ihl, tot, proto, l4, src, dst, hash
 	if !vpc.HasSrcRoutes && w.batching {
 		// The route lookup is done for the whole burst at once (flush4).
-		e := &w.pend[w.npend]
-		if p != &e.p {
-			e.p = *p
-		}
 		w.npend++
-		e.ip, e.ihl, e.tot, e.proto, e.l4, e.src, e.dst, e.hash = ip, ihl, tot, proto, l4, src, dst, hash
 		return
 	}
 	var g uint32
@@ -141,7 +143,7 @@ func (w *Worker) forward4(p *pkt) {
 	if !found {
 		g, found = vpc.Routes.Lookup4(dst)
 	}
-	w.route4(p, ip, ihl, tot, proto, &l4, src, dst, hash, g, found)
+	w.route4(e, g, found)
 }
 
 // snatMemo remembers the last stateless source translation; localMemo the
@@ -231,9 +233,9 @@ func (w *Worker) flush4() {
 		// fwdHit, written out: too big to inline.
 		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.dst == e.dst && m.vpc == e.p.vpc && m.gen != 0 &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
-			w.forwardNAT4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, e.hash)
+			w.forwardNAT4(e, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh)
 		} else {
-			w.route4(&e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst, e.hash, g, g != lpm.NoValue)
+			w.route4(e, g, g != lpm.NoValue)
 		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
 	}
@@ -256,16 +258,17 @@ func (w *Worker) allows(f uint32, proto uint8, l4 *l4info) bool {
 }
 
 // route4 applies the route found (group g) to a parsed IPv4 packet.
-func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *l4info, src, dst, hash uint32, g uint32, found bool) {
+func (w *Worker) route4(e *pend4, g uint32, found bool) {
+	p, ip, tot, proto, src, dst, hash := &e.p, e.ip, e.tot, e.proto, e.src, e.dst, e.hash
 	b, s := p.b, w.snap
 	vpc := &s.VPCs[p.vpc]
-	l4 := *l4p
+	l4 := e.l4
 	if !found {
 		w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
 		return
 	}
 	if m := &w.fwd4; w.fwdHit(p.vpc, g, src, dst, ip, tot, proto, &l4) {
-		w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh, hash)
+		w.forwardNAT4(e, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh)
 		return
 	}
 	act := pick(s, g, hash)
@@ -379,13 +382,14 @@ func (w *Worker) route4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *
 		}
 		return
 	}
-	w.forwardNAT4(p, ip, ihl, tot, proto, &l4, src, dst, newSrc, newDst, dec, act, dvpcID, nh, hash)
+	w.forwardNAT4(e, newSrc, newDst, dec, act, dvpcID, nh)
 }
 
 // forwardNAT4 finishes a routed IPv4 packet whose TTL and MTU were checked:
 // TTL decrement, stateless translation (one incremental checksum update for
 // both), counters and delivery into VPC dvpcID toward next hop nh.
-func (w *Worker) forwardNAT4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, l4p *l4info, src, dst, newSrc, newDst uint32, dec uint8, act *fib.Action, dvpcID int, nh, hash uint32) {
+func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst uint32, dec uint8, act *fib.Action, dvpcID int, nh uint32) {
+	p, ip, ihl, tot, proto, l4p, src, dst := &e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst
 	b := p.b
 	natted := newSrc != src || newDst != dst
 	var ttlDelta uint32
@@ -410,7 +414,7 @@ func (w *Worker) forwardNAT4(p *pkt, ip packet.IPv4, ihl, tot int, proto uint8, 
 	b.Off += p.l3
 	b.Len = tot
 	w.countPeering(act.Peering, tot)
-	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), hash, packet.EtherTypeIPv4, false)
+	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), e.hash, packet.EtherTypeIPv4, false)
 }
 
 // nat4 rewrites addresses and updates the IPv4 and transport checksums
