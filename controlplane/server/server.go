@@ -94,6 +94,13 @@ type Server struct {
 	laterRunning bool
 	laterWG      sync.WaitGroup
 
+	// spares holds copies of the live tables' large route slices, made in
+	// the background after each update, that the next update takes
+	// instead of copying on its own path (see spareRoutes).
+	sparesMu  sync.Mutex
+	spares    map[spareKey]spareRoutes
+	preparing map[spareKey]bool // one copy in the making per table
+
 	// changed is closed and replaced each time a new generation is live
 	// (guarded by mu), so followers such as the BGP glue wake up without
 	// the server knowing them.
@@ -408,7 +415,7 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	}
 	gen := s.gen + 1
 	d.BaseGeneration, d.Generation = s.gen, gen
-	t := withRoutesOf(s.tables, d)
+	t := withRoutesOf(s.tables, d, s.takeSpare)
 	if err := compile.ApplyDelta(t, d); err != nil {
 		// The compiler moved on but the tables did not: out of step.
 		s.comp = nil
@@ -420,6 +427,7 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.PublishDelta(t, d)
+	s.prepareSpares(t, d)
 	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()
 	s.log.Debug("learned routes updated", "vpc", vpc, "generation", gen, "add", len(add), "withdraw", len(withdraw),
@@ -483,7 +491,10 @@ func (s *Server) WaitSaved() { s.laterWG.Wait() }
 // GC marks a multi-GB heap, its assist dominates an update), so it is
 // made once, with room for d's insertions, and only for the tables d
 // touches.
-func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta) *tablesv1.Tables {
+//
+// take, when not nil, may supply a ready copy of a route slice (with room
+// for extra routes) or nil.
+func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta, take func(k spareKey, rs []*tablesv1.Route, extra int) []*tablesv1.Route) *tablesv1.Tables {
 	out := &tablesv1.Tables{
 		Generation: t.Generation, Gateway: t.Gateway, Ports: t.Ports, Vpcs: slices.Clone(t.Vpcs),
 		NatTables: t.NatTables, NatPools: t.NatPools, Filters: t.Filters,
@@ -498,15 +509,101 @@ func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta) *tablesv1.Tables {
 			Id: v.Id, Name: v.Name, Attachment: v.Attachment, Subnets: v.Subnets, RouterIps: v.RouterIps, External: v.External,
 			Routes: v.Routes, LocalRoutes: v.LocalRoutes,
 		}
+		clone := func(local bool, rs []*tablesv1.Route, extra int) []*tablesv1.Route {
+			if take != nil {
+				if c := take(spareKey{v.Id, local}, rs, extra); c != nil {
+					return c
+				}
+			}
+			return cloneRoutes(rs, extra)
+		}
 		if len(vd.GetUpsertRoutes()) > 0 || len(vd.GetRemoveRoutes()) > 0 {
-			nv.Routes = cloneRoutes(v.Routes, len(vd.GetUpsertRoutes()))
+			nv.Routes = clone(false, v.Routes, len(vd.GetUpsertRoutes()))
 		}
 		if len(vd.GetUpsertLocalRoutes()) > 0 || len(vd.GetRemoveLocalRoutes()) > 0 {
-			nv.LocalRoutes = cloneRoutes(v.LocalRoutes, len(vd.GetUpsertLocalRoutes()))
+			nv.LocalRoutes = clone(true, v.LocalRoutes, len(vd.GetUpsertLocalRoutes()))
 		}
 		out.Vpcs[i] = nv
 	}
 	return out
+}
+
+// spareMin is the route count from which a table's copy is prepared in
+// the background: below it the copy costs microseconds.
+const spareMin = 4096
+
+// spareExtra is the room a prepared copy leaves for insertions.
+const spareExtra = 64
+
+type spareKey struct {
+	vpc   uint32
+	local bool
+}
+
+// spareRoutes is a copy of the route slice src, made after src went live.
+type spareRoutes struct {
+	src  []*tablesv1.Route
+	copy []*tablesv1.Route
+}
+
+// takeSpare returns the prepared copy of rs, when there is one of exactly
+// rs (same array and length: the live tables' slices are never modified)
+// with room for extra routes; nil otherwise.
+func (s *Server) takeSpare(k spareKey, rs []*tablesv1.Route, extra int) []*tablesv1.Route {
+	s.sparesMu.Lock()
+	sp, ok := s.spares[k]
+	delete(s.spares, k)
+	s.sparesMu.Unlock()
+	if !ok || len(sp.src) != len(rs) || len(rs) == 0 || &sp.src[0] != &rs[0] || cap(sp.copy)-len(sp.copy) < extra {
+		return nil
+	}
+	return sp.copy
+}
+
+// prepareSpares copies, in the background, the large route slices of t
+// that d changed, for the next update to take. With a full table held, an
+// update's own copy of a 400 k-route slice took 20-250 ms when the GC was
+// marking (a large allocation pays its assist); made here, it is paid off
+// the update's path, between updates. One copy per table is in the
+// making at a time: an update that comes sooner copies on its own path,
+// so a stream of updates allocates at most twice what it did. t's slices
+// are live and never modified, so reading them concurrently is safe.
+func (s *Server) prepareSpares(t *tablesv1.Tables, d *tablesv1.TableDelta) {
+	for _, vd := range d.GetVpcs() {
+		i := int(vd.GetVpcId())
+		if i >= len(t.Vpcs) {
+			continue
+		}
+		v := t.Vpcs[i]
+		for _, c := range []struct {
+			local bool
+			rs    []*tablesv1.Route
+		}{{false, v.Routes}, {true, v.LocalRoutes}} {
+			if len(c.rs) < spareMin {
+				continue
+			}
+			k, rs := spareKey{v.Id, c.local}, c.rs
+			s.sparesMu.Lock()
+			busy := s.preparing[k]
+			if !busy {
+				if s.preparing == nil {
+					s.preparing, s.spares = map[spareKey]bool{}, map[spareKey]spareRoutes{}
+				}
+				s.preparing[k] = true
+			}
+			s.sparesMu.Unlock()
+			if busy {
+				continue
+			}
+			go func() {
+				cp := cloneRoutes(rs, spareExtra)
+				s.sparesMu.Lock()
+				s.spares[k] = spareRoutes{src: rs, copy: cp}
+				delete(s.preparing, k)
+				s.sparesMu.Unlock()
+			}()
+		}
+	}
 }
 
 // cloneRoutes copies rs with room for extra more routes, so that applying
