@@ -221,6 +221,10 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	if err != nil {
 		return err
 	}
+	// Learned-route generations are saved in the background; a clean stop
+	// lets the last one reach the disk (a crash loses only learned routes,
+	// which the neighbours send again).
+	defer srv.WaitSaved()
 	if len(configs) > 0 {
 		if err := applyConfig(log, srv, configs); err != nil {
 			return err
