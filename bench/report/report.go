@@ -71,8 +71,9 @@ Ratios are oriented so that **above 1 means peergate is better** (faster, smalle
 On a fresh Debian machine ` + "`make deps`" + ` installs what the scenarios use (dpdk-testpmd and dpdk-test, tcpreplay,
 tshark, bird2, nftables); a scenario whose tools or privileges are missing is reported as skipped.
 
-Not measured yet: DPDK scaling over two worker cores (bench/dpdk runs one forwarding core) and
-af_packet latency with kernel timestamps (the probes use user-space timestamps).
+Not measured yet: af_packet latency with kernel timestamps (the probes use user-space
+timestamps). On a 2-vCPU machine the two-worker DPDK runs share a CPU with the main lcore, so
+their scaling ratios are lower bounds.
 `
 
 func header(b *strings.Builder, res []harness.Result) {
