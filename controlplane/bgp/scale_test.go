@@ -1,13 +1,10 @@
 package bgp
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,53 +14,12 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/peergate/peergate/internal/fulltable"
 )
 
-// internetPrefixes loads ../shared/data/internet-prefixes.txt.gz, found by
-// walking up from the package directory; the test skips when it is absent.
-func internetPrefixes(t testing.TB) []netip.Prefix {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f := filepath.Join(dir, "shared", "data", "internet-prefixes.txt.gz")
-		if _, err := os.Stat(f); err == nil {
-			return readPrefixes(t, f)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/data/internet-prefixes.txt.gz not found above the package directory: skipping the full-table test")
-		}
-		dir = parent
-	}
-}
-
-func readPrefixes(t testing.TB, name string) []netip.Prefix {
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	out := make([]netip.Prefix, 0, 1100000)
-	sc := bufio.NewScanner(z)
-	for sc.Scan() {
-		p, err := netip.ParsePrefix(sc.Text())
-		if err != nil {
-			continue
-		}
-		out = append(out, p.Masked()) // the file holds each prefix once
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return out
-}
+// internetPrefixes is the full Internet table of ../shared/data.
+func internetPrefixes(t testing.TB) []netip.Prefix { return fulltable.Prefixes(t) }
 
 // feed makes the test peer originate every prefix; a few MED values and
 // next hops vary the attributes as a real table does.

@@ -1,12 +1,9 @@
 package bgp_test
 
 import (
-	"bufio"
-	"compress/gzip"
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,57 +14,13 @@ import (
 	"github.com/gaissmai/bart"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/peergate/peergate/internal/fulltable"
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
-// internetPrefixes loads ../shared/data/internet-prefixes.txt.gz (found
-// by walking up from the module), deduplicated; the test skips without it.
-func internetPrefixes(t testing.TB) []netip.Prefix {
-	t.Helper()
-	dir, _ := filepath.Abs(moduleRoot(t))
-	for {
-		f := filepath.Join(dir, "shared", "data", "internet-prefixes.txt.gz")
-		if _, err := os.Stat(f); err == nil {
-			return readPrefixes(t, f)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/data/internet-prefixes.txt.gz not found above the module: skipping the full-table test")
-		}
-		dir = parent
-	}
-}
-
-func readPrefixes(t testing.TB, name string) []netip.Prefix {
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	seen := make(map[netip.Prefix]struct{}, 1<<20)
-	var out []netip.Prefix
-	sc := bufio.NewScanner(z)
-	for sc.Scan() {
-		p, err := netip.ParsePrefix(sc.Text())
-		if err != nil {
-			continue
-		}
-		p = p.Masked()
-		if _, dup := seen[p]; !dup {
-			seen[p] = struct{}{}
-			out = append(out, p)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return out
-}
+// internetPrefixes is the full Internet table of ../shared/data.
+func internetPrefixes(t testing.TB) []netip.Prefix { return fulltable.Prefixes(t) }
 
 // fullTableBird is vpc-e1's router carrying the whole table, with a MED on
 // every IPv4 route.
