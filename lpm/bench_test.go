@@ -26,6 +26,8 @@ import (
 
 	"github.com/gaissmai/bart"
 	"golang.org/x/sys/unix"
+
+	"github.com/peergate/peergate/internal/fulltable"
 )
 
 // cpuTime reads a CPU-time clock. The machine these benchmarks run on is
@@ -70,12 +72,10 @@ const nAddr = 1 << 20 // power of two: the loops index with i&(nAddr-1)
 func loadFull(b *testing.B) *fullTable {
 	b.Helper()
 	fullOnce.Do(func() {
-		path, ok := findTestData("internet-prefixes.txt.gz")
-		if !ok {
-			full.skip = "shared/data/internet-prefixes.txt.gz not found above the working directory"
+		if fulltable.Find() == "" {
+			full.skip = fulltable.File + " not found above the working directory"
 			return
 		}
-		_ = path
 		full.routes = loadInternet(b)
 		full.routesSorted = slices.Clone(full.routes)
 		slices.SortFunc(full.routesSorted, func(x, y Route) int { return comparePrefix(x.Prefix, y.Prefix) })

@@ -1,16 +1,14 @@
 package lpm
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/peergate/peergate/internal/fulltable"
 )
 
 // ref is the naive reference: a map scanned linearly on every lookup.
@@ -578,53 +576,13 @@ func fuzzOps(t *testing.T, dpMin int, data []byte) {
 	}
 }
 
-// findTestData walks up from the working directory to the first directory
-// holding shared/data/name.
-func findTestData(name string) (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		p := filepath.Join(dir, "shared", "data", name)
-		if _, err := os.Stat(p); err == nil {
-			return p, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
 // loadInternet reads the full-table prefix list, values = line numbers.
 func loadInternet(tb testing.TB) []Route {
 	tb.Helper()
-	path, ok := findTestData("internet-prefixes.txt.gz")
-	if !ok {
-		tb.Skip("shared/data/internet-prefixes.txt.gz not found above the working directory")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		tb.Fatalf("open %s: %v", path, err)
-	}
-	var out []Route
-	sc := bufio.NewScanner(zr)
-	for sc.Scan() {
-		p, err := netip.ParsePrefix(sc.Text())
-		if err != nil {
-			tb.Fatalf("%s line %d: %v", path, len(out)+1, err)
-		}
-		out = append(out, Route{p.Masked(), uint32(len(out))})
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatalf("read %s: %v", path, err)
+	ps := fulltable.Prefixes(tb)
+	out := make([]Route, len(ps))
+	for i, p := range ps {
+		out[i] = Route{p, uint32(i)}
 	}
 	return out
 }

@@ -1,19 +1,17 @@
 package compile
 
 import (
-	"bufio"
-	"compress/gzip"
 	"fmt"
 	"math/rand"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/peergate/peergate/controlplane/manifest"
+
+	"github.com/peergate/peergate/internal/fulltable"
 )
 
 // benchConfig is the fourth use case's shape: vpc-1 reaching two
@@ -168,37 +166,15 @@ func BenchmarkSessionLearned(b *testing.B) {
 	}
 }
 
-// internetTable is the shared data set of the issue: ~900 k IPv4 and
-// ~160 k IPv6 prefixes of a real full table.
-const internetTable = "../../../shared/data/internet-prefixes.txt.gz"
-
 // BenchmarkInternetTable gives both externals of benchConfig the whole
-// Internet table (2.1 M learned routes; e1 preferred at metric 0), measures
-// NewCompiler, what the Compiler and its tables hold, and then one update
-// per iteration: e1 withdrawing a random prefix (vpc-1 fails over to e2 for
-// it) or announcing it again, in turn.
+// Internet table of ../shared/data (2.1 M learned routes; e1 preferred at
+// metric 0), measures NewCompiler, what the Compiler and its tables hold,
+// and then one update per iteration: e1 withdrawing a random prefix (vpc-1
+// fails over to e2 for it) or announcing it again, in turn.
 //
 //	go test ./controlplane/compile -run '^$' -bench InternetTable -benchtime 2000x
 func BenchmarkInternetTable(b *testing.B) {
-	f, err := os.Open(internetTable)
-	if err != nil {
-		b.Skipf("no Internet table: %v", err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var prefixes []netip.Prefix
-	sc := bufio.NewScanner(z)
-	for sc.Scan() {
-		if p, err := netip.ParsePrefix(strings.TrimSpace(sc.Text())); err == nil {
-			prefixes = append(prefixes, p)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		b.Fatal(err)
-	}
+	prefixes := fulltable.Prefixes(b)
 	c := benchConfig(b)
 	e1, e2 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("198.51.100.1")
 	learned := Learned{}

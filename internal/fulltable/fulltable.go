@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,7 +53,7 @@ func Read(name string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, 1<<20)
 	sc := bufio.NewScanner(z)
 	for sc.Scan() {
-		p, err := netip.ParsePrefix(sc.Text())
+		p, err := netip.ParsePrefix(strings.TrimSpace(sc.Text()))
 		if err != nil {
 			continue
 		}
