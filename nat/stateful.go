@@ -307,7 +307,7 @@ func (s *Stateful) outbound(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable
 	if addr, port, ok := s.existing(ps, f, h, tcpFlags, now); ok {
 		return addr, port, OK
 	}
-	return s.create(ps, pi, pool, f, h, tcpFlags, now)
+	return s.create(ps, pi, pool, f, h, tcpFlags, now, nil)
 }
 
 // existing is the lookup half of outbound.
@@ -319,27 +319,49 @@ func (s *Stateful) existing(ps *poolSet, f *flowtable.Flow, h uint64, tcpFlags u
 	return 0, 0, false
 }
 
-// candidates returns the public address and port range of f's host, and the
-// random state its port draws start from.
-func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int64) (uint32, flowtable.Ports, uint64) {
+// cand is what a new session of one flow draws from: its host's public
+// address, port range and the random state its port draws start from.
+type cand struct {
+	pi    *poolInfo // the pool it was computed for
+	pub   uint32
+	start uint32
+	rnd   uint64
+}
+
+// candidates fills c for f (hash h) on pool pi. The host's block is chosen by
+// multiply-shift of the hash's high half, not a modulo: a division was a
+// visible share of nat's cost per new session.
+func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int64, c *cand) {
 	hh := s.hostHash(uint32(f.VPC), f.Inner)
-	ports := flowtable.Ports{
-		Min: portMin, Total: s.blocks * s.bsize,
-		Start: uint32(hh>>32) % s.blocks * s.bsize, Span: s.span, Tries: s.tries,
+	c.pi = pi
+	c.pub = pi.addr(hh)
+	c.start = uint32((hh>>32)*uint64(s.blocks)>>32) * s.bsize
+	c.rnd = h ^ uint64(now) | 1
+}
+
+func (s *Stateful) ports(c *cand) flowtable.Ports {
+	return flowtable.Ports{Min: portMin, Total: s.blocks * s.bsize, Start: c.start, Span: s.span, Tries: s.tries}
+}
+
+// prefetchCreate starts loading what create(f) will touch, and leaves in c
+// the candidates create then reuses.
+func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64, c *cand) {
+	s.candidates(pi, f, h, now, c)
+	ports := s.ports(c)
+	s.tab.PrefetchNew(f, h, c.pub, &ports, c.rnd)
+}
+
+// create is the session-creating half of outbound. c, when not nil and
+// computed for pi, holds f's candidates already (prefetchCreate's).
+func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64, c *cand) (uint32, uint16, Reason) {
+	var own cand
+	if c == nil || c.pi != pi {
+		c = &own
+		s.candidates(pi, f, h, now, c)
 	}
-	return pi.addr(hh), ports, h ^ uint64(now) | 1
-}
-
-// prefetchCreate starts loading what create(f) will touch.
-func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64) {
-	pub, ports, rnd := s.candidates(pi, f, h, now)
-	s.tab.PrefetchNew(f, h, pub, &ports, rnd)
-}
-
-// create is the session-creating half of outbound.
-func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.Flow, h uint64, tcpFlags uint8, now int64) (uint32, uint16, Reason) {
-	pub, ports, rnd := s.candidates(pi, f, h, now)
-	e, st := s.tab.Create(f, h, pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+	ports := s.ports(c)
+	rnd := c.rnd
+	e, st := s.tab.Create(f, h, c.pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
 	switch st {
 	case flowtable.Created, flowtable.Found:
 		return e.Public, e.PublicPort, OK

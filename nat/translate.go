@@ -39,7 +39,8 @@ type parsed struct {
 	kind   uint8
 	flags  uint8
 	reason Reason
-	qi     int // the packet's query in Translate's burst lookup
+	qi     int  // the packet's query in Translate's burst lookup
+	c      cand // kindCreate: the candidates prefetchCreate computed
 }
 
 // Translate rewrites every request's packet in place and sets its Result.
@@ -96,8 +97,9 @@ func (s *Stateful) Translate(now int64, reqs []Request) {
 		if pending {
 			for i := range chunk {
 				if p := &ps[i]; p.kind == kindCreate {
+					p.c.pi = nil
 					if pi := pools.pool(chunk[i].Pool); pi != nil {
-						s.prefetchCreate(pi, &p.f, p.h, now)
+						s.prefetchCreate(pi, &p.f, p.h, now, &p.c)
 					}
 				}
 			}
@@ -235,11 +237,13 @@ func (s *Stateful) parse(pkt []byte, reverse bool, vpc uint16, p *parsed) {
 // session is marked kindCreate and left for a second call.
 func (s *Stateful) finish(now int64, q *Request, p *parsed, res *flowtable.Query, deferCreate bool) Reason {
 	pkt := q.Packet
+	var c *cand
 	switch p.kind {
 	case kindDrop:
 		return s.drop(p.reason, uint64(len(pkt)))
 	case kindCreate:
 		p.kind = kindQuery
+		c = &p.c
 	case kindError:
 		if q.Reverse {
 			return s.inboundError(now, q)
@@ -289,7 +293,7 @@ func (s *Stateful) finish(now int64, q *Request, p *parsed, res *flowtable.Query
 				return DropFull // placeholder, replaced by the second pass
 			}
 			var r Reason
-			if addr, port, r = s.create(ps, pi, q.Pool, &p.f, p.h, p.flags, now); r != OK {
+			if addr, port, r = s.create(ps, pi, q.Pool, &p.f, p.h, p.flags, now, c); r != OK {
 				return r
 			}
 		}
