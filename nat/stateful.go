@@ -361,14 +361,28 @@ func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.F
 	}
 	ports := s.ports(c)
 	rnd := c.rnd
-	e, st := s.tab.Create(f, h, c.pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
-	switch st {
-	case flowtable.Created, flowtable.Found:
-		return e.Public, e.PublicPort, OK
-	case flowtable.Full:
-		return 0, 0, s.drop(DropFull, h)
+	for retry := 0; ; retry++ {
+		e, st := s.tab.Create(f, h, c.pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+		switch st {
+		case flowtable.Created:
+			return e.Public, e.PublicPort, OK
+		case flowtable.Found:
+			// A session Create finds was not looked at by the caller
+			// (Translate's second pass skips the lookup, or another
+			// worker raced it in): a stale one is revalidated or killed
+			// and created anew, once.
+			if e.Gen == ps.gen || s.revalidate(ps, &e) {
+				return e.Public, e.PublicPort, OK
+			}
+			if retry > 0 {
+				return 0, 0, s.drop(DropStale, h)
+			}
+			continue
+		case flowtable.Full:
+			return 0, 0, s.drop(DropFull, h)
+		}
+		return 0, 0, s.drop(DropPortsExhausted, h)
 	}
-	return 0, 0, s.drop(DropPortsExhausted, h)
 }
 
 // revalidate retags a session of an older generation that still belongs to

@@ -284,9 +284,13 @@ func (s *Stateful) finish(now int64, q *Request, p *parsed, res *flowtable.Query
 			if found = res.Found && (res.Entry.Gen == ps.gen || s.revalidate(ps, &res.Entry)); found {
 				addr, port = res.Entry.Public, res.Entry.PublicPort
 			}
-		} else {
+		} else if c == nil {
 			addr, port, found = s.existing(ps, &p.f, p.h, p.flags, now)
 		}
+		// The second pass (c != nil) does not look the flow up again: its
+		// burst lookup missed a moment ago, and Create looks it up under
+		// the stripe lock anyway (a session created meanwhile, by another
+		// worker or an earlier packet of the burst, comes back Found).
 		if !found {
 			if deferCreate {
 				p.kind = kindCreate
