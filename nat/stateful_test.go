@@ -586,3 +586,50 @@ func TestIPv6IsRefusedWithAReason(t *testing.T) {
 		t.Fatalf("IPv4 packet toward an IPv6-only pool: %v", r)
 	}
 }
+
+// Translate's creation pass calls create without looking the flow up first,
+// so create itself must not hand out a session of an older configuration
+// that no longer holds: it revalidates a session Create finds, or kills it
+// and creates the flow anew on the current pool.
+func TestCreateRevalidatesTheSessionItFinds(t *testing.T) {
+	moved := netip.MustParsePrefix("192.168.9.0/30")
+	cases := []struct {
+		name     string
+		pools    []Pool
+		same     bool // the old mapping is kept
+		inPrefix netip.Prefix
+		killed   uint64
+	}{
+		{"the same pools", []Pool{{ID: 1, VPC: 1, Prefixes: []netip.Prefix{pool30}}}, true, pool30, 0},
+		{"the pool moved to other addresses", []Pool{{ID: 1, VPC: 1, Prefixes: []netip.Prefix{moved}}}, false, moved, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := useCase4(t, 100)
+			k := Key{VPC: 1, Proto: ipProtoUDP, Src: ip4("10.1.1.7"), Dst: ip4("8.8.8.8"), SrcPort: 5000, DstPort: 123}
+			pub, port, r := s.Outbound(1, &k, 0, sec)
+			if r != OK {
+				t.Fatal(r)
+			}
+			if err := s.Reconfigure(c.pools, 2); err != nil {
+				t.Fatal(err)
+			}
+			ps := s.pools.Load()
+			f := flowtable.Flow{Inner: k.Src, Remote: k.Dst, InnerPort: k.SrcPort, RemotePort: k.DstPort, VPC: uint16(k.VPC), Proto: k.Proto}
+			pub2, port2, r := s.create(ps, ps.pool(1), 1, &f, s.tab.HashFlow(&f), 0, 2*sec, nil)
+			if r != OK {
+				t.Fatal(r)
+			}
+			if (pub2 == pub && port2 == port) != c.same || !c.inPrefix.Contains(addr4(pub2)) {
+				t.Fatalf("create after reconfigure: %v:%d (was %v:%d), want same=%v in %v", addr4(pub2), port2, addr4(pub), port, c.same, c.inPrefix)
+			}
+			if cc := s.Counters(); cc.Killed != c.killed || cc.Sessions != 1 {
+				t.Fatalf("counters %+v", cc)
+			}
+			// Whatever create returned is what the flow now maps to.
+			if p3, port3, r := s.Outbound(1, &k, 0, 3*sec); r != OK || p3 != pub2 || port3 != port2 {
+				t.Fatalf("outbound after create: %v:%d %v", addr4(p3), port3, r)
+			}
+		})
+	}
+}
