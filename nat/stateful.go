@@ -324,8 +324,8 @@ func (s *Stateful) existing(ps *poolSet, f *flowtable.Flow, h uint64, tcpFlags u
 type cand struct {
 	pi    *poolInfo // the pool it was computed for
 	pub   uint32
-	start uint32
 	rnd   uint64
+	ports flowtable.Ports
 }
 
 // candidates fills c for f (hash h) on pool pi. The host's block is chosen by
@@ -335,20 +335,15 @@ func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int
 	hh := s.hostHash(uint32(f.VPC), f.Inner)
 	c.pi = pi
 	c.pub = pi.addr(hh)
-	c.start = uint32((hh>>32)*uint64(s.blocks)>>32) * s.bsize
 	c.rnd = h ^ uint64(now) | 1
-}
-
-func (s *Stateful) ports(c *cand) flowtable.Ports {
-	return flowtable.Ports{Min: portMin, Total: s.blocks * s.bsize, Start: c.start, Span: s.span, Tries: s.tries}
+	c.ports = flowtable.Ports{Min: portMin, Total: s.blocks * s.bsize, Start: uint32((hh>>32)*uint64(s.blocks)>>32) * s.bsize, Span: s.span, Tries: s.tries}
 }
 
 // prefetchCreate starts loading what create(f) will touch, and leaves in c
 // the candidates create then reuses.
 func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64, c *cand) {
 	s.candidates(pi, f, h, now, c)
-	ports := s.ports(c)
-	s.tab.PrefetchNew(f, h, c.pub, &ports, c.rnd)
+	s.tab.PrefetchNew(f, h, c.pub, &c.ports, c.rnd)
 }
 
 // create is the session-creating half of outbound. c, when not nil and
@@ -359,10 +354,9 @@ func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.F
 		c = &own
 		s.candidates(pi, f, h, now, c)
 	}
-	ports := s.ports(c)
 	rnd := c.rnd
 	for retry := 0; ; retry++ {
-		e, st := s.tab.Create(f, h, c.pub, &ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+		e, st := s.tab.Create(f, h, c.pub, &c.ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
 		switch st {
 		case flowtable.Created:
 			return e.Public, e.PublicPort, OK
