@@ -24,14 +24,16 @@ const (
 	fastMin = fastL3 + packet.IPv4MinLen + packet.UDPLen
 )
 
-// fast4 reports whether it took b (parsed and pending); false leaves b and
-// every counter untouched for processOne. w.snap is not nil and the worker
-// is batching.
-func (w *Worker) fast4(b *Buf) bool {
+// fast4 returns the inner IPv4 packet's length when it took b (parsed and
+// pending), 0 to leave b and every counter untouched for processOne. The
+// caller counts a taken packet's reception (countFast): its port is
+// w.lastPort, its VPC w.lastVPC. w.snap is not nil and the worker is
+// batching.
+func (w *Worker) fast4(b *Buf) int {
 	s := w.snap
 	off, n := b.Off, b.Len
 	if off < 0 || n < fastMin || off > len(b.Mem)-n {
-		return false
+		return 0
 	}
 	d := b.Mem[off : off+n]
 	h := (*[fastMin]byte)(d)
@@ -40,23 +42,23 @@ func (w *Worker) fast4(b *Buf) bool {
 	if binary.BigEndian.Uint16(h[12:]) != packet.EtherTypeIPv4 || h[14] != 0x45 || h[23] != packet.ProtoUDP ||
 		binary.BigEndian.Uint16(h[20:])&0x3fff != 0 || s.VTEP == 0 || binary.BigEndian.Uint32(h[30:]) != s.VTEP ||
 		binary.BigEndian.Uint16(h[36:]) != packet.VXLANPort || h[42]&0x08 == 0 {
-		return false
+		return 0
 	}
 	// The inner frame ends where the outer IP packet does.
 	end := packet.EthernetMinLen + int(binary.BigEndian.Uint16(h[16:]))
 	if end < fastMin || end > n || int(b.InPort) >= len(s.Ports) {
-		return false
+		return 0
 	}
 	vni := binary.BigEndian.Uint32(h[46:]) >> 8
 	if vni != w.lastVNI || b.InPort != w.lastPort || w.lastGen != w.learnGen {
-		return false
+		return 0
 	}
 	v := w.lastVPC
 	outerSrc := binary.BigEndian.Uint32(h[26:])
 	srcMAC := [6]byte(h[56:62])
 	if binary.BigEndian.Uint16(h[62:]) != packet.EtherTypeIPv4 ||
 		outerSrc != w.memoOuter || srcMAC != w.memoMAC || v != w.memoVPC || w.memoGen != w.learnGen || w.now >= w.memoUntil {
-		return false
+		return 0
 	}
 	// Inner: option-less IPv4, first fragment of UDP or TCP, length within the
 	// outer packet, checksum right.
@@ -66,20 +68,16 @@ func (w *Worker) fast4(b *Buf) bool {
 	if proto == packet.ProtoTCP {
 		minTot = packet.IPv4MinLen + packet.TCPMinLen
 	} else if proto != packet.ProtoUDP {
-		return false
+		return 0
 	}
 	if h[fastL3] != 0x45 || binary.BigEndian.Uint16(h[fastL3+6:])&0x1fff != 0 ||
 		tot < minTot || tot > end-fastL3 || !sum20OK(h[fastL3:]) {
-		return false
+		return 0
 	}
 	if s.VPCs[v].HasSrcRoutes {
-		return false
+		return 0
 	}
 
-	pc := &w.C.Ports[portSlot(b.InPort)]
-	pc.RxPackets++
-	pc.RxBytes += uint64(n)
-	w.countVPC(v, end-fastL3)
 	e := &w.pend[w.npend]
 	p := &e.p
 	p.b, p.d = b, d[:end]
@@ -96,7 +94,27 @@ func (w *Worker) fast4(b *Buf) bool {
 	}
 	src, dst := binary.BigEndian.Uint32(h[fastL3+12:]), binary.BigEndian.Uint32(h[fastL3+16:])
 	e.ip, e.ihl, e.tot, e.proto, e.l4 = packet.IPv4(d[fastL3:fastL3+tot]), packet.IPv4MinLen, tot, proto, l4
-	e.src, e.dst, e.hash = src, dst, flowHash4(src, dst, proto, l4.sport, l4.dport)
+	// The flow hash of the last flow is remembered (the hash is a pure
+	// function of the key: no invalidation).
+	ka, kp := uint64(src)<<32|uint64(dst), uint64(proto)<<32|uint64(l4.sport)<<16|uint64(l4.dport)
+	if ka != w.hashAddrs || kp != w.hashPorts {
+		w.hashAddrs, w.hashPorts, w.hashVal = ka, kp, flowHash4(src, dst, proto, l4.sport, l4.dport)
+	}
+	e.src, e.dst, e.hash = src, dst, w.hashVal
 	w.npend++
-	return true
+	return end - fastL3
+}
+
+// countFast counts np packets (nb frame bytes, ni inner IPv4 bytes) fast4
+// took since the last call: received on w.lastPort from VPC w.lastVPC,
+// which only processOne changes.
+func (w *Worker) countFast(np, nb, ni int) {
+	pc := &w.C.Ports[portSlot(w.lastPort)]
+	pc.RxPackets += uint64(np)
+	pc.RxBytes += uint64(nb)
+	if v := w.lastVPC; uint(v) < uint(len(w.traffic.vpc)) {
+		t := &w.traffic.vpc[v]
+		t.Packets += uint64(np)
+		t.Bytes += uint64(ni)
+	}
 }

@@ -119,6 +119,14 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	} {
 		step(fmt.Sprintf("inner %x", inner[26:34]), good, vxlanFrame(vtepA, 100, inner), good)
 	}
+	// Runs of fast packets from two VPCs in one burst, the classification
+	// switching between them on the slow path: each run's reception is
+	// counted toward its own port and VPC.
+	fromB := vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "172.16.0.5", 1024, 53, 64, 64))
+	step("two vpcs", good, good, fromB, fromB, fromB, good, good, fromB)
+	if fast.traffic.vpc[1].Packets == 0 {
+		t.Fatalf("VPC b's frames not counted: %v", fast.traffic.vpc)
+	}
 	if fast.C.Verdicts[VerdictTx] < 100 {
 		t.Fatalf("only %d packets forwarded: the good frames were not", fast.C.Verdicts[VerdictTx])
 	}

@@ -180,6 +180,8 @@ type fwdMemo4 struct {
 	mtu            int
 	dec            uint8
 	act            *fib.Action
+	// delta is natDelta4 of the translation, computed once per memo.
+	delta uint32
 }
 
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
@@ -233,7 +235,7 @@ func (w *Worker) flush4() {
 		// fwdHit, written out: too big to inline.
 		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.dst == e.dst && m.vpc == e.p.vpc && m.gen != 0 &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
-			w.forwardNAT4(e, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh)
+			w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
 		} else {
 			w.route4(e, g, g != lpm.NoValue)
 		}
@@ -268,7 +270,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		return
 	}
 	if m := &w.fwd4; w.fwdHit(p.vpc, g, src, dst, ip, tot, proto, &l4) {
-		w.forwardNAT4(e, m.newSrc, m.newDst, m.dec, m.act, m.dvpc, m.nh)
+		w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
 		return
 	}
 	act := pick(s, g, hash)
@@ -360,7 +362,8 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 				mtu -= packet.VXLANOverhead4
 			}
 			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, src: src, dst: dst,
-				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act}
+				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
+				delta: natDelta4(src, newSrc, dst, newDst)}
 		}
 	default:
 		w.drop(b, DropRouteDrop)
@@ -382,13 +385,14 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		}
 		return
 	}
-	w.forwardNAT4(e, newSrc, newDst, dec, act, dvpcID, nh)
+	w.forwardNAT4(e, newSrc, newDst, natDelta4(src, newSrc, dst, newDst), dec, act, dvpcID, nh)
 }
 
 // forwardNAT4 finishes a routed IPv4 packet whose TTL and MTU were checked:
 // TTL decrement, stateless translation (one incremental checksum update for
-// both), counters and delivery into VPC dvpcID toward next hop nh.
-func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst uint32, dec uint8, act *fib.Action, dvpcID int, nh uint32) {
+// both), counters and delivery into VPC dvpcID toward next hop nh. delta is
+// natDelta4 of the translation (the forwarding memo keeps it).
+func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst, delta uint32, dec uint8, act *fib.Action, dvpcID int, nh uint32) {
 	p, ip, ihl, tot, proto, l4p, src, dst := &e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst
 	b := p.b
 	natted := newSrc != src || newDst != dst
@@ -405,7 +409,7 @@ func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst uint32, dec uint8, act *fi
 		}
 	}
 	if natted {
-		nat4(ip, ihl, proto, l4p, src, newSrc, dst, newDst, ttlDelta)
+		nat4d(ip, ihl, proto, l4p, newSrc, newDst, delta, ttlDelta)
 		w.C.Events[EvStatelessNAT]++
 		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4p.icmpType) {
 			w.translateEmbedded4(ip[ihl:], act)
@@ -417,15 +421,24 @@ func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst uint32, dec uint8, act *fi
 	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), e.hash, packet.EtherTypeIPv4, false)
 }
 
+// natDelta4 is the RFC 1624 delta (~m + m' over the four address words) of
+// translating src -> newSrc and dst -> newDst; one delta serves the IPv4 and
+// the transport checksum.
+func natDelta4(src, newSrc, dst, newDst uint32) uint32 {
+	return uint32(^uint16(src>>16)) + uint32(^uint16(src)) + uint32(^uint16(dst>>16)) + uint32(^uint16(dst)) +
+		newSrc>>16 + newSrc&0xffff + newDst>>16 + newDst&0xffff
+}
+
 // nat4 rewrites addresses and updates the IPv4 and transport checksums
 // incrementally (RFC 1624). A UDP checksum of 0 (none) stays 0. ipDelta is
 // an RFC 1624 delta (~m + m') of other header words already changed (the
 // TTL), for the IPv4 checksum only.
 func nat4(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, src, newSrc, dst, newDst uint32, ipDelta uint32) {
-	// One RFC 1624 delta (~m + m' over the four address words) serves both
-	// checksums.
-	delta := uint32(^uint16(src>>16)) + uint32(^uint16(src)) + uint32(^uint16(dst>>16)) + uint32(^uint16(dst)) +
-		newSrc>>16 + newSrc&0xffff + newDst>>16 + newDst&0xffff
+	nat4d(ip, ihl, proto, l4, newSrc, newDst, natDelta4(src, newSrc, dst, newDst), ipDelta)
+}
+
+// nat4d is nat4 with the address delta (natDelta4) already computed.
+func nat4d(ip packet.IPv4, ihl int, proto uint8, l4 *l4info, newSrc, newDst, delta uint32, ipDelta uint32) {
 	ip.SetChecksum(^packet.Fold(uint32(^ip.Checksum()) + delta + ipDelta))
 	binary.BigEndian.PutUint32(ip[12:], newSrc)
 	binary.BigEndian.PutUint32(ip[16:], newDst)

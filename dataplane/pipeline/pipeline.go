@@ -150,6 +150,11 @@ type Worker struct {
 	lastPort uint16
 	lastVPC  int
 	lastGen  uint64
+	// Last flow hashed by fast4 (proto<<32|sport<<16|dport, src<<32|dst)
+	// and its flowHash4: a burst's packets often belong to one flow. The
+	// zero key's hash is 0, so the zero value is a valid entry.
+	hashPorts, hashAddrs uint64
+	hashVal              uint32
 
 	// ICMP error token bucket: tokens in milli-tokens, refilled from now.
 	icmpTokens int64
@@ -214,10 +219,23 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 		}
 		w.batching = true
 		if w.snap != nil && !w.noFast {
+			// fast4's packets are counted per run, in registers: their
+			// port and VPC (w.lastPort, w.lastVPC) change only in
+			// processOne, and Counters are read after the burst.
+			var np, nb, ni int
 			for _, b := range in[:n] {
-				if !w.fast4(b) {
-					w.processOne(b)
+				if k := w.fast4(b); k > 0 {
+					np, nb, ni = np+1, nb+b.Len, ni+k
+					continue
 				}
+				if np > 0 {
+					w.countFast(np, nb, ni)
+					np, nb, ni = 0, 0, 0
+				}
+				w.processOne(b)
+			}
+			if np > 0 {
+				w.countFast(np, nb, ni)
 			}
 		} else {
 			for _, b := range in[:n] {
