@@ -177,12 +177,20 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 		return r
 	}
 	want := make([]result, len(frames))
+	// Every counter of the burst's worker must be those of a worker that
+	// only learned (c0) plus what each packet added alone: with n packets,
+	// burst + (n-1)*c0 == the sum of the lone workers' counters.
+	var c0, sumAlone Counters
+	var peer0, peerAlone []Traffic
 	for i, f := range frames {
 		_, w, _ := newTestPipeline(t, tables, Config{})
 		run(w, 1, bufOf(learn, 0))
+		c0, peer0 = w.C, append([]Traffic(nil), w.traffic.peer...)
 		b := bufOf(f, 0)
 		run(w, 2, b)
 		want[i] = resultOf(w, b, nil)
+		sumAlone.Add(&w.C)
+		peerAlone = addTraffic(peerAlone, w.traffic.peer)
 	}
 	_, w, _ := newTestPipeline(t, tables, Config{})
 	run(w, 1, bufOf(learn, 0))
@@ -204,7 +212,35 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 	if got := w.C.DropsByName(); fmt.Sprint(got) != fmt.Sprint(total) {
 		t.Errorf("drops %v, sent alone %v", got, total)
 	}
+	burst, peerBurst := w.C, append([]Traffic(nil), w.traffic.peer...)
+	for range len(frames) - 1 {
+		burst.Add(&c0)
+		peerBurst = addTraffic(peerBurst, peer0)
+	}
+	// Learning from the burst's first packet spares the others' (the
+	// learning memo): those two events are not per packet.
+	for _, e := range []Event{EvNeighbourLearned, EvVTEPLearned} {
+		burst.Events[e], sumAlone.Events[e] = 0, 0
+	}
+	if burst != sumAlone {
+		t.Errorf("counters differ from the packets' sent alone:\nburst %+v\nalone %+v", burst, sumAlone)
+	}
+	if fmt.Sprint(peerBurst) != fmt.Sprint(peerAlone) {
+		t.Errorf("peering traffic %v, sent alone %v", peerBurst, peerAlone)
+	}
 	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx || want[7].drops["filtered"] != 1 || want[8].drops["filtered"] != 1 {
 		t.Errorf("the burst does not exercise the memo: alone %v", want)
 	}
+}
+
+// addTraffic adds b to a element-wise (growing a as needed).
+func addTraffic(a, b []Traffic) []Traffic {
+	for len(a) < len(b) {
+		a = append(a, Traffic{})
+	}
+	for i, t := range b {
+		a[i].Packets += t.Packets
+		a[i].Bytes += t.Bytes
+	}
+	return a
 }

@@ -182,6 +182,13 @@ type fwdMemo4 struct {
 	act            *fib.Action
 	// delta is natDelta4 of the translation, computed once per memo.
 	delta uint32
+	// The delivery's adjacency key and cache slot, and whether the
+	// destination is a VXLAN attachment (port): a hit whose adjacency is
+	// valid is finished in flush4, its counters summed per run.
+	key   neighKey
+	adj   uint32
+	vxlan bool
+	port  uint16
 }
 
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
@@ -227,6 +234,10 @@ func (w *Worker) flush4() {
 		i = j
 	}
 	m := &w.fwd4
+	// Hits finished here since the last countHits (the memo stays the same
+	// between two route4 or forwardNAT4 calls): packets, IPv4 bytes and
+	// frame bytes.
+	var hp, hb, hf int
 	for i := range pend {
 		e := &pend[i]
 		g := w.vals[i]
@@ -235,12 +246,55 @@ func (w *Worker) flush4() {
 		// fwdHit, written out: too big to inline.
 		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.dst == e.dst && m.vpc == e.p.vpc && m.gen != 0 &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
-			w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
+			// deliver's checks for a VXLAN template push: anything else
+			// (an adjacency to resolve, too little headroom) takes it.
+			b := e.p.b
+			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
+				b.Off+e.p.l3 >= vxlanHdrs {
+				w.rewrite4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act)
+				b.Off += e.p.l3
+				b.Len = e.tot
+				w.pushTemplate(b, a, packet.EtherTypeIPv4, e.hash)
+				b.Verdict = VerdictTx
+				b.OutPort = m.port
+				hp, hb, hf = hp+1, hb+e.tot, hf+b.Len
+			} else {
+				if hp > 0 {
+					w.countHits(hp, hb, hf)
+					hp, hb, hf = 0, 0, 0
+				}
+				w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
+			}
 		} else {
+			if hp > 0 {
+				w.countHits(hp, hb, hf)
+				hp, hb, hf = 0, 0, 0
+			}
 			w.route4(e, g, g != lpm.NoValue)
 		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
 	}
+	if hp > 0 {
+		w.countHits(hp, hb, hf)
+	}
+}
+
+// countHits counts np packets (nb IPv4 bytes, nf frame bytes) flush4
+// finished with the forwarding memo as forwardNAT4 and deliver would have.
+func (w *Worker) countHits(np, nb, nf int) {
+	m := &w.fwd4
+	if m.newSrc != m.src || m.newDst != m.dst {
+		w.C.Events[EvStatelessNAT] += uint64(np)
+	}
+	if id := m.act.Peering; id != 0 && int(id) < len(w.traffic.peer) {
+		t := &w.traffic.peer[id]
+		t.Packets += uint64(np)
+		t.Bytes += uint64(nb)
+	}
+	w.C.Verdicts[VerdictTx] += uint64(np)
+	pc := &w.C.Ports[portSlot(m.port)]
+	pc.TxPackets += uint64(np)
+	pc.TxBytes += uint64(nf)
 }
 
 // fwdHit reports whether the forwarding memo applies to a packet from VPC
@@ -363,7 +417,9 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 			}
 			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, src: src, dst: dst,
 				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
-				delta: natDelta4(src, newSrc, dst, newDst)}
+				delta: natDelta4(src, newSrc, dst, newDst), key: key4(scopeVPC|uint32(dvpcID), nh),
+				vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
+			w.fwd4.adj = neighHash(&w.fwd4.key) & (adjCacheSize - 1)
 		}
 	default:
 		w.drop(b, DropRouteDrop)
@@ -393,8 +449,21 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 // both), counters and delivery into VPC dvpcID toward next hop nh. delta is
 // natDelta4 of the translation (the forwarding memo keeps it).
 func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst, delta uint32, dec uint8, act *fib.Action, dvpcID int, nh uint32) {
-	p, ip, ihl, tot, proto, l4p, src, dst := &e.p, e.ip, e.ihl, e.tot, e.proto, &e.l4, e.src, e.dst
-	b := p.b
+	if w.rewrite4(e, newSrc, newDst, delta, dec, act) {
+		w.C.Events[EvStatelessNAT]++
+	}
+	b := e.p.b
+	b.Off += e.p.l3
+	b.Len = e.tot
+	w.countPeering(act.Peering, e.tot)
+	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), e.hash, packet.EtherTypeIPv4, false)
+}
+
+// rewrite4 applies the TTL decrement and the stateless translation (one
+// incremental checksum update for both) to e's IPv4 packet, counting
+// nothing; it reports whether the addresses changed.
+func (w *Worker) rewrite4(e *pend4, newSrc, newDst, delta uint32, dec uint8, act *fib.Action) bool {
+	ip, ihl, proto, l4p, src, dst := e.ip, e.ihl, e.proto, &e.l4, e.src, e.dst
 	natted := newSrc != src || newDst != dst
 	var ttlDelta uint32
 	if dec > 0 {
@@ -410,15 +479,11 @@ func (w *Worker) forwardNAT4(e *pend4, newSrc, newDst, delta uint32, dec uint8, 
 	}
 	if natted {
 		nat4d(ip, ihl, proto, l4p, newSrc, newDst, delta, ttlDelta)
-		w.C.Events[EvStatelessNAT]++
 		if proto == packet.ProtoICMP && packet.IsICMPv4Error(l4p.icmpType) {
 			w.translateEmbedded4(ip[ihl:], act)
 		}
 	}
-	b.Off += p.l3
-	b.Len = tot
-	w.countPeering(act.Peering, tot)
-	w.deliver(b, dvpcID, key4(scopeVPC|uint32(dvpcID), nh), e.hash, packet.EtherTypeIPv4, false)
+	return natted
 }
 
 // natDelta4 is the RFC 1624 delta (~m + m' over the four address words) of
