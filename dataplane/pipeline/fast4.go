@@ -94,13 +94,7 @@ func (w *Worker) fast4(b *Buf) int {
 	}
 	src, dst := binary.BigEndian.Uint32(h[fastL3+12:]), binary.BigEndian.Uint32(h[fastL3+16:])
 	e.ip, e.ihl, e.tot, e.proto, e.l4 = packet.IPv4(d[fastL3:fastL3+tot]), packet.IPv4MinLen, tot, proto, l4
-	// The flow hash of the last flow is remembered (the hash is a pure
-	// function of the key: no invalidation).
-	ka, kp := uint64(src)<<32|uint64(dst), uint64(proto)<<32|uint64(l4.sport)<<16|uint64(l4.dport)
-	if ka != w.hashAddrs || kp != w.hashPorts {
-		w.hashAddrs, w.hashPorts, w.hashVal = ka, kp, flowHash4(src, dst, proto, l4.sport, l4.dport)
-	}
-	e.src, e.dst, e.hash = src, dst, w.hashVal
+	e.src, e.dst, e.hash = src, dst, flowHash4(src, dst, proto, l4.sport, l4.dport)
 	w.npend++
 	return end - fastL3
 }

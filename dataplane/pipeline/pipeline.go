@@ -150,11 +150,6 @@ type Worker struct {
 	lastPort uint16
 	lastVPC  int
 	lastGen  uint64
-	// Last flow hashed by fast4 (proto<<32|sport<<16|dport, src<<32|dst)
-	// and its flowHash4: a burst's packets often belong to one flow. The
-	// zero key's hash is 0, so the zero value is a valid entry.
-	hashPorts, hashAddrs uint64
-	hashVal              uint32
 
 	// ICMP error token bucket: tokens in milli-tokens, refilled from now.
 	icmpTokens int64
