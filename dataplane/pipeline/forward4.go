@@ -182,6 +182,14 @@ type fwdMemo4 struct {
 	act            *fib.Action
 	// delta is natDelta4 of the translation, computed once per memo.
 	delta uint32
+	// For a translation (natted): the IPv4 checksum's delta with the TTL
+	// decrement's (^old + new of the TTL/protocol word is 0xffff - dec<<8
+	// whatever the TTL, as the memo's packets have TTL > dec) and the
+	// transport checksum's, both folded to 16 bits so that one folding
+	// step finishes each update (results equal packet.Fold's: both sums
+	// are positive and congruent mod 0xffff).
+	natted   bool
+	ipD, l4D uint32
 	// The delivery's adjacency key and cache slot, and whether the
 	// destination is a VXLAN attachment (port): a hit whose adjacency is
 	// valid is finished in flush4, its counters summed per run.
@@ -251,7 +259,11 @@ func (w *Worker) flush4() {
 			b := e.p.b
 			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
 				b.Off+e.p.l3 >= vxlanHdrs {
-				w.rewrite4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act)
+				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
+					m.rewrite(e)
+				} else {
+					w.rewrite4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act)
+				}
 				b.Off += e.p.l3
 				b.Len = e.tot
 				w.pushTemplate(b, a, packet.EtherTypeIPv4, e.hash)
@@ -276,6 +288,39 @@ func (w *Worker) flush4() {
 	}
 	if hp > 0 {
 		w.countHits(hp, hb, hf)
+	}
+}
+
+// setNAT sets natted and the folded checksum deltas from src, dst, newSrc,
+// newDst, delta and dec.
+func (m *fwdMemo4) setNAT() {
+	m.natted = m.newSrc != m.src || m.newDst != m.dst
+	ttlD := uint32(0)
+	if m.dec > 0 {
+		ttlD = 0xffff - uint32(m.dec)<<8
+	}
+	m.ipD, m.l4D = uint32(packet.Fold(m.delta+ttlD)), uint32(packet.Fold(m.delta))
+}
+
+// rewrite applies the memo's TTL decrement and translation to e's UDP or
+// TCP packet (as rewrite4 does) with the precomputed checksum deltas.
+func (m *fwdMemo4) rewrite(e *pend4) {
+	ip := e.ip
+	if m.dec > 0 {
+		ip[8] -= m.dec
+	}
+	c := uint32(^ip.Checksum()) + m.ipD
+	ip.SetChecksum(^uint16(c&0xffff + c>>16))
+	binary.BigEndian.PutUint32(ip[12:], m.newSrc)
+	binary.BigEndian.PutUint32(ip[16:], m.newDst)
+	if off := e.l4.csumOff; off >= 0 {
+		h := ip[e.ihl+int(off):]
+		c := uint32(^binary.BigEndian.Uint16(h)) + m.l4D
+		n := ^uint16(c&0xffff + c>>16)
+		if n == 0 && e.proto == packet.ProtoUDP {
+			n = 0xffff
+		}
+		binary.BigEndian.PutUint16(h, n)
 	}
 }
 
@@ -420,6 +465,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 				delta: natDelta4(src, newSrc, dst, newDst), key: key4(scopeVPC|uint32(dvpcID), nh),
 				vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
 			w.fwd4.adj = neighHash(&w.fwd4.key) & (adjCacheSize - 1)
+			w.fwd4.setNAT()
 		}
 	default:
 		w.drop(b, DropRouteDrop)
