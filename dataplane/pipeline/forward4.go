@@ -193,10 +193,13 @@ type fwdMemo4 struct {
 	// The delivery's adjacency key and cache slot, and whether the
 	// destination is a VXLAN attachment (port): a hit whose adjacency is
 	// valid is finished in flush4, its counters summed per run.
+	// key, adj, natted, ipD and l4D are set by prepare (ready) at the
+	// memo's first hit.
 	key   neighKey
 	adj   uint32
 	vxlan bool
 	port  uint16
+	ready bool
 }
 
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
@@ -257,6 +260,11 @@ func (w *Worker) flush4() {
 			// deliver's checks for a VXLAN template push: anything else
 			// (an adjacency to resolve, too little headroom) takes it.
 			b := e.p.b
+			if !m.ready {
+				// Prepared at the first hit: traffic whose memo never
+				// hits (a burst of distinct destinations) does not pay.
+				m.prepare()
+			}
 			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
 				b.Off+e.p.l3 >= vxlanHdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
@@ -291,9 +299,12 @@ func (w *Worker) flush4() {
 	}
 }
 
-// setNAT sets natted and the folded checksum deltas from src, dst, newSrc,
-// newDst, delta and dec.
-func (m *fwdMemo4) setNAT() {
+// prepare sets the adjacency key and slot, natted and the folded checksum
+// deltas from the memo's decision.
+func (m *fwdMemo4) prepare() {
+	m.key = key4(scopeVPC|uint32(m.dvpc), m.nh)
+	m.adj = neighHash(&m.key) & (adjCacheSize - 1)
+	m.ready = true
 	m.natted = m.newSrc != m.src || m.newDst != m.dst
 	ttlD := uint32(0)
 	if m.dec > 0 {
@@ -462,10 +473,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 			}
 			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, src: src, dst: dst,
 				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
-				delta: natDelta4(src, newSrc, dst, newDst), key: key4(scopeVPC|uint32(dvpcID), nh),
-				vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
-			w.fwd4.adj = neighHash(&w.fwd4.key) & (adjCacheSize - 1)
-			w.fwd4.setNAT()
+				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
 		}
 	default:
 		w.drop(b, DropRouteDrop)

@@ -80,7 +80,7 @@ func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 			l4.csumOff = -1 // no UDP checksum
 		}
 		m := fwdMemo4{src: src, dst: dst, newSrc: nsrc, newDst: ndst, dec: dec, delta: natDelta4(src, nsrc, dst, ndst)}
-		m.setNAT()
+		m.prepare()
 		if !m.natted {
 			t.Fatalf("case %d: translation not seen", i)
 		}
