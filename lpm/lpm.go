@@ -323,6 +323,20 @@ func (st *batchState) step(nodes []uint64, i uint8, b uint) uint32 {
 	return uint32(vec>>bit) & 1
 }
 
+// finish loads the leaf each address ended on into vals (all loads at the
+// end, independent of each other) and returns how many matched.
+func (st *batchState) finish(leaves, vals []uint32) int {
+	hits := 0
+	for i := range vals {
+		v := leaves[st.leaf[i]]
+		vals[i] = v
+		if v != NoValue {
+			hits++
+		}
+	}
+	return hits
+}
+
 // start places the n addresses of a burst at node root.
 func (st *batchState) start(root uint32, n int) {
 	for i := range n {
@@ -368,15 +382,7 @@ func (s *Snapshot) batch4(addrs, vals []uint32) int {
 			break // unreachable for a well-formed trie: the last level has no children
 		}
 	}
-	hits := 0
-	for i := range vals {
-		v := leaves[st.leaf[i]]
-		vals[i] = v
-		if v != NoValue {
-			hits++
-		}
-	}
-	return hits
+	return st.finish(leaves, vals)
 }
 
 // Lookup6Batch looks up IPv6 addresses given as their high and low 64 bits
@@ -425,15 +431,7 @@ func (s *Snapshot) batch6(hi, lo []uint64, vals []uint32) int {
 		}
 		n = int(k)
 	}
-	hits := 0
-	for i := range vals {
-		v := leaves[st.leaf[i]]
-		vals[i] = v
-		if v != NoValue {
-			hits++
-		}
-	}
-	return hits
+	return st.finish(leaves, vals)
 }
 
 // lookup4 walks at most four nodes (two after direct pointing). At each

@@ -534,12 +534,7 @@ func fuzzOps(t *testing.T, dpMin int, data []byte) {
 			if lb == nil || ab == nil {
 				return
 			}
-			var b [16]byte
-			copy(b[:], ab)
-			a := netip.AddrFrom16(b)
-			if v4 {
-				a = netip.AddrFrom4([4]byte(ab))
-			}
+			a := fuzzAddr(ab, v4)
 			p := netip.PrefixFrom(a, int(lb[0])%(8*alen+1)).Masked()
 			if h[0]%3 == 0 {
 				v := uint32(h[1] >> 1)
@@ -559,12 +554,7 @@ func fuzzOps(t *testing.T, dpMin int, data []byte) {
 			if ab == nil {
 				return
 			}
-			var b [16]byte
-			copy(b[:], ab)
-			a := netip.AddrFrom16(b)
-			if v4 {
-				a = netip.AddrFrom4([4]byte(ab))
-			}
+			a := fuzzAddr(ab, v4)
 			wv, wok := r.lookup(a)
 			if v, ok := tab.Lookup(a); v != wv || ok != wok {
 				t.Fatalf("Lookup(%v) = %d,%v, want %d,%v", a, v, ok, wv, wok)
@@ -660,4 +650,15 @@ func TestZeroTableIsUsable(t *testing.T) {
 	if fresh.Len() != 0 || fresh.Delete(netip.MustParsePrefix("10.0.0.0/8")) {
 		t.Fatal("a zero table is not empty")
 	}
+}
+
+// fuzzAddr makes the fuzz input's 4 address bytes an IPv4 address, or the
+// start of an IPv6 one.
+func fuzzAddr(ab []byte, v4 bool) netip.Addr {
+	if v4 {
+		return netip.AddrFrom4([4]byte(ab))
+	}
+	var b [16]byte
+	copy(b[:], ab)
+	return netip.AddrFrom16(b)
 }

@@ -253,15 +253,7 @@ func TestReconfigureKeepsSessionsWhosePeeringRemains(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := useCase4(t, 100)
-			k := Key{VPC: 1, Proto: ipProtoUDP, Src: ip4("10.1.1.7"), Dst: ip4("8.8.8.8"), SrcPort: 5000, DstPort: 123}
-			pub, port, r := s.Outbound(1, &k, 0, sec)
-			if r != OK {
-				t.Fatal(r)
-			}
-			if err := s.Reconfigure(c.pools, 2); err != nil {
-				t.Fatal(err)
-			}
+			s, k, pub, port := sessionThenReconfigure(t, c.pools)
 			reply := Key{Proto: ipProtoUDP, Src: k.Dst, Dst: pub, SrcPort: 123, DstPort: port}
 			if _, _, _, r := s.Inbound(2, &reply, 0, 2*sec); r != c.want {
 				t.Fatalf("reply after reconfigure: %v, want %v", r, c.want)
@@ -605,15 +597,7 @@ func TestCreateRevalidatesTheSessionItFinds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := useCase4(t, 100)
-			k := Key{VPC: 1, Proto: ipProtoUDP, Src: ip4("10.1.1.7"), Dst: ip4("8.8.8.8"), SrcPort: 5000, DstPort: 123}
-			pub, port, r := s.Outbound(1, &k, 0, sec)
-			if r != OK {
-				t.Fatal(r)
-			}
-			if err := s.Reconfigure(c.pools, 2); err != nil {
-				t.Fatal(err)
-			}
+			s, k, pub, port := sessionThenReconfigure(t, c.pools)
 			ps := s.pools.Load()
 			f := flowtable.Flow{Inner: k.Src, Remote: k.Dst, InnerPort: k.SrcPort, RemotePort: k.DstPort, VPC: uint16(k.VPC), Proto: k.Proto}
 			pub2, port2, r := s.create(ps, ps.pool(1), 1, &f, s.tab.HashFlow(&f), 0, 2*sec, nil)
@@ -632,4 +616,22 @@ func TestCreateRevalidatesTheSessionItFinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionThenReconfigure makes one UDP session of use case 4 (vpc-1's
+// 10.1.1.7:5000 to 8.8.8.8:123) and then reconfigures the pools to pools
+// as generation 2. It returns the state, the session's key and its
+// public address and port.
+func sessionThenReconfigure(t *testing.T, pools []Pool) (*Stateful, Key, uint32, uint16) {
+	t.Helper()
+	s := useCase4(t, 100)
+	k := Key{VPC: 1, Proto: ipProtoUDP, Src: ip4("10.1.1.7"), Dst: ip4("8.8.8.8"), SrcPort: 5000, DstPort: 123}
+	pub, port, r := s.Outbound(1, &k, 0, sec)
+	if r != OK {
+		t.Fatal(r)
+	}
+	if err := s.Reconfigure(pools, 2); err != nil {
+		t.Fatal(err)
+	}
+	return s, k, pub, port
 }
