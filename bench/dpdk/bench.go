@@ -224,6 +224,9 @@ func (b *bench) runTestpmd(mode string, cores []int) (sample, string, error) {
 	if err := cmd.Start(); err != nil {
 		return sample{}, command, fmt.Errorf("start %s (Debian package dpdk-dev): %w", b.testpmd, err)
 	}
+	// testpmd's EAL leaves its runtime directory behind; removed once it
+	// has exited (every return below waits for it).
+	defer func() { _ = dpdk.RemoveRuntimeDir(prefix) }()
 	// Each stats block lists port 0 (pcap) then port 1 (null); the null
 	// port's Tx-pps is every second sample.
 	samples := make(chan float64, 64)
@@ -270,6 +273,7 @@ func (b *bench) runTestpmd(mode string, cores []int) (sample, string, error) {
 			got = append(got, v)
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
 			return sample{}, command, fmt.Errorf("testpmd %s: no stats in time: %s", mode, command)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peergate/peergate/dataplane/dpdk"
 )
 
 // ScenarioNames lists the scenarios in the order.
@@ -201,7 +203,8 @@ func rteLPM(ctx context.Context, e *Env) (float64, float64, string, error) {
 	if os.Geteuid() != 0 {
 		return 0, 0, "", fmt.Errorf("dpdk-test needs root")
 	}
-	args := []string{"--no-huge", "-m", "2048", "-l", "1", "--no-pci", "--log-level=lib.eal:error", "--file-prefix", fmt.Sprintf("pgbl%d", os.Getpid())}
+	prefix := fmt.Sprintf("pgbl%d", os.Getpid())
+	args := []string{"--no-huge", "-m", "2048", "-l", "1", "--no-pci", "--log-level=lib.eal:error", "--file-prefix", prefix}
 	cmd := "echo lpm_perf_autotest | " + bin + " " + shellJoin(args)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -212,6 +215,8 @@ func rteLPM(ctx context.Context, e *Env) (float64, float64, string, error) {
 	c.Stderr = e.Log
 	fmt.Fprintf(e.Log, "$ %s\n", cmd)
 	_ = c.Run() // dpdk-test exits non-zero at EOF of its prompt
+	// dpdk-test's EAL leaves its runtime directory behind.
+	_ = dpdk.RemoveRuntimeDir(prefix)
 	m := rteLPMCycles.FindSubmatch(out.Bytes())
 	if m == nil {
 		return 0, 0, cmd, fmt.Errorf("no \"Average LPM Lookup\" line in dpdk-test's output")

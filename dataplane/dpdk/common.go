@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"unsafe"
 )
 
@@ -21,6 +23,37 @@ var ErrEAL = errors.New("dpdk eal")
 func NoHugeArgs(prefix string, memMB int) []string {
 	return []string{"--no-huge", "-m", fmt.Sprint(memMB), "--no-pci", "--no-shconf",
 		"--no-telemetry", "--file-prefix=" + prefix}
+}
+
+// RuntimeDir is the directory in which an EAL started with --file-prefix
+// prefix keeps its runtime files, as DPDK 22.11's eal_create_runtime_dir
+// names it: /var/run/dpdk/PREFIX for root, else under $XDG_RUNTIME_DIR (or
+// /tmp).
+func RuntimeDir(prefix string) string {
+	base := "/var/run"
+	if os.Geteuid() != 0 {
+		base = os.Getenv("XDG_RUNTIME_DIR")
+		if base == "" {
+			base = "/tmp"
+		}
+	}
+	return filepath.Join(base, "dpdk", prefix)
+}
+
+// RemoveRuntimeDir removes what an EAL process with this file prefix left
+// in its runtime directory: rte_eal_cleanup in 22.11 leaves the directory
+// (and, without --no-shconf, its config and fbarray files), so every test
+// or benchmark run would leave one behind. Call it only for a prefix of a
+// process you started and that has exited: a live primary's files are its
+// multi-process state.
+func RemoveRuntimeDir(prefix string) error {
+	if prefix == "" || prefix != filepath.Base(prefix) || prefix == "." || prefix == ".." {
+		return fmt.Errorf("dpdk: remove runtime dir: invalid file prefix %q", prefix)
+	}
+	if err := os.RemoveAll(RuntimeDir(prefix)); err != nil {
+		return fmt.Errorf("dpdk: remove runtime dir: %w", err)
+	}
+	return nil
 }
 
 // PortID is an ethdev port number.

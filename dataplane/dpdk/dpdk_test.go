@@ -15,7 +15,8 @@ import (
 var skipReason string
 
 func TestMain(m *testing.M) {
-	args := append(NoHugeArgs(fmt.Sprintf("pgdpdk%d", os.Getpid()), 256), "-l", "0", "--log-level=lib.eal:error")
+	prefix := fmt.Sprintf("pgdpdk%d", os.Getpid())
+	args := append(NoHugeArgs(prefix, 256), "-l", "0", "--log-level=lib.eal:error")
 	if err := Init(args); err != nil {
 		if os.Geteuid() == 0 {
 			fmt.Fprintf(os.Stderr, "dpdk: EAL init as root failed: %v\n", err)
@@ -27,6 +28,11 @@ func TestMain(m *testing.M) {
 	if skipReason == "" {
 		if err := Cleanup(); err != nil {
 			fmt.Fprintf(os.Stderr, "dpdk: %v\n", err)
+			code = 1
+		}
+		// Cleanup must not leave an empty runtime directory behind.
+		if _, err := os.Stat(RuntimeDir(prefix)); !os.IsNotExist(err) {
+			fmt.Fprintf(os.Stderr, "dpdk: runtime dir %s still there after Cleanup (%v)\n", RuntimeDir(prefix), err)
 			code = 1
 		}
 	}

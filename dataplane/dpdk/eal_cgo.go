@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -139,11 +140,22 @@ func Initialized() bool {
 }
 
 // Cleanup runs rte_eal_cleanup on the main lcore's thread, releasing DPDK's
-// memory. Ports and pools must be closed first; no DPDK call is valid after.
+// memory, then removes the runtime directory if the EAL left it empty (as
+// it does with --no-shconf): 22.11 never removes it, and a directory per
+// run piles up under /var/run/dpdk. Files in it are left alone: they may
+// serve secondary processes. Ports and pools must be closed first; no DPDK
+// call is valid after.
 func Cleanup() error {
 	var rc C.int
-	if err := onEAL(func() { rc = C.rte_eal_cleanup() }); err != nil {
+	var dir string
+	if err := onEAL(func() {
+		dir = C.GoString(C.rte_eal_get_runtime_dir())
+		rc = C.rte_eal_cleanup()
+	}); err != nil {
 		return err
+	}
+	if dir != "" {
+		_ = os.Remove(dir) // fails, harmlessly, when not empty
 	}
 	eal.mu.Lock()
 	close(eal.calls)
