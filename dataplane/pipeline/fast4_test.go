@@ -10,6 +10,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/peergate/peergate/dataplane/packet"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
 // tcpFrame is an Ethernet/IPv4/TCP frame (ACK, no options) of size bytes.
@@ -153,13 +154,80 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 		vxlanFrame(vtepA, 100, tcpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1032, 53, 64, 64)),
 		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1033, 53, 64, 64)),
 	}
-	type result struct {
-		v     Verdict
-		inner string
-		drops map[string]uint64
+	want := burstMatchesAlone(t, tables, [][]byte{learn}, frames)
+	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx || want[7].drops["filtered"] != 1 || want[8].drops["filtered"] != 1 {
+		t.Errorf("the burst does not exercise the memo: alone %v", want)
 	}
-	resultOf := func(w *Worker, b *Buf, drops0 map[string]uint64) result {
-		r := result{v: b.Verdict, drops: map[string]uint64{}}
+}
+
+// TestBatchedDeliveryLookupsMatchPacketsAlone sends a burst of many
+// destinations, from two VPCs, so that flush4 batches the delivery lookups
+// (resolve4) of its stateless forwards, among them ones whose delivery
+// lookup finds no route, ones without a destination translation, ones
+// routed inside their own VPC or not at all, and checks each packet ends as
+// it does when sent alone to a fresh worker.
+func TestBatchedDeliveryLookupsMatchPacketsAlone(t *testing.T) {
+	tables := peeredTables(nil)
+	a := tables.Vpcs[0]
+	a.Routes = append(a.Routes,
+		// Translated to 10.3.0.0/24, which b does not deliver.
+		&tablesv1.Route{Prefix: "192.168.3.0/24", Actions: fwd(1, func(x *tablesv1.Action) { x.DstNat = "10.3.0.0/24"; x.SrcNat = 1 })},
+		// No destination translation.
+		&tablesv1.Route{Prefix: "10.2.0.0/16", Actions: fwd(1, func(x *tablesv1.Action) { x.SrcNat = 1 })},
+		// No translation at all.
+		&tablesv1.Route{Prefix: "10.9.0.0/16", Actions: fwd(1, nil)},
+	)
+	b := tables.Vpcs[1]
+	b.LocalRoutes = append(b.LocalRoutes, &tablesv1.Route{Prefix: "10.9.0.0/16", Actions: deliver("10.2.0.7", 0)})
+	learn := [][]byte{
+		vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")),
+		vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1")),
+	}
+	fromA := func(src, dst string, sp uint16, ttl uint8) []byte {
+		return vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, src, dst, sp, 53, ttl, 64))
+	}
+	fromB := func(src, dst string, sp uint16) []byte {
+		return vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, src, dst, sp, 53, 64, 64))
+	}
+	frames := [][]byte{
+		fromA("10.1.0.5", "192.168.2.7", 1024, 64),
+		fromA("10.1.0.5", "10.2.0.7", 1025, 64),
+		fromA("10.1.0.5", "192.168.3.4", 1026, 64),
+		fromA("10.1.0.5", "192.168.2.7", 1027, 1),
+		fromA("10.1.0.5", "10.9.1.1", 1028, 64),
+		fromA("10.1.0.5", "8.8.8.8", 1029, 64),
+		fromA("10.1.0.6", "192.168.2.7", 1030, 64),
+		fromA("10.1.0.5", "10.9.1.2", 1031, 64),
+		fromA("10.1.0.5", "192.168.2.7", 1032, 64),
+		fromB("10.2.0.7", "172.16.0.5", 2000),
+		fromB("10.2.0.7", "172.16.0.6", 2001),
+		fromB("10.2.0.7", "172.16.0.5", 2002),
+		fromA("10.1.0.5", "10.2.0.7", 1033, 64),
+		fromA("10.1.0.5", "192.168.3.5", 1034, 64),
+	}
+	want := burstMatchesAlone(t, tables, learn, frames)
+	if want[0].v != VerdictTx || want[1].v != VerdictTx || want[2].drops["no_route"] != 1 || want[3].drops["ttl_expired"] != 1 ||
+		want[4].v != VerdictTx || want[5].drops["no_route"] != 1 || want[9].v != VerdictTx {
+		t.Errorf("the burst does not exercise the batched lookups: alone %v", want)
+	}
+}
+
+// burstResult is how a packet ended: verdict, forwarded inner packet (hex)
+// and the drops it caused.
+type burstResult struct {
+	v     Verdict
+	inner string
+	drops map[string]uint64
+}
+
+// burstMatchesAlone sends frames in one burst to a worker that learned from
+// the frames of learn, and each frame alone to a fresh such worker, and requires equal
+// verdicts, bytes, counters and peering traffic; it returns the results of
+// the frames sent alone.
+func burstMatchesAlone(t *testing.T, tables *tablesv1.Tables, learn [][]byte, frames [][]byte) []burstResult {
+	t.Helper()
+	resultOf := func(w *Worker, b *Buf, drops0 map[string]uint64) burstResult {
+		r := burstResult{v: b.Verdict, drops: map[string]uint64{}}
 		if b.Verdict == VerdictTx && b.Len > vxlanHdrs {
 			// The IP ID (and so the checksum) of a packet the gateway
 			// generates (an ICMP error) counts the worker's packets.
@@ -176,7 +244,7 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 		}
 		return r
 	}
-	want := make([]result, len(frames))
+	want := make([]burstResult, len(frames))
 	// Every counter of the burst's worker must be those of a worker that
 	// only learned (c0) plus what each packet added alone: with n packets,
 	// burst + (n-1)*c0 == the sum of the lone workers' counters.
@@ -184,7 +252,9 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 	var peer0, peerAlone []Traffic
 	for i, f := range frames {
 		_, w, _ := newTestPipeline(t, tables, Config{})
-		run(w, 1, bufOf(learn, 0))
+		for _, l := range learn {
+			run(w, 1, bufOf(l, 0))
+		}
 		c0, peer0 = w.C, append([]Traffic(nil), w.traffic.peer...)
 		b := bufOf(f, 0)
 		run(w, 2, b)
@@ -193,7 +263,9 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 		peerAlone = addTraffic(peerAlone, w.traffic.peer)
 	}
 	_, w, _ := newTestPipeline(t, tables, Config{})
-	run(w, 1, bufOf(learn, 0))
+	for _, l := range learn {
+		run(w, 1, bufOf(l, 0))
+	}
 	var bufs []*Buf
 	for _, f := range frames {
 		bufs = append(bufs, bufOf(f, 0))
@@ -228,9 +300,7 @@ func TestForwardMemoKeepsPerPacketChecks(t *testing.T) {
 	if fmt.Sprint(peerBurst) != fmt.Sprint(peerAlone) {
 		t.Errorf("peering traffic %v, sent alone %v", peerBurst, peerAlone)
 	}
-	if want[0].v != VerdictTx || want[1].drops["ttl_expired"] != 1 || want[3].v == VerdictTx || want[7].drops["filtered"] != 1 || want[8].drops["filtered"] != 1 {
-		t.Errorf("the burst does not exercise the memo: alone %v", want)
-	}
+	return want
 }
 
 // addTraffic adds b to a element-wise (growing a as needed).

@@ -211,6 +211,12 @@ type pend4 struct {
 	l4       l4info
 	src, dst uint32
 	hash     uint32
+	// The delivery lookup resolve4 did ahead for this packet (valid while
+	// w.resolved): group g2 (lpm.NoValue: no route) of address ndst in VPC
+	// dvpc's delivery routes, dvpc -1 when it did none.
+	dvpc int32
+	ndst uint32
+	g2   uint32
 }
 
 // flush4 looks up the routes of the burst's pending IPv4 packets, one
@@ -221,6 +227,7 @@ func (w *Worker) flush4() {
 	w.npend = 0
 	pend := w.pend[:n]
 	s := w.snap
+	spread := false
 	for i := 0; i < n; {
 		// A run of packets from one VPC: its distinct consecutive
 		// destinations (packets of a burst often share one: a flow's
@@ -243,6 +250,13 @@ func (w *Worker) flush4() {
 			w.vals[k] = w.uvals[w.slot[k]]
 		}
 		i = j
+		spread = spread || m > 1
+	}
+	if spread {
+		// A burst of many destinations (an Internet table's traffic):
+		// the delivery lookups are batched too. A burst of one flow
+		// leaves them to the memos, which answer them with no lookup.
+		w.resolve4(pend)
 	}
 	m := &w.fwd4
 	// Hits finished here since the last countHits (the memo stays the same
@@ -297,6 +311,60 @@ func (w *Worker) flush4() {
 	if hp > 0 {
 		w.countHits(hp, hb, hf)
 	}
+	w.resolved = false
+}
+
+// resolve4 does the delivery lookups of the pending packets whose route
+// (w.vals) is a stateless forward to another VPC ahead of route4: one
+// batched walk per run of packets toward the same VPC, so their cache
+// misses overlap as the first lookups' do, instead of one dependent walk
+// per packet in route4. The lookup's key (destination VPC and translated
+// destination) depends on the route's action only, which route4 picks
+// alike (same snapshot, group and hash); route4 still compares the key
+// before using the result.
+func (w *Worker) resolve4(pend []pend4) {
+	s := w.snap
+	k := 0
+	for i := range pend {
+		e := &pend[i]
+		e.dvpc = -1
+		g := w.vals[i]
+		if g == lpm.NoValue {
+			continue
+		}
+		act := pick(s, g, e.hash)
+		if act.Kind != fib.ActForward || act.SnatPool != 0 || act.ReversePool != 0 {
+			continue
+		}
+		nd := e.dst
+		if act.HasDstNAT {
+			nd = act.DstNAT4 | e.dst&^act.DstNATMask4
+		}
+		e.dvpc, e.ndst = int32(act.DstVPC), nd
+		w.slot[k] = uint8(i)
+		k++
+	}
+	idx := w.slot[:k]
+	for i := 0; i < k; {
+		v := pend[idx[i]].dvpc
+		m := 0
+		last := ^pend[idx[i]].ndst
+		j := i
+		for ; j < k && pend[idx[j]].dvpc == v; j++ {
+			if d := pend[idx[j]].ndst; d != last {
+				w.addrs[m] = d
+				m++
+				last = d
+			}
+			w.uslot[j] = uint8(m - 1)
+		}
+		s.VPCs[v].Local.Snapshot().Lookup4Batch(w.addrs[:m], w.uvals[:m])
+		for x := i; x < j; x++ {
+			pend[idx[x]].g2 = w.uvals[w.uslot[x]]
+		}
+		i = j
+	}
+	w.resolved = true
 }
 
 // prepare sets the adjacency key and slot, natted and the folded checksum
@@ -440,7 +508,13 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		}
 		// The same for the delivery lookup of the last destination.
 		var g2 uint32
-		if m := &w.localMemo4; m.gen == w.learnGen && m.vpc == dvpcID && m.dst == newDst && m.gen != 0 {
+		if w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst {
+			// resolve4 looked it up with the burst's.
+			if g2 = e.g2; g2 == lpm.NoValue {
+				w.dropICMP4(p, ip, vpc, DropNoRoute, packet.ICMPDestUnreachable, packet.ICMPCodeNetUnreachable, 0)
+				return
+			}
+		} else if m := &w.localMemo4; m.gen == w.learnGen && m.vpc == dvpcID && m.dst == newDst && m.gen != 0 {
 			g2 = m.g
 		} else {
 			var ok bool

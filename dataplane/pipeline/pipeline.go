@@ -163,13 +163,17 @@ type Worker struct {
 
 	// IPv4 packets of the current chunk waiting for their route lookups
 	// (batching is set while the chunk is parsed).
-	batching   bool
-	npend      int
-	pend       [MaxBurst]pend4
-	addrs      [MaxBurst]uint32
-	uvals      [MaxBurst]uint32
-	vals       [MaxBurst]uint32
-	slot       [MaxBurst]uint8
+	batching bool
+	npend    int
+	pend     [MaxBurst]pend4
+	addrs    [MaxBurst]uint32
+	uvals    [MaxBurst]uint32
+	vals     [MaxBurst]uint32
+	slot     [MaxBurst]uint8
+	uslot    [MaxBurst]uint8
+	// resolved: resolve4 did the delivery lookups of the pending packets
+	// (pend4.g2), valid until flush4 returns.
+	resolved   bool
 	snat4      snatMemo
 	localMemo4 localMemo
 	fwd4       fwdMemo4
