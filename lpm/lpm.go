@@ -73,6 +73,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // NoValue is reserved: it marks "no route" in the lookup structure, so
@@ -323,9 +324,26 @@ func (st *batchState) step(nodes []uint64, i uint8, b uint) uint32 {
 	return uint32(vec>>bit) & 1
 }
 
+// groupAddr returns the address of the group that step reads for address
+// i and stride byte b, for prefetching: the addresses of the whole level are
+// computed and prefetched in one tight loop first, so all of the burst's
+// cache misses are in flight before step's longer dependent sequence fills
+// the reorder buffer. It does no bounds check (a prefetch of a bad address
+// is harmless; step checks its loads).
+func (st *batchState) groupAddr(nodes []uint64, i uint8, b uint) uintptr {
+	g := uintptr(st.at[i&(batchSize-1)])*recWords + uintptr(b>>6)*grpWords
+	return uintptr(unsafe.Pointer(unsafe.SliceData(nodes))) + g*8
+}
+
 // finish loads the leaf each address ended on into vals (all loads at the
 // end, independent of each other) and returns how many matched.
 func (st *batchState) finish(leaves, vals []uint32) int {
+	var pf [batchSize]uintptr
+	lb := uintptr(unsafe.Pointer(unsafe.SliceData(leaves)))
+	for i := range vals {
+		pf[i&(batchSize-1)] = lb + uintptr(st.leaf[i&(batchSize-1)])*4
+	}
+	prefetchN(&pf[0], len(vals))
 	hits := 0
 	for i := range vals {
 		v := leaves[st.leaf[i]]
@@ -371,6 +389,11 @@ func (s *Snapshot) batch4(addrs, vals []uint32) int {
 		st.start(s.root[0], n)
 	}
 	for ; n > 0; shift -= 8 {
+		var pf [batchSize]uintptr
+		for j, i := range st.list[:n] {
+			pf[j] = st.groupAddr(nodes, i, uint(addrs[i&(batchSize-1)]>>shift)&0xff)
+		}
+		prefetchN(&pf[0], n)
 		k := uint32(0)
 		for _, i := range st.list[:n] {
 			more := st.step(nodes, i, uint(addrs[i&(batchSize-1)]>>shift)&0xff)
@@ -424,6 +447,11 @@ func (s *Snapshot) batch6(hi, lo []uint64, vals []uint32) int {
 		if lvl >= 8 {
 			src = lo
 		}
+		var pf [batchSize]uintptr
+		for j, i := range st.list[:n] {
+			pf[j] = st.groupAddr(nodes, i, uint(src[i&(batchSize-1)]>>shift)&0xff)
+		}
+		prefetchN(&pf[0], n)
 		for _, i := range st.list[:n] {
 			more := st.step(nodes, i, uint(src[i&(batchSize-1)]>>shift)&0xff)
 			st.list[k&(batchSize-1)] = i

@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package lpm
+
+func prefetchN(p *uintptr, n int) {}
