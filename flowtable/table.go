@@ -427,6 +427,10 @@ func (t *Table) insertSlot(s uint32, h uint64, i uint32) bool {
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == 0 {
 				st := &t.stripes[s]
+				if pos == start {
+					publish(&st.seq, &b.idx[j], &b.tag[j], i, tag)
+					return true
+				}
 				st.bump()
 				storeRel32(&b.idx[j], i)
 				storeRel32(&b.tag[j], tag)
@@ -457,6 +461,10 @@ func (t *Table) removeSlot(s uint32, h uint64, i uint32) {
 		for j := 0; j < slots; j++ {
 			if b.tag[j] == tag && b.idx[j] == i {
 				st := &t.stripes[s]
+				if pos == start {
+					unpublish(&st.seq, &b.tag[j])
+					return
+				}
 				st.bump()
 				storeRel32(&b.tag[j], 0)
 				for p := start; p != pos; {
@@ -862,14 +870,43 @@ func (t *Table) PrefetchCreate(f *Flow, pub uint32, ports *Ports, rnd uint64) {
 // PrefetchNew is PrefetchCreate for a caller that has f's hash fh already
 // (it saves hashing f again).
 func (t *Table) PrefetchNew(f *Flow, fh uint64, pub uint32, ports *Ports, rnd uint64) {
+	var d Draw
+	t.PrepareNew(&d, f, fh, pub, ports, rnd)
+}
+
+// Draw is the first port draw of a new session, made and prefetched by
+// PrepareNew and consumed by CreateDrawn, so that the creation neither draws
+// nor hashes it again nor prefetches what PrepareNew did. It records what it
+// was drawn from; CreateDrawn ignores a draw made for other arguments.
+type Draw struct {
+	from, x uint64 // the random state before and after the draw
+	ports   Ports
+	r       Reply
+	rh      uint64
+	ok      bool
+}
+
+// PrepareNew is PrefetchNew that also keeps in d the port draw and reply
+// hash it computed, for CreateDrawn(f, fh, pub, ports, &rnd, d, ...).
+func (t *Table) PrepareNew(d *Draw, f *Flow, fh uint64, pub uint32, ports *Ports, rnd uint64) {
+	d.ok = false
 	if i := t.stripes[t.stripeOf(fh)].loadFree(); i < uint32(len(t.sessions)) {
 		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
 	}
 	if ports.Tries > 0 && ports.Total > 0 && ports.Span > 0 {
-		var r Reply
-		firstReply(&r, f, pub, ports.pick(nextRand(rnd)))
-		t.PrefetchBucket(t.HashReply(&r))
+		d.from, d.ports = rnd, *ports
+		d.x = nextRand(rnd)
+		firstReply(&d.r, f, pub, ports.pick(d.x))
+		d.rh = t.HashReply(&d.r)
+		d.ok = true
+		t.PrefetchBucket(d.rh)
 	}
+}
+
+// fits reports whether d is the first draw Create(f, pub, ports, rnd) makes.
+func (d *Draw) fits(f *Flow, pub uint32, ports *Ports, rnd uint64) bool {
+	return d.ok && d.from == rnd && d.ports == *ports && d.r.Public == pub &&
+		d.r.Remote == f.Remote && d.r.RemotePort == f.RemotePort && d.r.Proto == f.Proto
 }
 
 // firstReply fills r, field by field (a composite literal is built in a
@@ -879,11 +916,24 @@ func firstReply(r *Reply, f *Flow, pub uint32, port uint16) {
 	r.Public, r.Remote, r.PublicPort, r.RemotePort, r.Proto = pub, f.Remote, port, f.RemotePort, f.Proto
 }
 
+// copyReplyKey copies a reverse key field by field (see firstReply).
+func copyReplyKey(dst, src *Reply) {
+	dst.Public, dst.Remote, dst.PublicPort, dst.RemotePort, dst.Proto = src.Public, src.Remote, src.PublicPort, src.RemotePort, src.Proto
+}
+
 // Create looks forward key f (hash fh) up and, when no live session has it,
 // creates one with public address pub and a port drawn from ports (rnd is the
 // caller's random state), tagged with pool and gen. An expired session of f
 // is replaced. It never blocks on a stripe out of order.
 func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, pool uint16, gen uint32, tcpFlags uint8, now int64) (Entry, Status) {
+	return t.CreateDrawn(f, fh, pub, ports, rnd, nil, pool, gen, tcpFlags, now)
+}
+
+// CreateDrawn is Create with the first port draw PrepareNew made (d, which
+// may be nil or made for other arguments: then Create draws it). With a
+// fitting draw it prefetches nothing: PrepareNew did, and the caller's
+// lookup loaded f's bucket.
+func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, d *Draw, pool uint16, gen uint32, tcpFlags uint8, now int64) (Entry, Status) {
 	s := t.stripeOf(fh)
 	sec := seconds(now)
 	st := &t.stripes[s]
@@ -893,21 +943,27 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 	if ports.Total == 0 || ports.Span == 0 {
 		tries = 0
 	}
-	// The first port draw is hashed once, before the lock: its reply bucket
-	// is prefetched with the forward bucket and the free slot (no-ops when
-	// the caller prefetched the burst), and the first try below uses it.
 	x := *rnd
 	var r Reply
 	var rh uint64
-	if tries > 0 {
-		x = nextRand(x)
-		firstReply(&r, f, pub, ports.pick(x))
-		rh = t.HashReply(&r)
-		t.PrefetchBucket(rh)
-	}
-	t.PrefetchBucket(fh)
-	if i := st.loadFree(); i < uint32(len(t.sessions)) {
-		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+	if d != nil && tries > 0 && d.fits(f, pub, ports, x) {
+		x, rh = d.x, d.rh
+		copyReplyKey(&r, &d.r)
+	} else {
+		// The first port draw is hashed once, before the lock: its reply
+		// bucket is prefetched with the forward bucket and the free slot
+		// (no-ops when the caller prefetched the burst), and the first try
+		// below uses it.
+		if tries > 0 {
+			x = nextRand(x)
+			firstReply(&r, f, pub, ports.pick(x))
+			rh = t.HashReply(&r)
+			t.PrefetchBucket(rh)
+		}
+		t.PrefetchBucket(fh)
+		if i := st.loadFree(); i < uint32(len(t.sessions)) {
+			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		st.mu.Lock()
@@ -967,12 +1023,10 @@ func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64
 		// The slot is unpublished: nothing reads w0-w2 until insertSlot
 		// publishes it (a stale lock-free reader that still holds its old
 		// index fails its sequence check).
-		e.store(0, fw0)
-		e.store(1, uint64(pub)|uint64(f.InnerPort)<<32|uint64(f.RemotePort)<<48)
-		e.store(2, uint64(port)|uint64(f.VPC)<<16|uint64(pool)<<32|uint64(f.Proto)<<48)
 		stt := t.to.nextState(stLive|(gen&genMask)<<genShift, f.Proto, true, tcpFlags, f.RemotePort)
 		w3 := uint64(stt)<<32 | uint64(sec+t.to.timeout(stt, f.Proto))
-		e.store(3, w3)
+		store4(&e.w, fw0, uint64(pub)|uint64(f.InnerPort)<<32|uint64(f.RemotePort)<<48,
+			uint64(port)|uint64(f.VPC)<<16|uint64(pool)<<32|uint64(f.Proto)<<48, w3)
 		if !t.insertSlot(rs, rh, i) {
 			e.store(3, 0)
 			t.unlockSecond(s, rs)

@@ -326,6 +326,9 @@ type cand struct {
 	pub   uint32
 	rnd   uint64
 	ports flowtable.Ports
+	// draw is the first port draw prefetchCreate made (not made otherwise:
+	// Create then draws it itself).
+	draw flowtable.Draw
 }
 
 // candidates fills c for f (hash h) on pool pi. The host's block is chosen by
@@ -343,7 +346,7 @@ func (s *Stateful) candidates(pi *poolInfo, f *flowtable.Flow, h uint64, now int
 // the candidates create then reuses.
 func (s *Stateful) prefetchCreate(pi *poolInfo, f *flowtable.Flow, h uint64, now int64, c *cand) {
 	s.candidates(pi, f, h, now, c)
-	s.tab.PrefetchNew(f, h, c.pub, &c.ports, c.rnd)
+	s.tab.PrepareNew(&c.draw, f, h, c.pub, &c.ports, c.rnd)
 }
 
 // create is the session-creating half of outbound. c, when not nil and
@@ -356,7 +359,7 @@ func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.F
 	}
 	rnd := c.rnd
 	for retry := 0; ; retry++ {
-		e, st := s.tab.Create(f, h, c.pub, &c.ports, &rnd, uint16(pool), ps.gen, tcpFlags, now)
+		e, st := s.tab.CreateDrawn(f, h, c.pub, &c.ports, &rnd, &c.draw, uint16(pool), ps.gen, tcpFlags, now)
 		switch st {
 		case flowtable.Created:
 			return e.Public, e.PublicPort, OK
