@@ -535,12 +535,13 @@ type victim struct {
 	fh, rh     uint64
 }
 
-// see records the key words of session i and their hashes.
+// see records the key words of session i and their hashes, computed from
+// the words directly (flowKey and replyKey of the session they hold).
 func (t *Table) see(v *victim, i uint32, w0, w1, w2 uint64) {
-	x := unpack(i, w0, w1, w2, 0)
-	r := x.Reply()
 	v.i, v.known, v.w0, v.w1, v.w2 = i, true, w0, w1, w2
-	v.fh, v.rh = t.HashFlow(&x.Flow), t.HashReply(&r)
+	port, proto := w1>>48<<32, w2>>48&0xff<<8
+	v.fh = hashKey(bits.RotateLeft64(w0, 32), w1>>32&0xffff<<48|port|w2&0xffff0000|proto, &t.seed)
+	v.rh = hashKey(w1<<32|w0>>32, w2<<48|port|proto|1, &t.seed)
 }
 
 // use folds one packet into session i (found matching under its stripe's
@@ -1063,15 +1064,27 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 // (or, with force, whenever it is live). The hashes in v are used when the
 // slot still holds the key words they were computed from.
 func (t *Table) expire(v *victim, now uint32, force bool) bool {
-	i := v.i
-	s := i / t.per
+	s := v.i / t.per
 	st := &t.stripes[s]
 	st.mu.Lock()
+	ok := t.expireLocked(v, s, now, force)
+	if ok {
+		t.live.Add(-1)
+	}
+	st.mu.Unlock()
+	return ok
+}
+
+// expireLocked is expire for a caller that holds v.i's stripe s; it may
+// release and retake s on the way (lockSecond). It frees the slot but
+// leaves the live count to the caller.
+func (t *Table) expireLocked(v *victim, s, now uint32, force bool) bool {
+	i := v.i
+	st := &t.stripes[s]
 	e := &t.sessions[i]
 	w3 := e.load(3)
 	state := uint32(w3 >> 32)
 	if state&stLive == 0 || !(force || expired(state, uint32(w3), now)) {
-		st.mu.Unlock()
 		return false
 	}
 	// w0-w2 of a live slot change only under s, which is held.
@@ -1085,7 +1098,6 @@ func (t *Table) expire(v *victim, now uint32, force bool) bool {
 		// s was released: the slot may hold another session now.
 		if e.load(0) != w0 || e.load(1) != w1 || e.load(2) != w2 || e.load(3)>>32&stLive == 0 {
 			t.unlockSecond(s, rs)
-			st.mu.Unlock()
 			return false
 		}
 	}
@@ -1102,21 +1114,18 @@ func (t *Table) expire(v *victim, now uint32, force bool) bool {
 		// Refreshed between the check and the CAS: put it back.
 		e.store(3, w3)
 		t.unlockSecond(s, rs)
-		st.mu.Unlock()
 		return false
 	}
 	t.removeSlot(s, fh, i)
 	t.removeSlot(rs, rh, i)
 	e.store(0, uint64(st.loadFree()))
 	st.setFree(i)
-	t.live.Add(-1)
 	if state&stKilled != 0 {
 		st.killed++
 	} else {
 		st.expired++
 	}
 	t.unlockSecond(s, rs)
-	st.mu.Unlock()
 	return true
 }
 
@@ -1155,11 +1164,18 @@ func (t *Table) Revalidate(e *Entry, gen uint32) {
 	}
 }
 
+// sweepBatch is how many expired sessions Sweep gathers before freeing
+// them: their two buckets each are prefetched together, so the misses
+// overlap.
+const sweepBatch = 16
+
 // Sweep examines the next n session slots (a cursor shared by all callers
 // wraps around the table) and frees those expired at now. It returns how many
 // it freed. Call it with a small n per burst, or from a background goroutine.
-// Expired sessions are gathered 16 at a time and their buckets prefetched
-// before any is freed, so their cache misses overlap.
+// Expired sessions are gathered sweepBatch at a time and their buckets
+// prefetched (one call for the batch) before any is freed, so their cache
+// misses overlap; consecutive slots share their stripe, whose lock a batch
+// takes once per run of them.
 func (t *Table) Sweep(now int64, n int) int {
 	if n <= 0 {
 		return 0
@@ -1168,21 +1184,9 @@ func (t *Table) Sweep(now int64, n int) int {
 	start := t.cursor.Add(uint64(n)) - uint64(n)
 	sec := seconds(now)
 	freed := 0
-	var batch [16]victim
+	var batch [sweepBatch]victim
+	var pf [2 * sweepBatch]uintptr
 	nb := 0
-	flush := func() {
-		for k := range batch[:nb] {
-			v := &batch[k]
-			t.PrefetchBucket(v.fh)
-			t.PrefetchBucket(v.rh)
-		}
-		for k := range batch[:nb] {
-			if t.expire(&batch[k], sec, false) {
-				freed++
-			}
-		}
-		nb = 0
-	}
 	for k := uint64(0); k < uint64(n) && k < total; k++ {
 		i := uint32((start + k) % total)
 		e := &t.sessions[i]
@@ -1192,12 +1196,43 @@ func (t *Table) Sweep(now int64, n int) int {
 			continue
 		}
 		// Read without the lock: expire checks the words again under it.
-		t.see(&batch[nb], i, e.load(0), e.load(1), e.load(2))
+		v := &batch[nb]
+		t.see(v, i, e.load(0), e.load(1), e.load(2))
+		pf[2*nb] = uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(v.fh), t.home(v.fh))))
+		pf[2*nb+1] = uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(v.rh), t.home(v.rh))))
 		if nb++; nb == len(batch) {
-			flush()
+			freed += t.expireBatch(&pf, batch[:nb], sec)
+			nb = 0
 		}
 	}
-	flush()
+	if nb > 0 {
+		freed += t.expireBatch(&pf, batch[:nb], sec)
+	}
+	return freed
+}
+
+// expireBatch prefetches the buckets of vs (pf holds their addresses, two
+// per victim) and expires them, holding each forward stripe once for a run
+// of victims in it and updating the live count once per run.
+func (t *Table) expireBatch(pf *[2 * sweepBatch]uintptr, vs []victim, sec uint32) int {
+	prefetchN(&pf[0], 2*len(vs))
+	freed := 0
+	for k := 0; k < len(vs); {
+		s := vs[k].i / t.per
+		st := &t.stripes[s]
+		st.mu.Lock()
+		run := 0
+		for ; k < len(vs) && vs[k].i/t.per == s; k++ {
+			if t.expireLocked(&vs[k], s, sec, false) {
+				run++
+			}
+		}
+		if run > 0 {
+			t.live.Add(int64(-run))
+		}
+		st.mu.Unlock()
+		freed += run
+	}
 	return freed
 }
 

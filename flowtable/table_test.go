@@ -536,3 +536,42 @@ func createSpread(t *testing.T, tab *Table, i int, proto, flags uint8) Entry {
 	}
 	return e
 }
+
+// TestSeeHashesAsKeys: the hashes Sweep computes from a session's words
+// (see) are those of its forward and reverse keys, for every field at its
+// extremes; expire would otherwise look for the session in the wrong
+// buckets.
+func TestSeeHashesAsKeys(t *testing.T) {
+	tab := newTable(t, 64)
+	cases := []struct {
+		name string
+		f    Flow
+		pub  uint32
+		port uint16
+	}{
+		{"udp", Flow{Inner: 0x0a000001, Remote: 0x08080808, InnerPort: 1000, RemotePort: 53, VPC: 1, Proto: ProtoUDP}, 0xc0a80101, 40000},
+		{"tcp high bits", Flow{Inner: 0xffffffff, Remote: 0xfffffffe, InnerPort: 0xffff, RemotePort: 0xfffe, VPC: 0xffff, Proto: ProtoTCP}, 0xfffffffd, 0xffff},
+		{"icmp zeros", Flow{Inner: 0, Remote: 0, InnerPort: 7, RemotePort: 0, VPC: 0, Proto: ProtoICMP}, 0, 1024},
+		{"other proto", Flow{Inner: 0x80000000, Remote: 1, InnerPort: 0x8000, RemotePort: 1, VPC: 0x8000, Proto: 0xff}, 0x80000001, 0x8001},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fw0, _, _ := flowWords(&c.f)
+			w1 := uint64(c.pub) | uint64(c.f.InnerPort)<<32 | uint64(c.f.RemotePort)<<48
+			w2 := uint64(c.port) | uint64(c.f.VPC)<<16 | uint64(3)<<32 | uint64(c.f.Proto)<<48
+			var v victim
+			tab.see(&v, 5, fw0, w1, w2)
+			e := unpack(5, fw0, w1, w2, 0)
+			r := e.Reply()
+			if e.Flow != c.f || e.Public != c.pub || e.PublicPort != c.port {
+				t.Fatalf("words unpack to %+v", e)
+			}
+			if want := tab.HashFlow(&c.f); v.fh != want {
+				t.Errorf("forward hash %#x, want %#x", v.fh, want)
+			}
+			if want := tab.HashReply(&r); v.rh != want {
+				t.Errorf("reverse hash %#x, want %#x", v.rh, want)
+			}
+		})
+	}
+}
