@@ -176,9 +176,18 @@ func TestBatchedDeliveryLookupsMatchPacketsAlone(t *testing.T) {
 		&tablesv1.Route{Prefix: "10.2.0.0/16", Actions: fwd(1, func(x *tablesv1.Action) { x.SrcNat = 1 })},
 		// No translation at all.
 		&tablesv1.Route{Prefix: "10.9.0.0/16", Actions: fwd(1, nil)},
+		// The source translated only, delivered through next hops
+		// (as toward an Internet table): one forwarding memo serves
+		// every destination delivered alike.
+		&tablesv1.Route{Prefix: "10.8.0.0/16", Actions: fwd(1, func(x *tablesv1.Action) { x.SrcNat = 1 })},
 	)
 	b := tables.Vpcs[1]
-	b.LocalRoutes = append(b.LocalRoutes, &tablesv1.Route{Prefix: "10.9.0.0/16", Actions: deliver("10.2.0.7", 0)})
+	b.LocalRoutes = append(b.LocalRoutes,
+		&tablesv1.Route{Prefix: "10.9.0.0/16", Actions: deliver("10.2.0.7", 0)},
+		&tablesv1.Route{Prefix: "10.8.0.0/16", Actions: deliver("10.2.0.7", 0)},
+		&tablesv1.Route{Prefix: "10.8.9.0/24", Actions: deliver("10.2.0.9", 1)},
+		&tablesv1.Route{Prefix: "10.8.10.0/24", Actions: deliver("10.2.0.7", 1)},
+	)
 	learn := [][]byte{
 		vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")),
 		vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1")),
@@ -204,10 +213,28 @@ func TestBatchedDeliveryLookupsMatchPacketsAlone(t *testing.T) {
 		fromB("10.2.0.7", "172.16.0.5", 2002),
 		fromA("10.1.0.5", "10.2.0.7", 1033, 64),
 		fromA("10.1.0.5", "192.168.3.5", 1034, 64),
+		fromA("10.1.0.5", "10.8.1.1", 1035, 64),
+		fromA("10.1.0.5", "10.8.1.2", 1036, 64),
+		fromA("10.1.0.5", "10.8.1.3", 1037, 1),
+		fromA("10.1.0.5", "10.8.9.1", 1038, 64),
+		fromA("10.1.0.5", "10.8.1.4", 1039, 64),
+		fromA("10.1.0.6", "10.8.1.5", 1040, 64),
+		fromA("10.1.0.5", "10.8.1.6", 1041, 64),
+		fromA("10.1.0.5", "10.8.10.1", 1042, 64),
+		fromA("10.1.0.5", "10.8.1.7", 1043, 64),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.8.1.8", 1044, 53, 64, 9000)),
+		vxlanFrame(vtepA, 100, tcpFrame(t, macA, gwMAC0, "10.1.0.5", "10.8.1.9", 1045, 53, 64, 64)),
+		vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "10.8.1.10", 1046, 53, 2, 64)),
+		fromA("10.1.0.5", "10.8.1.11", 1047, 64),
+		// Delivered to the destination itself (no via): the memo of
+		// the first serves only its destination.
+		fromA("10.1.0.5", "10.2.0.7", 1048, 64),
+		fromA("10.1.0.5", "10.2.0.8", 1049, 64),
 	}
 	want := burstMatchesAlone(t, tables, learn, frames)
 	if want[0].v != VerdictTx || want[1].v != VerdictTx || want[2].drops["no_route"] != 1 || want[3].drops["ttl_expired"] != 1 ||
-		want[4].v != VerdictTx || want[5].drops["no_route"] != 1 || want[9].v != VerdictTx {
+		want[4].v != VerdictTx || want[5].drops["no_route"] != 1 || want[9].v != VerdictTx ||
+		want[14].v != VerdictTx || want[16].drops["ttl_expired"] != 1 || want[17].v == VerdictTx || want[23].v == VerdictTx || want[26].v != VerdictTx || want[28].v != VerdictHeld {
 		t.Errorf("the burst does not exercise the batched lookups: alone %v", want)
 	}
 }

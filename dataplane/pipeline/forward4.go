@@ -171,9 +171,16 @@ type localMemo struct {
 // MTU) stay, and a packet failing one takes the full path, which drops it.
 // gen is learnGen (a new snapshot changes it); 0 is never valid.
 type fwdMemo4 struct {
-	gen            uint64
-	vpc, dvpc      int
-	g              uint32
+	gen       uint64
+	vpc, dvpc int
+	g         uint32
+	// anyDst: the decision holds for any destination of the packet
+	// whose delivery lookup (resolve4) found group g2 in dvpc: the
+	// destination is not translated and the delivery's next hop is
+	// fixed (a via), so the translation's checksum delta does not
+	// depend on it either (~x + x is 0xffff for every 16-bit word).
+	anyDst         bool
+	g2             uint32
 	src, dst       uint32
 	newSrc, newDst uint32
 	nh             uint32
@@ -189,6 +196,7 @@ type fwdMemo4 struct {
 	// step finishes each update (results equal packet.Fold's: both sums
 	// are positive and congruent mod 0xffff).
 	natted   bool
+	dnat     bool
 	ipD, l4D uint32
 	// The delivery's adjacency key and cache slot, and whether the
 	// destination is a VXLAN attachment (port): a hit whose adjacency is
@@ -268,8 +276,11 @@ func (w *Worker) flush4() {
 		g := w.vals[i]
 		// A packet the forwarding memo applies to skips route4 (m.g is a
 		// group found, never NoValue).
-		// fwdHit, written out: too big to inline.
-		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.dst == e.dst && m.vpc == e.p.vpc && m.gen != 0 &&
+		// fwdHit, written out: too big to inline. A memo for any
+		// destination (anyDst) applies to a packet whose delivery lookup
+		// resolve4 did and found the memo's group.
+		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.vpc == e.p.vpc && m.gen != 0 &&
+			(m.dst == e.dst || m.anyDst && w.resolved && e.g2 == m.g2 && e.dvpc == int32(m.dvpc)) &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
 			// deliver's checks for a VXLAN template push: anything else
 			// (an adjacency to resolve, too little headroom) takes it.
@@ -279,12 +290,17 @@ func (w *Worker) flush4() {
 				// hits (a burst of distinct destinations) does not pay.
 				m.prepare()
 			}
+			// An anyDst memo does not translate the destination.
+			newDst := e.dst
+			if m.dnat {
+				newDst = m.newDst
+			}
 			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
 				b.Off+e.p.l3 >= vxlanHdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
 				} else {
-					w.rewrite4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act)
+					w.rewrite4(e, m.newSrc, newDst, m.delta, m.dec, m.act)
 				}
 				b.Off += e.p.l3
 				b.Len = e.tot
@@ -297,13 +313,18 @@ func (w *Worker) flush4() {
 					w.countHits(hp, hb, hf)
 					hp, hb, hf = 0, 0, 0
 				}
-				w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
+				w.forwardNAT4(e, m.newSrc, newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
 			}
 		} else {
 			if hp > 0 {
 				w.countHits(hp, hb, hf)
 				hp, hb, hf = 0, 0, 0
 			}
+			// The memo pays back only if a packet after this one
+			// has its destination: not when the next one of the burst
+			// does not (a burst of many destinations would make one
+			// per packet, never used).
+			w.noMemo = i+1 < len(pend) && pend[i+1].dst != e.dst
 			w.route4(e, g, g != lpm.NoValue)
 		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
@@ -311,7 +332,7 @@ func (w *Worker) flush4() {
 	if hp > 0 {
 		w.countHits(hp, hb, hf)
 	}
-	w.resolved = false
+	w.resolved, w.noMemo = false, false
 }
 
 // resolve4 does the delivery lookups of the pending packets whose route
@@ -374,6 +395,7 @@ func (m *fwdMemo4) prepare() {
 	m.adj = neighHash(&m.key) & (adjCacheSize - 1)
 	m.ready = true
 	m.natted = m.newSrc != m.src || m.newDst != m.dst
+	m.dnat = m.newDst != m.dst
 	ttlD := uint32(0)
 	if m.dec > 0 {
 		ttlD = 0xffff - uint32(m.dec)<<8
@@ -391,7 +413,9 @@ func (m *fwdMemo4) rewrite(e *pend4) {
 	c := uint32(^ip.Checksum()) + m.ipD
 	ip.SetChecksum(^uint16(c&0xffff + c>>16))
 	binary.BigEndian.PutUint32(ip[12:], m.newSrc)
-	binary.BigEndian.PutUint32(ip[16:], m.newDst)
+	if m.dnat {
+		binary.BigEndian.PutUint32(ip[16:], m.newDst)
+	}
 	if off := e.l4.csumOff; off >= 0 {
 		h := ip[e.ihl+int(off):]
 		c := uint32(^binary.BigEndian.Uint16(h)) + m.l4D
@@ -540,12 +564,17 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		if act2.HasVia && act2.Via.Is4() {
 			nh = addr4(act2.Via.As4())
 		}
-		if s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
+		// A decision that does not depend on the destination (no
+		// translation of it, a delivery through a fixed next hop) serves
+		// any destination whose delivery lookup finds the same group:
+		// the traffic of an Internet table, one destination per packet.
+		anyDst := w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst && !act.HasDstNAT && act2.HasVia && act2.Via.Is4()
+		if (anyDst || !w.noMemo) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
 			mtu := dvpc.MTU
 			if dvpc.Kind == fib.AttachVXLAN {
 				mtu -= packet.VXLANOverhead4
 			}
-			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, src: src, dst: dst,
+			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, g2: g2, anyDst: anyDst, src: src, dst: dst,
 				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
 				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
 		}

@@ -173,7 +173,10 @@ type Worker struct {
 	uslot    [MaxBurst]uint8
 	// resolved: resolve4 did the delivery lookups of the pending packets
 	// (pend4.g2), valid until flush4 returns.
-	resolved   bool
+	resolved bool
+	// noMemo: route4 makes no forwarding memo (flush4 sets it when the
+	// next pending packet has another destination).
+	noMemo     bool
 	snat4      snatMemo
 	localMemo4 localMemo
 	fwd4       fwdMemo4
