@@ -419,31 +419,33 @@ func (t *Table) find(s uint32, h uint64, m *matcher) uint32 {
 }
 
 // insertSlot publishes index i under hash h in stripe s. Caller holds s.
+// The free slot is found from a mask of the bucket's empty tags, not by a
+// scan that stops at it: where that is is random, and a stopping scan
+// mispredicts once per insertion.
 func (t *Table) insertSlot(s uint32, h uint64, i uint32) bool {
 	tag, pos := tagOf(h), t.home(h)
 	start := pos
 	for n := uint32(0); n < t.nb; n++ {
 		b := t.bucketAt(s, pos)
-		for j := 0; j < slots; j++ {
-			if b.tag[j] == 0 {
-				st := &t.stripes[s]
-				if pos == start {
-					publish(&st.seq, &b.idx[j], &b.tag[j], i, tag)
-					return true
-				}
-				st.bump()
-				storeRel32(&b.idx[j], i)
-				storeRel32(&b.tag[j], tag)
-				for p := start; p != pos; {
-					o := &t.bucketAt(s, p).ovf
-					storeRel32(o, *o+1)
-					if p++; p == t.nb {
-						p = 0
-					}
-				}
-				st.bump()
+		if free := b.hits(0); free != 0 {
+			j := bits.TrailingZeros32(free)
+			st := &t.stripes[s]
+			if pos == start {
+				publish(&st.seq, &b.idx[j], &b.tag[j], i, tag)
 				return true
 			}
+			st.bump()
+			storeRel32(&b.idx[j], i)
+			storeRel32(&b.tag[j], tag)
+			for p := start; p != pos; {
+				o := &t.bucketAt(s, p).ovf
+				storeRel32(o, *o+1)
+				if p++; p == t.nb {
+					p = 0
+				}
+			}
+			st.bump()
+			return true
 		}
 		if pos++; pos == t.nb {
 			pos = 0
@@ -453,30 +455,33 @@ func (t *Table) insertSlot(s uint32, h uint64, i uint32) bool {
 }
 
 // removeSlot unpublishes index i under hash h in stripe s. Caller holds s.
+// Like insertSlot, it looks through a mask of the slots with i's tag.
 func (t *Table) removeSlot(s uint32, h uint64, i uint32) {
 	tag, pos := tagOf(h), t.home(h)
 	start := pos
 	for n := uint32(0); n < t.nb; n++ {
 		b := t.bucketAt(s, pos)
-		for j := 0; j < slots; j++ {
-			if b.tag[j] == tag && b.idx[j] == i {
-				st := &t.stripes[s]
-				if pos == start {
-					unpublish(&st.seq, &b.tag[j])
-					return
-				}
-				st.bump()
-				storeRel32(&b.tag[j], 0)
-				for p := start; p != pos; {
-					o := &t.bucketAt(s, p).ovf
-					storeRel32(o, *o-1)
-					if p++; p == t.nb {
-						p = 0
-					}
-				}
-				st.bump()
+		for hs := b.hits(tag); hs != 0; hs &= hs - 1 {
+			j := bits.TrailingZeros32(hs)
+			if b.idx[j] != i {
+				continue
+			}
+			st := &t.stripes[s]
+			if pos == start {
+				unpublish(&st.seq, &b.tag[j])
 				return
 			}
+			st.bump()
+			storeRel32(&b.tag[j], 0)
+			for p := start; p != pos; {
+				o := &t.bucketAt(s, p).ovf
+				storeRel32(o, *o-1)
+				if p++; p == t.nb {
+					p = 0
+				}
+			}
+			st.bump()
+			return
 		}
 		if pos++; pos == t.nb {
 			pos = 0
@@ -927,14 +932,17 @@ func copyReplyKey(dst, src *Reply) {
 // caller's random state), tagged with pool and gen. An expired session of f
 // is replaced. It never blocks on a stripe out of order.
 func (t *Table) Create(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, pool uint16, gen uint32, tcpFlags uint8, now int64) (Entry, Status) {
-	return t.CreateDrawn(f, fh, pub, ports, rnd, nil, pool, gen, tcpFlags, now)
+	var ent Entry
+	st := t.CreateDrawn(&ent, f, fh, pub, ports, rnd, nil, pool, gen, tcpFlags, now)
+	return ent, st
 }
 
 // CreateDrawn is Create with the first port draw PrepareNew made (d, which
-// may be nil or made for other arguments: then Create draws it). With a
-// fitting draw it prefetches nothing: PrepareNew did, and the caller's
-// lookup loaded f's bucket.
-func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, d *Draw, pool uint16, gen uint32, tcpFlags uint8, now int64) (Entry, Status) {
+// may be nil or made for other arguments: then Create draws it), returning
+// the session in ent (set only when Created or Found). With a fitting draw
+// it prefetches nothing: PrepareNew did, and the caller's lookup loaded f's
+// bucket.
+func (t *Table) CreateDrawn(ent *Entry, f *Flow, fh uint64, pub uint32, ports *Ports, rnd *uint64, d *Draw, pool uint16, gen uint32, tcpFlags uint8, now int64) Status {
 	s := t.stripeOf(fh)
 	sec := seconds(now)
 	st := &t.stripes[s]
@@ -972,10 +980,9 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 		if i == noIndex {
 			break
 		}
-		var ent Entry
-		if t.use(i, true, true, tcpFlags, sec, &ent) {
+		if t.use(i, true, true, tcpFlags, sec, ent) {
 			st.mu.Unlock()
-			return ent, Found
+			return Found
 		}
 		st.mu.Unlock()
 		v := victim{i: i}
@@ -986,7 +993,7 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 		t.live.Add(-1)
 		st.full++
 		st.mu.Unlock()
-		return Entry{}, Full
+		return Full
 	}
 	i := st.loadFree()
 	e := &t.sessions[i]
@@ -1010,9 +1017,9 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 				st.setFree(i)
 				t.live.Add(-1)
 				x := &t.sessions[j]
-				ent := unpack(j, x.load(0), x.load(1), x.load(2), x.load(3))
+				ent.set(j, x.load(0), x.load(1), x.load(2), x.load(3))
 				st.mu.Unlock()
-				return ent, Found
+				return Found
 			}
 		}
 		var rm matcher
@@ -1026,8 +1033,9 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 		// index fails its sequence check).
 		stt := t.to.nextState(stLive|(gen&genMask)<<genShift, f.Proto, true, tcpFlags, f.RemotePort)
 		w3 := uint64(stt)<<32 | uint64(sec+t.to.timeout(stt, f.Proto))
-		store4(&e.w, fw0, uint64(pub)|uint64(f.InnerPort)<<32|uint64(f.RemotePort)<<48,
-			uint64(port)|uint64(f.VPC)<<16|uint64(pool)<<32|uint64(f.Proto)<<48, w3)
+		w1 := uint64(pub) | uint64(f.InnerPort)<<32 | uint64(f.RemotePort)<<48
+		w2 := uint64(port) | uint64(f.VPC)<<16 | uint64(pool)<<32 | uint64(f.Proto)<<48
+		store4(&e.w, fw0, w1, w2, w3)
 		if !t.insertSlot(rs, rh, i) {
 			e.store(3, 0)
 			t.unlockSecond(s, rs)
@@ -1043,9 +1051,9 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 		}
 		t.unlockSecond(s, rs)
 		st.created++
-		ent := unpack(i, e.load(0), e.load(1), e.load(2), w3)
+		ent.set(i, fw0, w1, w2, w3)
 		st.mu.Unlock()
-		return ent, Created
+		return Created
 	}
 	// Out of ports, or (rarely) out of bucket room in a stripe.
 	if status == Full {
@@ -1057,7 +1065,7 @@ func (t *Table) CreateDrawn(f *Flow, fh uint64, pub uint32, ports *Ports, rnd *u
 	st.setFree(i)
 	t.live.Add(-1)
 	st.mu.Unlock()
-	return Entry{}, status
+	return status
 }
 
 // expire deletes session v.i if it is still live and expired at second now

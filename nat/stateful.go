@@ -358,8 +358,9 @@ func (s *Stateful) create(ps *poolSet, pi *poolInfo, pool uint32, f *flowtable.F
 		s.candidates(pi, f, h, now, c)
 	}
 	rnd := c.rnd
+	var e flowtable.Entry
 	for retry := 0; ; retry++ {
-		e, st := s.tab.CreateDrawn(f, h, c.pub, &c.ports, &rnd, &c.draw, uint16(pool), ps.gen, tcpFlags, now)
+		st := s.tab.CreateDrawn(&e, f, h, c.pub, &c.ports, &rnd, &c.draw, uint16(pool), ps.gen, tcpFlags, now)
 		switch st {
 		case flowtable.Created:
 			return e.Public, e.PublicPort, OK
