@@ -32,10 +32,14 @@
 //
 // Readers load an immutable snapshot through an atomic.Pointer and never
 // lock. The single writer (writers are serialised by a mutex) never modifies
-// a word that a published snapshot can reach: an update appends new copies
+// a word that a published snapshot reads: an update appends new copies
 // of the nodes on the touched path (and of subtrees whose inherited leaf
 // value changed) to the end of the flat arrays, then publishes a new
-// snapshot with the new root. Readers of the old snapshot keep reading the
+// snapshot with the new root. (One exception: a snapshot with direct
+// pointing never reads its family's root and level-1 records, so a level-1
+// record that no snapshot without direct pointing reaches is overwritten in
+// place, which spares copying its sibling block and the root; see
+// writer.ownFrom.) Readers of the old snapshot keep reading the
 // old words, which stay untouched; when an append has to grow an array, the
 // old backing array stays alive for them through the garbage collector.
 // Replaced blocks are never reused in place, because the writer cannot know
@@ -175,6 +179,13 @@ func (t *Table) snapshot() *Snapshot {
 func (t *Table) publish() {
 	w := &t.w
 	w.syncDP(t.dpMin)
+	for f, d := range w.dp {
+		if d == nil {
+			// This snapshot reads the root and level-1 records: none of
+			// the records it reaches may be overwritten from now on.
+			w.ownFrom[f] = uint32(len(w.nodes) / recWords)
+		}
+	}
 	t.snap.Store(&Snapshot{nodes: w.nodes, leaves: w.leaves, root: w.root, n: w.n, dp: w.dp, dpTop: w.dpTop})
 }
 

@@ -236,6 +236,13 @@ type writer struct {
 	dpTop  [2]uint32    // offset of the current top chunk in dp
 	dpLive [2]int       // words of dp the current top reaches (at most)
 	dirty  [2][2]uint16 // root slots [lo, hi) whose dp chunks are stale
+	// ownFrom[f] is the first node record that no published snapshot
+	// without direct pointing for family f can reach. Snapshots with it
+	// never read a family's root and level-1 records (the direct-pointing
+	// entries point at level 2), so the writer overwrites such level-1
+	// records in place instead of copying their whole sibling block (up
+	// to 64 records) and the root: about half the words of an update.
+	ownFrom [2]uint32
 }
 
 func (w *writer) init() {
@@ -403,6 +410,10 @@ type op struct {
 	v      uint32
 	del    bool
 	found  bool // the prefix existed before
+	// ownFrom is writer.ownFrom of the prefix's family: a level-1 record
+	// at or above it is overwritten in place (inPlace reports it).
+	ownFrom uint32
+	inPlace bool
 }
 
 func newOp(p netip.Prefix, v uint32, del bool) op {
@@ -448,6 +459,7 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 		w.touch(f, 0, 256)
 	} else {
 		o := newOp(p, v, del)
+		o.ownFrom = w.ownFrom[f]
 		r, changed, _ := w.modify(&old, 0, w.def[f], &o)
 		if !changed {
 			return false
@@ -464,6 +476,11 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 			w.touch(f, lo, hi)
 		} else {
 			w.touch(f, uint(o.key[0]), uint(o.key[0])+1)
+		}
+		if o.inPlace {
+			// The root is unchanged: only its child was overwritten.
+			w.maybeCompact()
+			return true
 		}
 	}
 	w.deadN += recWords
@@ -492,6 +509,17 @@ func (w *writer) modify(old *rec, lvl int, inh uint32, o *op) (rec, bool, bool) 
 		nc, changed, empty := w.modify(&crec, lvl+1, w.rib.covering(old, s, inh), o)
 		if !changed {
 			return *old, false, false
+		}
+		if lvl == 0 && has && !empty {
+			// A level-1 record no snapshot without direct pointing
+			// reaches: overwrite it, the root stays as it is.
+			g := s >> 6
+			c := uint32(old[g*grpWords+2]>>32) + uint32(bits.OnesCount64(old[g*grpWords]&(bit-1)))
+			if c >= o.ownFrom {
+				copy(w.nodes[uint(c)*recWords:(uint(c)+1)*recWords], nc[:])
+				o.inPlace = true
+				return *old, true, false
+			}
 		}
 		var over []override
 		if empty {
@@ -647,7 +675,8 @@ func (w *writer) compact() {
 		w.root[f] = w.writeRoot(w.copyRec(&src, src.root[f]))
 	}
 	w.deadN, w.deadL = 0, 0
-	w.touchAll() // every record moved
+	w.ownFrom = [2]uint32{} // fresh arrays no snapshot has seen yet
+	w.touchAll()            // every record moved
 }
 
 // copyRec copies the subtree of record n from src's arrays into w's, reserving
