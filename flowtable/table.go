@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -162,7 +161,7 @@ func replyWords(r *Reply) (remote uint32, w1m, w2m uint64) {
 }
 
 type stripe struct {
-	mu sync.Mutex
+	mu spinLock
 	// seq is odd while the stripe's buckets change; lock-free readers
 	// retry (or take the lock) when it moved under them. Written under mu
 	// only (bump), loaded atomically.
