@@ -118,6 +118,25 @@ func (c *Compiler) path(r LearnedRoute) path {
 // base_generation and generation are left 0: the caller numbers
 // generations.
 func (c *Compiler) UpdateLearned(vpc string, add, withdraw []LearnedRoute) (*tablesv1.TableDelta, error) {
+	return c.update(nil, vpc, add, withdraw)
+}
+
+// UpdateLearnedOver is UpdateLearned for a caller that holds the tables
+// the Compiler's current state compiles to (those of NewCompiler with
+// every delta since applied): the routes of the affected regions before
+// the update are read from cur instead of being resolved again, which
+// halves the work of an update and, for a batch large against the
+// external's table (a table streaming in), spares a resolution of every
+// table. cur is only read. Handing it tables of another state gives a
+// wrong delta.
+func (c *Compiler) UpdateLearnedOver(cur *tablesv1.Tables, vpc string, add, withdraw []LearnedRoute) (*tablesv1.TableDelta, error) {
+	if cur == nil {
+		return nil, fmt.Errorf("compile: update learned routes of %q: no current tables", vpc)
+	}
+	return c.update(cur, vpc, add, withdraw)
+}
+
+func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []LearnedRoute) (*tablesv1.TableDelta, error) {
 	rib, ok := c.rib[vpc]
 	if !ok {
 		return nil, fmt.Errorf("compile: update learned routes: %q is not an external VPC", vpc)
@@ -139,7 +158,15 @@ func (c *Compiler) UpdateLearned(vpc string, add, withdraw []LearnedRoute) (*tab
 		changed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 	}
 	regions := c.regions(vpc, changed)
-	before := c.resolveRegions(regions)
+	var before map[tableKey]regionRoutes
+	if cur != nil {
+		var err error
+		if before, err = c.liveRegions(cur, regions); err != nil {
+			return nil, err
+		}
+	} else {
+		before = c.resolveRegions(regions)
+	}
 	for _, r := range withdraw {
 		p := r.Prefix.Masked()
 		i, ok := c.nbrIndex[r.Neighbor]
@@ -231,16 +258,32 @@ type regionRoutes struct {
 // resolveRegions compiles each table of regions from the candidates that
 // overlap its regions and keeps the routes inside them. That is exact: the
 // routes inside a prefix depend only on the candidates covering it (its
-// ancestors in the resolution trie) and those inside it.
+// ancestors in the resolution trie) and those inside it. Every table is
+// resolved from one set of learned routes, the union of what each needs
+// (a candidate outside a table's regions changes nothing inside them),
+// each route collected once: the same prefixes of an external usually
+// serve its local routes and its peers' routes.
 func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[tableKey]regionRoutes {
+	queries := map[string][]netip.Prefix{}
+	for k, rs := range regions {
+		c.queriesFor(queries, k, rs)
+	}
+	learned := make(Learned, len(queries))
+	for vpc, qs := range queries {
+		prev := netip.Prefix{}
+		for _, q := range disjoint(qs) {
+			learned[vpc] = c.overlapping(learned[vpc], vpc, q, prev)
+			prev = q
+		}
+	}
+	rb := *c.b
+	rb.learned, rb.ownLearned = learned, true
+	rb.local = make(map[string][]candidate, len(rb.m.VPCs))
+	for _, x := range rb.m.VPCs {
+		rb.local[x.Name] = rb.localCandidates(x)
+	}
 	out := make(map[tableKey]regionRoutes, len(regions))
 	for k, rs := range regions {
-		rb := *c.b
-		rb.learned, rb.ownLearned = c.learnedFor(k, rs), true
-		rb.local = make(map[string][]candidate, len(rb.m.VPCs))
-		for _, x := range rb.m.VPCs {
-			rb.local[x.Name] = rb.localCandidates(x)
-		}
 		var all []*tablesv1.Route
 		if k.local {
 			all = resolve(rb.local[k.vpc])
@@ -249,7 +292,7 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 		}
 		kept := all[:0]
 		for _, r := range all {
-			if !r.MatchSource && inRegions(rs, netip.MustParsePrefix(r.Prefix)) {
+			if !r.MatchSource && inRegions(rs, mustRoutePrefix(r.Prefix)) {
 				kept = append(kept, r)
 			}
 		}
@@ -258,19 +301,124 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 	return out
 }
 
-// learnedFor collects the learned routes whose candidates in table k can
-// overlap regions: for local_routes the external's own routes overlapping
-// them, for routes those of every external peer overlapping the regions
-// translated back through the peer side's segments.
-func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
-	l := Learned{}
-	if k.local {
-		prev := netip.Prefix{}
-		for _, r := range regions {
-			l[k.vpc] = c.overlapping(l[k.vpc], k.vpc, r, prev)
-			prev = r
+// liveRegions reads, per table of regions, the destination routes of cur
+// inside the regions: what resolveRegions gives for the Compiler's state
+// that cur was compiled from. Routes inside a region R sort right after
+// R's own position (prefix order is address, then length; a route with
+// R's address and a shorter length contains R), so each region is one
+// search and a scan.
+func (c *Compiler) liveRegions(cur *tablesv1.Tables, regions map[tableKey][]netip.Prefix) (map[tableKey]regionRoutes, error) {
+	out := make(map[tableKey]regionRoutes, len(regions))
+	for k, rs := range regions {
+		id, ok := c.b.vpcID[k.vpc]
+		if !ok || int(id) >= len(cur.GetVpcs()) || cur.Vpcs[id].GetId() != id || cur.Vpcs[id].GetName() != k.vpc {
+			return nil, fmt.Errorf("compile: update learned routes: the current tables have no VPC %s at id %d", k.vpc, id)
 		}
-		return l
+		all := cur.Vpcs[id].GetRoutes()
+		if k.local {
+			all = cur.Vpcs[id].GetLocalRoutes()
+		}
+		n := destinationCount(all)
+		var kept []*tablesv1.Route
+		pos := 0
+		for _, r := range rs {
+			i, _, err := searchFrom(all[:n], pos, r)
+			if err != nil {
+				return nil, fmt.Errorf("compile: update learned routes: VPC %s: %w", k.vpc, err)
+			}
+			for ; i < n; i++ {
+				p, err := parseRoutePrefix(all[i].Prefix)
+				if err != nil {
+					return nil, fmt.Errorf("compile: update learned routes: VPC %s: %w", k.vpc, err)
+				}
+				if !contains(r, p) {
+					break
+				}
+				kept = append(kept, all[i])
+			}
+			pos = i
+		}
+		out[k] = regionRoutes{rs, kept}
+	}
+	return out, nil
+}
+
+// destinationCount is the number of destination routes at the start of
+// a compiled route list (match_source routes follow them).
+func destinationCount(rs []*tablesv1.Route) int {
+	n, _ := slices.BinarySearchFunc(rs, true, func(r *tablesv1.Route, _ bool) int {
+		if r.MatchSource {
+			return 1
+		}
+		return -1
+	})
+	return n
+}
+
+// searchFrom finds p in the destination routes rs (sorted by prefix) at
+// or after index from: the index of p or where it would be inserted, and
+// whether it is there. It gallops from from (1, 2, 4... routes ahead)
+// before searching by halves, so a sorted run of searches through a long
+// list parses O(log gap) prefixes each rather than O(log len).
+func searchFrom(rs []*tablesv1.Route, from int, p netip.Prefix) (int, bool, error) {
+	var perr error
+	cmpAt := func(i int) int {
+		q, err := parseRoutePrefix(rs[i].Prefix)
+		if err != nil {
+			perr = err
+			return 0
+		}
+		return validate.ComparePrefix(q, p)
+	}
+	lo, step := from, 1
+	hi := len(rs)
+	for lo < len(rs) {
+		i := min(from+step-1, len(rs)-1)
+		c := cmpAt(i)
+		if perr != nil {
+			return 0, false, perr
+		}
+		if c >= 0 {
+			hi = i + 1
+			break
+		}
+		lo = i + 1
+		step *= 2
+	}
+	// rs[lo-1] < p (or lo == from) and, when hi <= len(rs), rs[hi-1] >= p.
+	i, found := lo, false
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		c := cmpAt(m)
+		if perr != nil {
+			return 0, false, perr
+		}
+		if c < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	i = lo
+	if i < len(rs) {
+		q, err := parseRoutePrefix(rs[i].Prefix)
+		if err != nil {
+			return 0, false, err
+		}
+		found = q == p
+	}
+	return i, found, nil
+}
+
+// queriesFor adds to qs, per external VPC, the prefixes whose learned
+// routes (those containing one or lying inside one) can make candidates
+// of table k that overlap regions: for local_routes the regions
+// themselves, for routes those of every external peer, translated back
+// through the peer side's segments.
+func (c *Compiler) queriesFor(qs map[string][]netip.Prefix, k tableKey, regions []netip.Prefix) {
+	if k.local {
+		qs[k.vpc] = append(qs[k.vpc], regions...)
+		return
 	}
 	for _, p := range c.b.m.Peerings {
 		for i, own := range p.Sides {
@@ -279,7 +427,6 @@ func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 				continue
 			}
 			for _, seg := range peer.Segments() {
-				prev := netip.Prefix{}
 				for _, r := range regions {
 					if !r.Overlaps(seg.To) {
 						continue
@@ -288,13 +435,11 @@ func (c *Compiler) learnedFor(k tableKey, regions []netip.Prefix) Learned {
 					if r.Bits() > seg.To.Bits() {
 						q = validate.Translate(r, validate.Segment{From: seg.To, To: seg.From})
 					}
-					l[peer.VPC] = c.overlapping(l[peer.VPC], peer.VPC, q, prev)
-					prev = q
+					qs[peer.VPC] = append(qs[peer.VPC], q)
 				}
 			}
 		}
 	}
-	return l
 }
 
 // overlapping appends the learned routes of vpc that contain q or lie
@@ -378,7 +523,7 @@ func diffRoutes(old, new []*tablesv1.Route) (upserts []*tablesv1.Route, removes 
 		case j == len(new):
 			c = -1
 		default:
-			c = validate.ComparePrefix(netip.MustParsePrefix(old[i].Prefix), netip.MustParsePrefix(new[j].Prefix))
+			c = validate.ComparePrefix(mustRoutePrefix(old[i].Prefix), mustRoutePrefix(new[j].Prefix))
 		}
 		switch {
 		case c < 0:
@@ -407,9 +552,11 @@ func sameRoute(a, b *tablesv1.Route) bool {
 // d.Generation). Route lists stay as Compile orders them: destination
 // routes sorted by prefix, then the match_source routes; deltas from
 // UpdateLearned change destination routes only. Each change costs a binary
-// search and a slice insert or delete. On error t may be partly changed:
-// recompile it. ApplyDelta writes t's route slices in place: it must not
-// run while another goroutine reads t (e.g. marshals it for a dataplane).
+// search and a slice insert or delete, or, for a list with more than
+// InPlaceMax changes, the list is rebuilt in one pass. On error t may be
+// partly changed: recompile it. ApplyDelta writes t's route slices in
+// place (those with at most InPlaceMax changes): it must not run while
+// another goroutine reads t (e.g. marshals it for a dataplane).
 func ApplyDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) error {
 	for _, vd := range d.GetVpcs() {
 		if int(vd.VpcId) >= len(t.Vpcs) || t.Vpcs[vd.VpcId].Id != vd.VpcId {
@@ -428,23 +575,26 @@ func ApplyDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) error {
 	return nil
 }
 
+// InPlaceMax is the most changes ApplyDelta makes to one route list in
+// place (a search and a slice insert or delete each, moving the routes
+// after it). A list with more changes is rebuilt into a new slice in one
+// pass, and its old slice is left untouched: a table streaming in sends
+// deltas of thousands of routes, which inserted one at a time would move
+// the whole list each time.
+const InPlaceMax = 16
+
 func applyRoutes(rs, upserts []*tablesv1.Route, removes []string) ([]*tablesv1.Route, error) {
+	if len(upserts)+len(removes) > InPlaceMax {
+		return mergeRoutes(rs, upserts, removes)
+	}
 	// Destination routes are rs[:n], sorted; match_source ones follow.
-	n, _ := slices.BinarySearchFunc(rs, true, func(r *tablesv1.Route, _ bool) int {
-		if r.MatchSource {
-			return 1
-		}
-		return -1
-	})
+	n := destinationCount(rs)
 	find := func(s string) (int, bool, error) {
-		p, err := netip.ParsePrefix(s)
+		p, err := parseRoutePrefix(s)
 		if err != nil {
 			return 0, false, err
 		}
-		i, ok := slices.BinarySearchFunc(rs[:n], p, func(r *tablesv1.Route, p netip.Prefix) int {
-			return validate.ComparePrefix(netip.MustParsePrefix(r.Prefix), p)
-		})
-		return i, ok, nil
+		return searchFrom(rs[:n], 0, p)
 	}
 	for _, s := range removes {
 		i, ok, err := find(s)
@@ -472,4 +622,56 @@ func applyRoutes(rs, upserts []*tablesv1.Route, removes []string) ([]*tablesv1.R
 		}
 	}
 	return rs, nil
+}
+
+// mergeRoutes applies removes, then upserts, to rs as applyRoutes does,
+// into a new slice: the changes are sorted by prefix, and the unchanged
+// runs between them are copied whole.
+func mergeRoutes(rs, upserts []*tablesv1.Route, removes []string) ([]*tablesv1.Route, error) {
+	type change struct {
+		p netip.Prefix
+		r *tablesv1.Route // nil: remove
+	}
+	cs := make([]change, 0, len(removes)+len(upserts))
+	for _, s := range removes {
+		p, err := parseRoutePrefix(s)
+		if err != nil {
+			return rs, err
+		}
+		cs = append(cs, change{p: p})
+	}
+	for _, r := range upserts {
+		if r.MatchSource {
+			return rs, fmt.Errorf("route %s: match_source routes are not changed by deltas", r.Prefix)
+		}
+		p, err := parseRoutePrefix(r.Prefix)
+		if err != nil {
+			return rs, err
+		}
+		cs = append(cs, change{p, r})
+	}
+	// Stable: of several changes to one prefix the last one wins, as when
+	// they are applied in order (removals first).
+	slices.SortStableFunc(cs, func(a, b change) int { return validate.ComparePrefix(a.p, b.p) })
+	n := destinationCount(rs)
+	out := make([]*tablesv1.Route, 0, len(rs)+len(upserts))
+	pos := 0
+	for j, c := range cs {
+		if j+1 < len(cs) && cs[j+1].p == c.p {
+			continue
+		}
+		i, found, err := searchFrom(rs[:n], pos, c.p)
+		if err != nil {
+			return rs, err
+		}
+		out = append(out, rs[pos:i]...)
+		if found {
+			i++
+		}
+		if c.r != nil {
+			out = append(out, c.r)
+		}
+		pos = i
+	}
+	return append(out, rs[pos:]...), nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/peergate/peergate/controlplane/manifest"
+	"github.com/peergate/peergate/controlplane/validate"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -107,10 +109,21 @@ func TestIncrementalUpdatesGiveTheTablesOfAFullCompile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A second Compiler takes the same updates through
+			// UpdateLearnedOver, reading the routes before each update
+			// from its tables.
+			over, overTables, _, err := NewCompiler(cfg, u.learned())
+			if err != nil {
+				t.Fatal(err)
+			}
 			for step := range 300 {
 				vpc := []string{"e1", "e2"}[u.r.Intn(2)]
 				var add, withdraw []LearnedRoute
-				for range 1 + u.r.Intn(3) {
+				n := 1 + u.r.Intn(3)
+				if u.r.Intn(10) == 0 {
+					n = 20 + u.r.Intn(30) // a batch: ApplyDelta rebuilds the lists it changes
+				}
+				for range n {
 					r := u.route(vpc)
 					if u.r.Intn(5) < 2 {
 						// Withdraw something held when there is one.
@@ -137,6 +150,16 @@ func TestIncrementalUpdatesGiveTheTablesOfAFullCompile(t *testing.T) {
 				if err := ApplyDelta(tables, d); err != nil {
 					t.Fatal(err)
 				}
+				dOver, err := over.UpdateLearnedOver(overTables, vpc, add, withdraw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !proto.Equal(dOver, d) {
+					t.Fatalf("step %d: UpdateLearnedOver's delta\n%s\ndiffers from UpdateLearned's\n%s", step, renderDelta(tables, dOver), renderDelta(tables, d))
+				}
+				if err := ApplyDelta(overTables, dOver); err != nil {
+					t.Fatal(err)
+				}
 				want, _, err := Compile(cfg, u.learned())
 				if err != nil {
 					t.Fatal(err)
@@ -161,6 +184,90 @@ func TestIncrementalUpdatesGiveTheTablesOfAFullCompile(t *testing.T) {
 					}
 					t.Fatalf("step %d: tables differ from a full compile", step)
 				}
+			}
+		})
+	}
+}
+
+// TestApplyDeltaRebuildsLikeItInserts checks that a list with more than
+// InPlaceMax changes, rebuilt in one pass, ends as applying the changes
+// one by one does (removals first, the last upsert of a prefix winning,
+// match_source routes kept at the end), and that the old list is left
+// as it was.
+func TestApplyDeltaRebuildsLikeItInserts(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	route := func(p string, metric uint32) *tablesv1.Route { return &tablesv1.Route{Prefix: p, Metric: metric} }
+	prefix := func() string {
+		a := netip.AddrFrom4([4]byte{10, byte(r.Intn(4)), byte(r.Intn(4)), 0})
+		if r.Intn(5) == 0 {
+			a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(r.Intn(4))})
+		}
+		p, _ := a.Prefix([]int{8, 16, 20, 24}[r.Intn(4)])
+		return p.String()
+	}
+	for _, tt := range []struct {
+		name             string
+		routes, upserts  int
+		removes, srcOnes int
+	}{
+		{"empty list", 0, 30, 5, 0},
+		{"inserts and removals", 40, 20, 20, 2},
+		{"removals only", 60, 0, 40, 1},
+		{"upserts only", 20, 50, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			set := map[string]bool{}
+			for range tt.routes {
+				set[prefix()] = true
+			}
+			var rs []*tablesv1.Route
+			for p := range set {
+				rs = append(rs, route(p, 1))
+			}
+			slices.SortFunc(rs, func(a, b *tablesv1.Route) int {
+				return validate.ComparePrefix(netip.MustParsePrefix(a.Prefix), netip.MustParsePrefix(b.Prefix))
+			})
+			for i := range tt.srcOnes {
+				rs = append(rs, &tablesv1.Route{Prefix: fmt.Sprintf("10.%d.0.0/16", i), MatchSource: true})
+			}
+			var ups []*tablesv1.Route
+			var rms []string
+			for i := range tt.upserts {
+				ups = append(ups, route(prefix(), uint32(i+2)))
+			}
+			for range tt.removes {
+				rms = append(rms, prefix())
+			}
+			old := slices.Clone(rs)
+			want := slices.Clone(rs)
+			for _, p := range rms {
+				var err error
+				if want, err = applyRoutes(want, nil, []string{p}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, u := range ups {
+				var err error
+				if want, err = applyRoutes(want, []*tablesv1.Route{u}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := applyRoutes(rs, ups, rms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			render := func(rs []*tablesv1.Route) string {
+				var b strings.Builder
+				for _, r := range rs {
+					fmt.Fprintf(&b, "%s m%d src=%v\n", r.Prefix, r.Metric, r.MatchSource)
+				}
+				return b.String()
+			}
+			if g, w := render(got), render(want); g != w {
+				t.Errorf("rebuilt:\n%s\none by one:\n%s", g, w)
+			}
+			if !slices.Equal(rs, old) {
+				t.Error("the rebuild changed the old list")
 			}
 		})
 	}

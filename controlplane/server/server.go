@@ -403,7 +403,9 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 		return ErrNoIncremental
 	}
 	start := time.Now()
-	d, err := s.comp.UpdateLearned(vpc, add, withdraw)
+	// The live tables are what the compiler's state compiles to: it reads
+	// the affected routes from them rather than resolving them again.
+	d, err := s.comp.UpdateLearnedOver(s.tables, vpc, add, withdraw)
 	compiled := time.Now()
 	if err != nil {
 		s.changeMu.Unlock()
@@ -517,10 +519,13 @@ func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta, take func(k spareK
 			}
 			return cloneRoutes(rs, extra)
 		}
-		if len(vd.GetUpsertRoutes()) > 0 || len(vd.GetRemoveRoutes()) > 0 {
+		// A list with more than compile.InPlaceMax changes is rebuilt into
+		// a new slice by ApplyDelta, which leaves the old one untouched:
+		// no copy is needed for it.
+		if n := len(vd.GetUpsertRoutes()) + len(vd.GetRemoveRoutes()); n > 0 && n <= compile.InPlaceMax {
 			nv.Routes = clone(false, v.Routes, len(vd.GetUpsertRoutes()))
 		}
-		if len(vd.GetUpsertLocalRoutes()) > 0 || len(vd.GetRemoveLocalRoutes()) > 0 {
+		if n := len(vd.GetUpsertLocalRoutes()) + len(vd.GetRemoveLocalRoutes()); n > 0 && n <= compile.InPlaceMax {
 			nv.LocalRoutes = clone(true, v.LocalRoutes, len(vd.GetUpsertLocalRoutes()))
 		}
 		out.Vpcs[i] = nv
@@ -576,10 +581,16 @@ func (s *Server) prepareSpares(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 		}
 		v := t.Vpcs[i]
 		for _, c := range []struct {
-			local bool
-			rs    []*tablesv1.Route
-		}{{false, v.Routes}, {true, v.LocalRoutes}} {
-			if len(c.rs) < spareMin {
+			local   bool
+			rs      []*tablesv1.Route
+			changes int
+		}{
+			{false, v.Routes, len(vd.GetUpsertRoutes()) + len(vd.GetRemoveRoutes())},
+			{true, v.LocalRoutes, len(vd.GetUpsertLocalRoutes()) + len(vd.GetRemoveLocalRoutes())},
+		} {
+			// After a large delta (a table streaming in) the next one is
+			// likely large too, and rebuilds the list without a copy.
+			if len(c.rs) < spareMin || c.changes > compile.InPlaceMax {
 				continue
 			}
 			k, rs := spareKey{v.Id, c.local}, c.rs
