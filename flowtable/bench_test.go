@@ -129,7 +129,8 @@ func BenchmarkEstablished(b *testing.B) {
 // creation sweeps 64 slots (two per session), as the pipeline does once per
 // burst. single: one Create at a time, nothing prefetched; burst: bursts of
 // 32 as nat.Translate makes them, every creation's buckets and free slot
-// prefetched (PrefetchBucket, PrefetchNew with the hash already made) before the first Create.
+// prefetched (PrefetchBucket, then PrepareNew with the hash already made)
+// before the first CreateDrawn, which takes the port draw PrepareNew made.
 func BenchmarkNewSessions(b *testing.B) {
 	for _, mode := range []string{"single", "burst"} {
 		b.Run(mode, func(b *testing.B) { benchNewSessions(b, mode == "burst") })
@@ -150,6 +151,8 @@ func benchNewSessions(b *testing.B, prefetchBurst bool) {
 	dropped := 0
 	var fs [burst]Flow
 	var hs [burst]uint64
+	var ds [burst]Draw
+	var ent Entry
 	b.ReportAllocs()
 	cpu := startCPU(b)
 	b.ResetTimer()
@@ -169,13 +172,19 @@ func benchNewSessions(b *testing.B, prefetchBurst bool) {
 		if prefetchBurst {
 			r := rnd
 			for k := 0; k < n; k++ {
-				tab.PrefetchNew(&fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, r)
+				tab.PrepareNew(&ds[k], &fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, r)
 				r = nextRand(r)
 			}
-		}
-		for k := 0; k < n; k++ {
-			if _, st := tab.Create(&fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, &rnd, 1, 1, 0, now); st != Created {
-				dropped++
+			for k := 0; k < n; k++ {
+				if tab.CreateDrawn(&ent, &fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, &rnd, &ds[k], 1, 1, 0, now) != Created {
+					dropped++
+				}
+			}
+		} else {
+			for k := 0; k < n; k++ {
+				if _, st := tab.Create(&fs[k], hs[k], 0xc0a80100+uint32((i+k)&3), &ports, &rnd, 1, 1, 0, now); st != Created {
+					dropped++
+				}
 			}
 		}
 		tab.Sweep(now, 64)
