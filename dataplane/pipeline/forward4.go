@@ -290,17 +290,12 @@ func (w *Worker) flush4() {
 				// hits (a burst of distinct destinations) does not pay.
 				m.prepare()
 			}
-			// An anyDst memo does not translate the destination.
-			newDst := e.dst
-			if m.dnat {
-				newDst = m.newDst
-			}
 			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
 				b.Off+e.p.l3 >= vxlanHdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
 				} else {
-					w.rewrite4(e, m.newSrc, newDst, m.delta, m.dec, m.act)
+					w.rewrite4(e, m.newSrc, m.dstOf(e), m.delta, m.dec, m.act)
 				}
 				b.Off += e.p.l3
 				b.Len = e.tot
@@ -313,7 +308,7 @@ func (w *Worker) flush4() {
 					w.countHits(hp, hb, hf)
 					hp, hb, hf = 0, 0, 0
 				}
-				w.forwardNAT4(e, m.newSrc, newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
+				w.forwardNAT4(e, m.newSrc, m.dstOf(e), m.delta, m.dec, m.act, m.dvpc, m.nh)
 			}
 		} else {
 			if hp > 0 {
@@ -401,6 +396,15 @@ func (m *fwdMemo4) prepare() {
 		ttlD = 0xffff - uint32(m.dec)<<8
 	}
 	m.ipD, m.l4D = uint32(packet.Fold(m.delta+ttlD)), uint32(packet.Fold(m.delta))
+}
+
+// dstOf is the translated destination of e, a packet the memo applies to
+// (prepared): an anyDst memo does not translate it.
+func (m *fwdMemo4) dstOf(e *pend4) uint32 {
+	if m.dnat {
+		return m.newDst
+	}
+	return e.dst
 }
 
 // rewrite applies the memo's TTL decrement and translation to e's UDP or
