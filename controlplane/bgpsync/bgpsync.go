@@ -59,23 +59,22 @@ type Server interface {
 	UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute) error
 }
 
-// fullThreshold is the number of pending route changes beyond which the
-// whole learned set is recompiled instead of applying them incrementally
-// (a table transfer, a session going down). compile.Compiler.UpdateLearned
-// costs about 0.5-1.6 ms per change with a full table held (more when a
-// changed prefix is short: its region holds every route inside it), a
-// complete compilation about 1 s of CPU: beyond a few thousand changes the
-// complete one is cheaper. (At 50 000, the last few thousand routes of a
-// table transfer that arrived during a complete compilation took 11 s
-// incrementally, more than compiling everything again.)
-const fullThreshold = 2048
+// largeBatch is the number of pending route changes from which a
+// compilation is paced (see delay): a table transfer or a session going
+// down. Such batches are still compiled incrementally (the dataplanes get
+// deltas, and the compiler resolves every table once when a batch is
+// large against the external's table), but each costs up to a resolution
+// of the whole table, so they are spaced by their own duration: the
+// batches of a transfer grow with the table and their total work stays
+// a small multiple of one complete compilation, instead of one
+// resolution per fixed-size slice of the stream.
+const largeBatch = 2048
 
 // relativeMin is the number of pending changes of one VPC from which a
-// batch that is large against the VPC's table (more than an eighth of it)
-// is also compiled completely: compile.Compiler.UpdateLearned resolves the
-// whole tables twice (before and after) for such a batch, which costs more
-// than one complete compilation. Below it the tables are small and a delta
-// is cheap either way.
+// batch that is large against the VPC's table (more than an eighth of it:
+// compile.Compiler.UpdateLearned then resolves the VPC's tables whole) is
+// also paced. Below it the tables are small and a compilation is cheap
+// either way.
 const relativeMin = 512
 
 // leadMax is the most pending changes that are compiled at once, without
@@ -134,10 +133,10 @@ type Syncer struct {
 	// Quiet): compile them at once while they are few.
 	lead bool
 	// pending holds the final state of each changed route per VPC, for an
-	// incremental compilation; needFull replaces it with a complete one.
+	// incremental compilation; large: it is large enough to be paced.
 	pending  map[string]map[pendKey]pend
 	npending int
-	needFull bool
+	large    bool
 	external []string // external VPCs of the live configuration
 	// The last compilation's end and duration pace the next one.
 	lastEnd  time.Time
@@ -214,22 +213,22 @@ func (s *Syncer) Run(ctx context.Context) error {
 
 // delay is how long to wait before compiling: Quiet after the last
 // event, but never later than MaxDelay after the first uncompiled one;
-// and, when the pending changes are too many for an incremental
-// compilation (a table streaming in), not before as long as the last
-// compilation took has passed since it ended: each complete compilation
-// takes seconds with a full table, and this keeps compiling to at most
-// half of the time, leaving the CPU to receiving the table rather than
-// compiling its every stage. Single updates are never held back so: a
-// few changes after a quiet spell compile at once (lead).
+// and, when the pending changes are many (a table streaming in), not
+// before as long as the last compilation took has passed since it ended:
+// with a full table a compilation of such a batch can take a second or
+// more, and this keeps compiling to at most half of the time, leaving the
+// CPU to receiving the table, while the batches grow with the table.
+// Single updates are never held back so: a few changes after a quiet
+// spell compile at once (lead).
 func (s *Syncer) delay() time.Duration {
-	if s.lead && !s.needFull && s.npending <= leadMax {
+	if s.lead && !s.large && s.npending <= leadMax {
 		return 0
 	}
 	d := s.opts.Quiet
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
 	}
-	if pace := time.Until(s.lastEnd.Add(s.lastTook)); s.needFull && pace > d {
+	if pace := time.Until(s.lastEnd.Add(s.lastTook)); s.large && pace > d {
 		d = pace
 	}
 	return d
@@ -248,9 +247,6 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	}
 	s.lastEvent = now
 	s.dirty[ev.VPC] = true
-	if s.needFull {
-		return true
-	}
 	m := s.pending[ev.VPC]
 	if m == nil {
 		m = map[pendKey]pend{}
@@ -271,72 +267,89 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		// such compilation rather than lead with a few.
 		s.lead = false
 	}
-	if s.npending > fullThreshold || s.sp != nil && len(m) >= relativeMin && len(m)*8 > s.sp.RouteCount(ev.VPC) {
-		s.needFull = true
-		clear(s.pending)
-		s.npending = 0
+	if s.npending > largeBatch || s.sp != nil && len(m) >= relativeMin && len(m)*8 > s.sp.RouteCount(ev.VPC) {
+		s.large = true
 	}
 	return true
 }
 
-// flush hands the changes to the compiler: incrementally (only the
-// affected routes are recompiled and the dataplanes get a delta) when
-// they are few, else as the complete learned set.
+// flush hands the changes to the compiler incrementally: only the
+// affected routes are recompiled and the dataplanes get a delta, however
+// many they are. Only when the server refuses (no incremental compiler,
+// or one out of step) is the complete learned set compiled.
 func (s *Syncer) flush() {
 	if len(s.dirty) == 0 || s.sp == nil {
 		return
 	}
-	if !s.needFull {
-		start := time.Now()
-		n := s.npending
-		ok := true
-		vpcs := make([]string, 0, len(s.pending))
-		for vpc := range s.pending {
-			vpcs = append(vpcs, vpc)
-		}
-		sort.Strings(vpcs)
-		for _, vpc := range vpcs {
-			var add, wd []compile.LearnedRoute
-			for _, p := range s.pending[vpc] {
-				if p.withdraw {
-					wd = append(wd, p.route)
-				} else {
-					add = append(add, p.route)
+	start := time.Now()
+	n := s.npending
+	ok := true
+	vpcs := make([]string, 0, len(s.pending))
+	for vpc := range s.pending {
+		vpcs = append(vpcs, vpc)
+	}
+	sort.Strings(vpcs)
+	for _, vpc := range vpcs {
+		m := s.pending[vpc]
+		var add, wd []compile.LearnedRoute
+		for _, p := range m {
+			if p.withdraw {
+				wd = append(wd, p.route)
+			} else {
+				if add == nil {
+					add = make([]compile.LearnedRoute, 0, len(m))
 				}
-			}
-			if err := s.srv.UpdateLearned(vpc, add, wd); err != nil {
-				s.log.Debug("incremental compilation refused, compiling everything", "vpc", vpc, "err", err)
-				ok = false
-				break
+				add = append(add, p.route)
 			}
 		}
-		clear(s.pending)
-		s.npending = 0
-		if ok {
-			clear(s.dirty)
-			s.lastEnd = time.Now()
-			s.lastTook = s.lastEnd.Sub(start)
-			total := 0
-			for _, vpc := range s.external {
-				total += s.sp.RouteCount(vpc)
-			}
-			s.mu.Lock()
-			s.lastCompile, s.lastCount = s.lastEnd, total
-			s.mu.Unlock()
-			s.log.Debug("learned routes updated", "changes", n, "took", s.lastTook)
-			return
+		if err := s.srv.UpdateLearned(vpc, add, wd); err != nil {
+			s.log.Debug("incremental compilation refused, compiling everything", "vpc", vpc, "err", err)
+			ok = false
+			break
 		}
 	}
-	s.flushFull()
+	if !ok {
+		s.flushFull()
+		return
+	}
+	// New maps: a transfer's batch may have held hundreds of thousands of
+	// changes, and a cleared map keeps its size.
+	s.pending = map[string]map[pendKey]pend{}
+	s.npending, s.large = 0, false
+	clear(s.dirty)
+	s.lastEnd = time.Now()
+	s.lastTook = s.lastEnd.Sub(start)
+	total := s.compiledCount()
+	s.mu.Lock()
+	s.lastCompile, s.lastCount = s.lastEnd, total
+	s.mu.Unlock()
+	s.log.Debug("learned routes updated", "changes", n, "took", s.lastTook)
+}
+
+// learnedCounter is implemented by a server that tells how many learned
+// routes its live tables were compiled from (package server does).
+type learnedCounter interface{ LearnedCount() int }
+
+// compiledCount is what BGPStatus reports as compiled: the server's own
+// count when it has one, else what the speaker holds (which may include
+// routes whose events are still on their way).
+func (s *Syncer) compiledCount() int {
+	if c, ok := s.srv.(learnedCounter); ok {
+		return c.LearnedCount()
+	}
+	total := 0
+	for _, vpc := range s.external {
+		total += s.sp.RouteCount(vpc)
+	}
+	return total
 }
 
 // flushFull compiles with the speaker's current routes of every external
 // VPC. It reads the speaker's store rather than replaying events: the
 // store is the truth.
 func (s *Syncer) flushFull() {
-	s.needFull = false
-	clear(s.pending)
-	s.npending = 0
+	s.pending = map[string]map[pendKey]pend{}
+	s.npending, s.large = 0, false
 	next := make(compile.Learned, len(s.external))
 	total := 0
 	for _, vpc := range s.external {
@@ -448,8 +461,8 @@ func (s *Syncer) stopSpeaker() {
 	s.cur, s.curGlobal = nil, bgp.Global{}
 	s.mu.Unlock()
 	// Whatever the old speaker taught is gone: compile without it.
-	clear(s.pending)
-	s.npending, s.needFull = 0, false
+	s.pending = map[string]map[pendKey]pend{}
+	s.npending, s.large = 0, false
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
 		s.learned = compile.Learned{}

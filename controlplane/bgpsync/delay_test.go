@@ -13,7 +13,7 @@ func TestDelayBeforeCompiling(t *testing.T) {
 		firstDirty time.Time
 		lastEnd    time.Time
 		lastTook   time.Duration
-		needFull   bool
+		large      bool
 		lead       bool // the changes began after a quiet spell
 		npending   int
 		min, max   time.Duration
@@ -21,18 +21,18 @@ func TestDelayBeforeCompiling(t *testing.T) {
 		{"a lone update after a quiet spell compiles at once", now, time.Time{}, 0, false, true, 1, 0, 0},
 		{"a few changes after a quiet spell compile at once", now, time.Time{}, 0, false, true, leadMax, 0, 0},
 		{"more changes after a quiet spell wait the quiet window", now, time.Time{}, 0, false, true, leadMax + 1, quiet - time.Millisecond, quiet},
-		{"a complete compilation after a quiet spell waits its pacing", now, now, 3 * time.Second, true, true, 0, 2*time.Second + 900*time.Millisecond, 3 * time.Second},
+		{"a large batch after a quiet spell waits its pacing", now, now, 3 * time.Second, true, true, 0, 2*time.Second + 900*time.Millisecond, 3 * time.Second},
 		{"an update right after another waits the quiet window", now, time.Time{}, 0, false, false, 1, quiet - time.Millisecond, quiet},
 		{"a stream of updates is compiled by the maximum delay", now.Add(-maxDelay + 2*time.Millisecond), time.Time{}, 0, false, false, 1, 0, 2 * time.Millisecond},
 		{"past the maximum delay it compiles at once", now.Add(-time.Second), time.Time{}, 0, false, false, 1, 0, 0},
 		{"a quick last compilation changes nothing", now, now.Add(-time.Millisecond), 2 * time.Millisecond, true, false, 0, quiet - time.Millisecond, quiet},
-		{"a long last compilation paces a complete one", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, true, false, 0, 2*time.Second - 100*time.Millisecond, 2 * time.Second},
-		{"a long last compilation does not hold back an incremental one", now, now.Add(-time.Second), 3 * time.Second, false, false, 1, quiet - time.Millisecond, quiet},
+		{"a long last compilation paces a large batch", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, true, false, 0, 2*time.Second - 100*time.Millisecond, 2 * time.Second},
+		{"a long last compilation does not hold back a small batch", now, now.Add(-time.Second), 3 * time.Second, false, false, 1, quiet - time.Millisecond, quiet},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := New(nil, Options{Quiet: quiet, MaxDelay: maxDelay})
-			s.firstDirty, s.lastEnd, s.lastTook, s.needFull = c.firstDirty, c.lastEnd, c.lastTook, c.needFull
+			s.firstDirty, s.lastEnd, s.lastTook, s.large = c.firstDirty, c.lastEnd, c.lastTook, c.large
 			s.lead, s.npending = c.lead, c.npending
 			if d := s.delay(); d < c.min || d > c.max {
 				t.Errorf("delay %v, want between %v and %v", d, c.min, c.max)

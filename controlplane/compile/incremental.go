@@ -25,6 +25,7 @@ type Compiler struct {
 	rib       map[string]*bart.Table[[]path]
 	neighbors []string // path.nbr -> neighbour address
 	nbrIndex  map[string]uint32
+	paths     int // learned paths held, all externals
 }
 
 // path is one learned path as the Compiler holds it (40 bytes; the
@@ -63,7 +64,14 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 				continue
 			}
 			np := comp.path(r)
-			rib.Modify(p, func(ps []path, _ bool) ([]path, bool) { return append(ps, np), false })
+			rib.Modify(p, func(ps []path, _ bool) ([]path, bool) {
+				// Learned may hold a path twice; a full compile keeps it
+				// once (bestLearned), so does the trie.
+				n := len(ps)
+				ps = slices.DeleteFunc(ps, func(x path) bool { return x == np })
+				comp.paths += 1 - (n - len(ps))
+				return append(ps, np), false
+			})
 		}
 	}
 	return comp, t, warns, nil
@@ -87,6 +95,10 @@ func (c *Compiler) Learned() Learned {
 	}
 	return l
 }
+
+// LearnedCount is the number of learned paths the Compiler holds (one
+// per external, neighbour and prefix): what its tables were compiled from.
+func (c *Compiler) LearnedCount() int { return c.paths }
 
 func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
 	return LearnedRoute{Prefix: p, NextHop: x.nextHop, MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
@@ -174,7 +186,9 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 			continue
 		}
 		rib.Modify(p, func(ps []path, ok bool) ([]path, bool) {
+			n := len(ps)
 			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == i })
+			c.paths -= n - len(ps)
 			return ps, len(ps) == 0
 		})
 	}
@@ -185,7 +199,9 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 		}
 		np := c.path(r)
 		rib.Modify(p, func(ps []path, _ bool) ([]path, bool) {
+			n := len(ps)
 			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == np.nbr })
+			c.paths += 1 - (n - len(ps))
 			return append(ps, np), false
 		})
 	}

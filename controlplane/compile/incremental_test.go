@@ -160,6 +160,9 @@ func TestIncrementalUpdatesGiveTheTablesOfAFullCompile(t *testing.T) {
 				if err := ApplyDelta(overTables, dOver); err != nil {
 					t.Fatal(err)
 				}
+				if comp.LearnedCount() != len(u.rib) || over.LearnedCount() != len(u.rib) {
+					t.Fatalf("step %d: LearnedCount %d and %d, want %d", step, comp.LearnedCount(), over.LearnedCount(), len(u.rib))
+				}
 				want, _, err := Compile(cfg, u.learned())
 				if err != nil {
 					t.Fatal(err)

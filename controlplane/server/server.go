@@ -383,6 +383,17 @@ func (s *Server) liveLearned() compile.Learned {
 	return s.learned
 }
 
+// LearnedCount is the number of learned routes the live tables were
+// compiled from (0 when the configuration does not compile).
+func (s *Server) LearnedCount() int {
+	s.changeMu.Lock()
+	defer s.changeMu.Unlock()
+	if s.comp == nil {
+		return 0
+	}
+	return s.comp.LearnedCount()
+}
+
 // ErrNoIncremental is returned by UpdateLearned when the live
 // configuration has no incremental compiler (it does not compile): use
 // SetLearned.
