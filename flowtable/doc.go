@@ -28,7 +28,15 @@
 //     count: the memory misses of a burst overlap and no bucket is scanned
 //     twice. Anything unusual falls back to the one-packet lookup.
 //   - Stores made under a stripe lock are release stores (a plain MOV on
-//     amd64), not sync/atomic's locked XCHG: the seqlock needs no more.
+//     amd64), not sync/atomic's locked XCHG: the seqlock needs no more. A
+//     bucket slot's change (sequence bump, stores, bump) is one assembly
+//     call. The stripe lock itself is a spin lock released by such a store:
+//     a locked release would wait for every store made under the lock.
+//   - New sessions: PrepareNew draws the first port, hashes its reply key
+//     and prefetches its bucket and the stripe's free slot for a whole
+//     burst; CreateDrawn uses that draw. Sweep gathers expired sessions,
+//     prefetches their buckets together, and frees a run of them in one
+//     stripe under one hold of its lock.
 //   - Aging: a deadline in whole seconds per session, computed from its
 //     protocol state and the configured timeouts. Sweep examines a bounded
 //     number of session slots per call (a shared cursor); it never scans the
