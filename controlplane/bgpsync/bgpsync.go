@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,14 +87,47 @@ const relativeMin = 512
 // compiles for next to nothing.
 const leadMax = 16
 
-type pendKey struct {
-	neighbor string
-	prefix   netip.Prefix
-}
-
+// pend is one route change of a VPC, in the order the speaker reported
+// it; finalChanges keeps the last one of each neighbour and prefix.
 type pend struct {
 	route    compile.LearnedRoute
 	withdraw bool
+}
+
+// finalChanges returns the last change of each neighbour and prefix of
+// ps (in no particular order), reusing ps's storage. Changes are gathered
+// in a slice and reduced once per compilation rather than kept in a map
+// as they arrive: a table transfer brings a million of them, nearly all
+// distinct, and the map's inserts and growth cost more than one sort.
+func finalChanges(ps []pend) []pend {
+	if len(ps) < 2 {
+		return ps
+	}
+	idx := make([]int32, len(ps))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		x, y := &ps[a].route, &ps[b].route
+		if x.Neighbor != y.Neighbor {
+			return strings.Compare(x.Neighbor, y.Neighbor)
+		}
+		if c := validate.ComparePrefix(x.Prefix, y.Prefix); c != 0 {
+			return c
+		}
+		return int(a - b) // the later change last
+	})
+	out := make([]pend, 0, len(ps))
+	for j, i := range idx {
+		if j+1 < len(idx) {
+			x, y := &ps[i].route, &ps[idx[j+1]].route
+			if x.Neighbor == y.Neighbor && x.Prefix == y.Prefix {
+				continue
+			}
+		}
+		out = append(out, ps[i])
+	}
+	return out
 }
 
 // Options configure a Syncer.
@@ -132,9 +166,10 @@ type Syncer struct {
 	// lead: the pending changes began after a quiet spell (no event for
 	// Quiet): compile them at once while they are few.
 	lead bool
-	// pending holds the final state of each changed route per VPC, for an
-	// incremental compilation; large: it is large enough to be paced.
-	pending  map[string]map[pendKey]pend
+	// pending holds the route changes per VPC since the last compilation,
+	// in order (finalChanges reduces them); large: they are many enough
+	// to be paced.
+	pending  map[string][]pend
 	npending int
 	large    bool
 	external []string // external VPCs of the live configuration
@@ -167,7 +202,7 @@ func New(srv Server, opts Options) *Syncer {
 	return &Syncer{
 		srv: srv, opts: opts, log: opts.Logger.With("component", "bgpsync"),
 		advVPCs: map[string]bool{}, learned: compile.Learned{}, dirty: map[string]bool{},
-		pending: map[string]map[pendKey]pend{},
+		pending: map[string][]pend{},
 	}
 }
 
@@ -248,18 +283,12 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	s.lastEvent = now
 	s.dirty[ev.VPC] = true
 	m := s.pending[ev.VPC]
-	if m == nil {
-		m = map[pendKey]pend{}
-		s.pending[ev.VPC] = m
-	}
 	for _, u := range ev.Updates {
 		r := u.Route
-		k := pendKey{r.Neighbor, r.Prefix}
-		if _, ok := m[k]; !ok {
-			s.npending++
-		}
-		m[k] = pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw}
+		m = append(m, pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw})
 	}
+	s.pending[ev.VPC] = m
+	s.npending += len(ev.Updates)
 	if s.lead && s.sp != nil && len(m)*8 > s.sp.RouteCount(ev.VPC) {
 		// compile.Compiler.UpdateLearned resolves every table whole for
 		// a batch that large against the VPC's own table (the first
@@ -290,7 +319,7 @@ func (s *Syncer) flush() {
 	}
 	sort.Strings(vpcs)
 	for _, vpc := range vpcs {
-		m := s.pending[vpc]
+		m := finalChanges(s.pending[vpc])
 		var add, wd []compile.LearnedRoute
 		for _, p := range m {
 			if p.withdraw {
@@ -314,7 +343,7 @@ func (s *Syncer) flush() {
 	}
 	// New maps: a transfer's batch may have held hundreds of thousands of
 	// changes, and a cleared map keeps its size.
-	s.pending = map[string]map[pendKey]pend{}
+	s.pending = map[string][]pend{}
 	s.npending, s.large = 0, false
 	clear(s.dirty)
 	s.lastEnd = time.Now()
@@ -348,7 +377,7 @@ func (s *Syncer) compiledCount() int {
 // VPC. It reads the speaker's store rather than replaying events: the
 // store is the truth.
 func (s *Syncer) flushFull() {
-	s.pending = map[string]map[pendKey]pend{}
+	s.pending = map[string][]pend{}
 	s.npending, s.large = 0, false
 	next := make(compile.Learned, len(s.external))
 	total := 0
@@ -461,7 +490,7 @@ func (s *Syncer) stopSpeaker() {
 	s.cur, s.curGlobal = nil, bgp.Global{}
 	s.mu.Unlock()
 	// Whatever the old speaker taught is gone: compile without it.
-	s.pending = map[string]map[pendKey]pend{}
+	s.pending = map[string][]pend{}
 	s.npending, s.large = 0, false
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
