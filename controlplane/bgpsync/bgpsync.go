@@ -87,28 +87,31 @@ const relativeMin = 512
 // compiles for next to nothing.
 const leadMax = 16
 
-// pend is one route change of a VPC, in the order the speaker reported
-// it; finalChanges keeps the last one of each neighbour and prefix.
-type pend struct {
-	route    compile.LearnedRoute
-	withdraw bool
-}
-
-// finalChanges returns the last change of each neighbour and prefix of
-// ps (in no particular order), reusing ps's storage. Changes are gathered
-// in a slice and reduced once per compilation rather than kept in a map
-// as they arrive: a table transfer brings a million of them, nearly all
-// distinct, and the map's inserts and growth cost more than one sort.
-func finalChanges(ps []pend) []pend {
-	if len(ps) < 2 {
-		return ps
+// finalChanges reduces the route changes of one VPC, batches of the
+// speaker's events in the order they came, to the last change of each
+// neighbour and prefix, as the compiler's announcements and withdrawals.
+// The events' updates are kept as they are until a compilation (the
+// speaker never modifies them) and reduced once, by a sort of their
+// indexes: a table transfer brings a million changes, nearly all
+// distinct, and copying them into a map or a slice as they arrive cost
+// more than the sort.
+func finalChanges(batches [][]bgp.RouteUpdate) (add, withdraw []compile.LearnedRoute) {
+	n := 0
+	for _, b := range batches {
+		n += len(b)
 	}
-	idx := make([]int32, len(ps))
+	refs := make([]*bgp.RouteUpdate, 0, n)
+	for _, b := range batches {
+		for i := range b {
+			refs = append(refs, &b[i])
+		}
+	}
+	idx := make([]int32, n)
 	for i := range idx {
 		idx[i] = int32(i)
 	}
 	slices.SortFunc(idx, func(a, b int32) int {
-		x, y := &ps[a].route, &ps[b].route
+		x, y := &refs[a].Route, &refs[b].Route
 		if x.Neighbor != y.Neighbor {
 			return strings.Compare(x.Neighbor, y.Neighbor)
 		}
@@ -117,17 +120,25 @@ func finalChanges(ps []pend) []pend {
 		}
 		return int(a - b) // the later change last
 	})
-	out := make([]pend, 0, len(ps))
 	for j, i := range idx {
+		u := refs[i]
 		if j+1 < len(idx) {
-			x, y := &ps[i].route, &ps[idx[j+1]].route
-			if x.Neighbor == y.Neighbor && x.Prefix == y.Prefix {
+			next := &refs[idx[j+1]].Route
+			if u.Route.Neighbor == next.Neighbor && u.Route.Prefix == next.Prefix {
 				continue
 			}
 		}
-		out = append(out, ps[i])
+		r := compile.LearnedRoute{Prefix: u.Route.Prefix, NextHop: u.Route.NextHop, MED: u.Route.MED, Neighbor: u.Route.Neighbor, ASPathLen: u.Route.ASPathLen}
+		if u.Withdraw {
+			withdraw = append(withdraw, r)
+			continue
+		}
+		if add == nil {
+			add = make([]compile.LearnedRoute, 0, len(idx)-j)
+		}
+		add = append(add, r)
 	}
-	return out
+	return add, withdraw
 }
 
 // Options configure a Syncer.
@@ -169,7 +180,8 @@ type Syncer struct {
 	// pending holds the route changes per VPC since the last compilation,
 	// in order (finalChanges reduces them); large: they are many enough
 	// to be paced.
-	pending  map[string][]pend
+	pending  map[string][][]bgp.RouteUpdate
+	vpcPend  map[string]int // changes pending per VPC
 	npending int
 	large    bool
 	external []string // external VPCs of the live configuration
@@ -202,7 +214,7 @@ func New(srv Server, opts Options) *Syncer {
 	return &Syncer{
 		srv: srv, opts: opts, log: opts.Logger.With("component", "bgpsync"),
 		advVPCs: map[string]bool{}, learned: compile.Learned{}, dirty: map[string]bool{},
-		pending: map[string][]pend{},
+		pending: map[string][][]bgp.RouteUpdate{},
 	}
 }
 
@@ -282,21 +294,22 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	}
 	s.lastEvent = now
 	s.dirty[ev.VPC] = true
-	m := s.pending[ev.VPC]
-	for _, u := range ev.Updates {
-		r := u.Route
-		m = append(m, pend{route: compile.LearnedRoute{Prefix: r.Prefix, NextHop: r.NextHop, MED: r.MED, Neighbor: r.Neighbor, ASPathLen: r.ASPathLen}, withdraw: u.Withdraw})
-	}
-	s.pending[ev.VPC] = m
+	// The speaker's events are shared and never modified: keep them.
+	s.pending[ev.VPC] = append(s.pending[ev.VPC], ev.Updates)
 	s.npending += len(ev.Updates)
-	if s.lead && s.sp != nil && len(m)*8 > s.sp.RouteCount(ev.VPC) {
+	if s.vpcPend == nil {
+		s.vpcPend = map[string]int{}
+	}
+	s.vpcPend[ev.VPC] += len(ev.Updates)
+	m := s.vpcPend[ev.VPC]
+	if s.lead && s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC) {
 		// compile.Compiler.UpdateLearned resolves every table whole for
 		// a batch that large against the VPC's own table (the first
 		// routes of an empty external): gather the whole burst into one
 		// such compilation rather than lead with a few.
 		s.lead = false
 	}
-	if s.npending > largeBatch || s.sp != nil && len(m) >= relativeMin && len(m)*8 > s.sp.RouteCount(ev.VPC) {
+	if s.npending > largeBatch || s.sp != nil && m >= relativeMin && m*8 > s.sp.RouteCount(ev.VPC) {
 		s.large = true
 	}
 	return true
@@ -319,18 +332,7 @@ func (s *Syncer) flush() {
 	}
 	sort.Strings(vpcs)
 	for _, vpc := range vpcs {
-		m := finalChanges(s.pending[vpc])
-		var add, wd []compile.LearnedRoute
-		for _, p := range m {
-			if p.withdraw {
-				wd = append(wd, p.route)
-			} else {
-				if add == nil {
-					add = make([]compile.LearnedRoute, 0, len(m))
-				}
-				add = append(add, p.route)
-			}
-		}
+		add, wd := finalChanges(s.pending[vpc])
 		if err := s.srv.UpdateLearned(vpc, add, wd); err != nil {
 			s.log.Debug("incremental compilation refused, compiling everything", "vpc", vpc, "err", err)
 			ok = false
@@ -343,7 +345,8 @@ func (s *Syncer) flush() {
 	}
 	// New maps: a transfer's batch may have held hundreds of thousands of
 	// changes, and a cleared map keeps its size.
-	s.pending = map[string][]pend{}
+	s.pending = map[string][][]bgp.RouteUpdate{}
+	clear(s.vpcPend)
 	s.npending, s.large = 0, false
 	clear(s.dirty)
 	s.lastEnd = time.Now()
@@ -377,7 +380,8 @@ func (s *Syncer) compiledCount() int {
 // VPC. It reads the speaker's store rather than replaying events: the
 // store is the truth.
 func (s *Syncer) flushFull() {
-	s.pending = map[string][]pend{}
+	s.pending = map[string][][]bgp.RouteUpdate{}
+	clear(s.vpcPend)
 	s.npending, s.large = 0, false
 	next := make(compile.Learned, len(s.external))
 	total := 0
@@ -490,7 +494,8 @@ func (s *Syncer) stopSpeaker() {
 	s.cur, s.curGlobal = nil, bgp.Global{}
 	s.mu.Unlock()
 	// Whatever the old speaker taught is gone: compile without it.
-	s.pending = map[string][]pend{}
+	s.pending = map[string][][]bgp.RouteUpdate{}
+	clear(s.vpcPend)
 	s.npending, s.large = 0, false
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
