@@ -45,13 +45,23 @@ func (s *Speaker) Subscribe() (<-chan Event, func()) {
 	return sub.ch, cancel
 }
 
+// mergeMax is the size up to which a queued route batch takes later
+// updates of its VPC. A busy subscriber (the compiler, while a full table
+// streams in) would otherwise leave one batch growing to hundreds of
+// thousands of updates, copied at every doubling of its slice on the
+// watch goroutine, which is the speaker's critical path during a
+// transfer (it also converts every path in gobgp). Batches of this size
+// are few enough for any subscriber.
+const mergeMax = 8192
+
 // pushUpdatesLocked queues route updates of vpc, merging them into the last
-// queued event when it is a route batch of the same VPC. Order is kept: a
-// session event in between starts a new batch.
+// queued event when it is a route batch of the same VPC that is not yet
+// mergeMax long. Order is kept: a session event in between starts a new
+// batch.
 func (s *Speaker) pushUpdatesLocked(vpc string, ups []RouteUpdate) {
 	if k := len(s.pending); k > 0 {
 		last := &s.pending[k-1]
-		if last.Kind == RoutesChanged && last.VPC == vpc {
+		if last.Kind == RoutesChanged && last.VPC == vpc && len(last.Updates) < mergeMax {
 			last.Updates = append(last.Updates, ups...)
 			return
 		}

@@ -183,6 +183,10 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 		if n == nil || !n.up {
 			continue
 		}
+		if ups == nil {
+			// Room for the rest of the paths: one allocation per batch.
+			ups = make([]RouteUpdate, 0, len(parsed)-i)
+		}
 		n.setLooped(p.prefix, p.looped)
 		if p.withdraw {
 			if v, ok := n.forget(p.prefix); ok {

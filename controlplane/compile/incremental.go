@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/gaissmai/bart"
 
@@ -306,9 +307,23 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 		} else {
 			all = rb.routes(rb.m.ByName[k.vpc])
 		}
+		// Regions of whole address families (a batch large against the
+		// table) keep every destination route of those families: no
+		// parsing, an IPv6 prefix has a colon.
+		whole := !slices.ContainsFunc(rs, func(r netip.Prefix) bool { return r.Bits() > 0 })
+		has4 := slices.ContainsFunc(rs, func(r netip.Prefix) bool { return r.Addr().Is4() })
+		has6 := slices.ContainsFunc(rs, func(r netip.Prefix) bool { return r.Addr().Is6() })
 		kept := all[:0]
 		for _, r := range all {
-			if !r.MatchSource && inRegions(rs, mustRoutePrefix(r.Prefix)) {
+			var in bool
+			switch {
+			case r.MatchSource:
+			case whole:
+				in = has6 && strings.IndexByte(r.Prefix, ':') >= 0 || has4 && strings.IndexByte(r.Prefix, ':') < 0
+			default:
+				in = inRegions(rs, mustRoutePrefix(r.Prefix))
+			}
+			if in {
 				kept = append(kept, r)
 			}
 		}
