@@ -264,7 +264,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 // before as long as the last compilation took has passed since it ended:
 // with a full table a compilation of such a batch can take a second or
 // more, and this keeps compiling to at most half of the time, leaving the
-// CPU to receiving the table, while the batches grow with the table.
+// CPU to receiving the table, while the batches grow with the table;
+// once the stream pauses (transferQuiet), the batch compiles at once.
 // Single updates are never held back so: a few changes after a quiet
 // spell compile at once (lead).
 func (s *Syncer) delay() time.Duration {
@@ -276,10 +277,18 @@ func (s *Syncer) delay() time.Duration {
 		d = max(left, 0)
 	}
 	if pace := time.Until(s.lastEnd.Add(s.lastTook)); s.large && pace > d {
-		d = pace
+		// ... unless the stream pauses: the pace leaves the CPU to
+		// receiving a table, and once nothing more arrives there is
+		// nothing to leave it to (the timer is set again at every event,
+		// so this fires transferQuiet after the last one).
+		d = max(d, min(pace, transferQuiet))
 	}
 	return d
 }
+
+// transferQuiet is the pause in a stream of route changes after which a
+// paced compilation runs at once: the end of a table transfer.
+const transferQuiet = 50 * time.Millisecond
 
 // note records which VPC's learned routes changed; it reports whether
 // a compilation is due.

@@ -21,12 +21,13 @@ func TestDelayBeforeCompiling(t *testing.T) {
 		{"a lone update after a quiet spell compiles at once", now, time.Time{}, 0, false, true, 1, 0, 0},
 		{"a few changes after a quiet spell compile at once", now, time.Time{}, 0, false, true, leadMax, 0, 0},
 		{"more changes after a quiet spell wait the quiet window", now, time.Time{}, 0, false, true, leadMax + 1, quiet - time.Millisecond, quiet},
-		{"a large batch after a quiet spell waits its pacing", now, now, 3 * time.Second, true, true, 0, 2*time.Second + 900*time.Millisecond, 3 * time.Second},
+		{"a large batch after a quiet spell waits its pacing, at most a transfer's pause", now, now, 3 * time.Second, true, true, 0, transferQuiet - time.Millisecond, transferQuiet},
 		{"an update right after another waits the quiet window", now, time.Time{}, 0, false, false, 1, quiet - time.Millisecond, quiet},
 		{"a stream of updates is compiled by the maximum delay", now.Add(-maxDelay + 2*time.Millisecond), time.Time{}, 0, false, false, 1, 0, 2 * time.Millisecond},
 		{"past the maximum delay it compiles at once", now.Add(-time.Second), time.Time{}, 0, false, false, 1, 0, 0},
 		{"a quick last compilation changes nothing", now, now.Add(-time.Millisecond), 2 * time.Millisecond, true, false, 0, quiet - time.Millisecond, quiet},
-		{"a long last compilation paces a large batch", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, true, false, 0, 2*time.Second - 100*time.Millisecond, 2 * time.Second},
+		{"a long last compilation paces a large batch until the stream pauses", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, true, false, 0, transferQuiet - time.Millisecond, transferQuiet},
+		{"a pace shorter than a transfer's pause", now.Add(-time.Second), now.Add(-time.Second), time.Second + 20*time.Millisecond, true, false, 0, 10 * time.Millisecond, 20 * time.Millisecond},
 		{"a long last compilation does not hold back a small batch", now, now.Add(-time.Second), 3 * time.Second, false, false, 1, quiet - time.Millisecond, quiet},
 	}
 	for _, c := range cases {
