@@ -290,7 +290,10 @@ func (w *Worker) flush4() {
 				// hits (a burst of distinct destinations) does not pay.
 				m.prepare()
 			}
-			if a := &w.adj[m.adj]; m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl &&
+			// A hit after another (hp > 0: the same memo, and only
+			// the hit path ran since, which changes no adjacency)
+			// has the adjacency checked already.
+			if a := &w.adj[m.adj]; (hp > 0 || m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl) &&
 				b.Off+e.p.l3 >= vxlanHdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
