@@ -263,8 +263,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 // and, when the pending changes are many (a table streaming in), not
 // before as long as the last compilation took has passed since it ended:
 // with a full table a compilation of such a batch can take a second or
-// more, and this keeps compiling to at most half of the time, leaving the
-// CPU to receiving the table, while the batches grow with the table;
+// more, and this keeps compiling to at most a third of the time (see
+// paceFactor), leaving the CPU to receiving the table, while the batches
+// grow with the table;
 // once the stream pauses (transferQuiet), the batch compiles at once.
 // Single updates are never held back so: a few changes after a quiet
 // spell compile at once (lead).
@@ -276,7 +277,7 @@ func (s *Syncer) delay() time.Duration {
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
 	}
-	if pace := time.Until(s.lastEnd.Add(s.lastTook)); s.large && pace > d {
+	if pace := time.Until(s.lastEnd.Add(paceFactor * s.lastTook)); s.large && pace > d {
 		// ... unless the stream pauses: the pace leaves the CPU to
 		// receiving a table, and once nothing more arrives there is
 		// nothing to leave it to (the timer is set again at every event,
@@ -287,8 +288,17 @@ func (s *Syncer) delay() time.Duration {
 }
 
 // transferQuiet is the pause in a stream of route changes after which a
-// paced compilation runs at once: the end of a table transfer.
-const transferQuiet = 50 * time.Millisecond
+// paced compilation runs at once: the end of a table transfer. Shorter
+// pauses happen inside a transfer on a loaded machine (the watch
+// goroutine waits for a core), and each would cost a compilation of the
+// whole table.
+const transferQuiet = 250 * time.Millisecond
+
+// paceFactor spaces the compilations of large batches: after one that
+// took d, the next waits paceFactor*d (or the end of the stream), so
+// compiling takes at most a third of the time of a transfer, which
+// competes with gobgp for the same cores.
+const paceFactor = 2
 
 // note records which VPC's learned routes changed; it reports whether
 // a compilation is due.

@@ -27,6 +27,7 @@ func TestDelayBeforeCompiling(t *testing.T) {
 		{"past the maximum delay it compiles at once", now.Add(-time.Second), time.Time{}, 0, false, false, 1, 0, 0},
 		{"a quick last compilation changes nothing", now, now.Add(-time.Millisecond), 2 * time.Millisecond, true, false, 0, quiet - time.Millisecond, quiet},
 		{"a long last compilation paces a large batch until the stream pauses", now.Add(-time.Second), now.Add(-time.Second), 3 * time.Second, true, false, 0, transferQuiet - time.Millisecond, transferQuiet},
+		{"a pace of twice the last compilation", now.Add(-time.Second), now.Add(-100 * time.Millisecond), 100 * time.Millisecond, true, false, 0, 50 * time.Millisecond, 100 * time.Millisecond},
 		{"a long last compilation does not hold back a small batch", now, now.Add(-time.Second), 3 * time.Second, false, false, 1, quiet - time.Millisecond, quiet},
 	}
 	for _, c := range cases {
