@@ -166,7 +166,9 @@ type localMemo struct {
 // everything route4 derives from the tables alone (the action, both
 // translations, the delivery next hop, TTL decrement and MTU). It is only
 // made when neither group is ECMP (the flow hash plays no part), so a
-// packet matching it on those four keys gets the same decision; the checks
+// packet matching it on those four keys (or, for an anyDst memo, on vpc,
+// src and g with the delivery group g2 in place of dst) gets the same
+// decision; the checks
 // that depend on the packet (ingress filter on protocol and ports, TTL,
 // MTU) stay, and a packet failing one takes the full path, which drops it.
 // gen is learnGen (a new snapshot changes it); 0 is never valid.
