@@ -417,7 +417,10 @@ func BenchmarkBuild(b *testing.B) {
 // readers can use concurrently; bart-persist is bart's equivalent
 // (InsertPersist/DeletePersist), bart its in-place update, which needs the
 // caller to lock out readers. peergate-nodirect is peergate without the
-// direct-pointing table, whose chunks each update rebuilds.
+// direct-pointing table, whose chunks each update rebuilds; peergate-copy
+// is peergate with the in-place overwrite of level-1 records turned off
+// (every level-1 change copies its sibling block and the root), an A/B in
+// the same process.
 func BenchmarkUpdate(b *testing.B) {
 	f := loadFull(b)
 	pick := func(rnd *rand.Rand) Route { return f.routes[rnd.IntN(len(f.routes))] }
@@ -460,14 +463,16 @@ func BenchmarkUpdate(b *testing.B) {
 		report(b, lat, cpu)
 	}
 	for _, im := range []struct {
-		name  string
-		dpMin int
-	}{{"peergate", 0}, {"peergate-nodirect", 1 << 62}} {
+		name    string
+		dpMin   int
+		copyAll bool
+	}{{"peergate", 0, false}, {"peergate-copy", 0, true}, {"peergate-nodirect", 1 << 62, false}} {
 		b.Run(im.name, func(b *testing.B) {
 			t, err := Build(f.routesSorted)
 			if err != nil {
 				b.Fatal(err)
 			}
+			t.w.copyAll = im.copyAll
 			withDirect(t, im.dpMin)
 			run(b, func(r Route) { t.Delete(r.Prefix) }, func(r Route) {
 				if err := t.Insert(r.Prefix, r.Value); err != nil {

@@ -3,6 +3,7 @@ package lpm
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -243,6 +244,8 @@ type writer struct {
 	// records in place instead of copying their whole sibling block (up
 	// to 64 records) and the root: about half the words of an update.
 	ownFrom [2]uint32
+	// copyAll turns the in-place overwrite off (benchmarks compare).
+	copyAll bool
 }
 
 func (w *writer) init() {
@@ -460,6 +463,9 @@ func (w *writer) update(p netip.Prefix, v uint32, del bool) bool {
 	} else {
 		o := newOp(p, v, del)
 		o.ownFrom = w.ownFrom[f]
+		if w.copyAll {
+			o.ownFrom = math.MaxUint32
+		}
 		r, changed, _ := w.modify(&old, 0, w.def[f], &o)
 		if !changed {
 			return false
