@@ -7,8 +7,9 @@
 //     change, stopped without a Gateway ASN) and its neighbours are exactly
 //     the bgp.neighbors of the VPCs with external: true;
 //   - speaker -> compiler: learned-route events are coalesced (a full table
-//     arrives in many batches) and handed to server.SetLearned, one
-//     compilation at a time;
+//     arrives in many batches) and handed to server.UpdateLearned, one
+//     incremental compilation at a time (a transfer's large batches paced,
+//     see delay), server.SetLearned only when the server refuses;
 //   - compiled tables -> speaker: each external VPC's neighbours are told
 //     what that VPC reaches through the gateway (see Advertised).
 //

@@ -86,9 +86,22 @@
 // routes (BenchmarkUpdateLearned) an update takes 0.35 ms at p50 and 12-35
 // ms at p99 (the tail: updates of /8s whose regions hold thousands of
 // routes, and GC). An update touching more than an eighth of the
-// external's prefixes (a session going down or up) resolves the affected
-// tables whole, before and after: 2-2.5 s for 500 k routes
-// (BenchmarkSessionLearned).
+// external's prefixes (a session going down or up, a batch of a table
+// streaming in) resolves the affected tables whole, before and after:
+// 2-2.5 s for 500 k routes (BenchmarkSessionLearned).
+//
+// UpdateLearnedOver, given the live tables (what the server holds), reads
+// the routes before an update from them instead of resolving them, so a
+// whole-table update resolves once; all tables of an update are resolved
+// from one set of learned routes and local candidates; and ApplyDelta
+// rebuilds a route list with more than InPlaceMax changes in one pass
+// (a table streaming in sends deltas of hundreds of thousands of routes,
+// which inserted one at a time moved the whole list each time). The
+// Internet table streamed into an empty external in batches as large as
+// the table so far (BenchmarkStreamingInternetTable, over/doubling) costs
+// about 2.5 complete compilations; in fixed batches of 32 k routes, ten
+// or more (a region's resolution costs ~15x a route of a whole-table
+// one), which is why bgpsync paces a transfer's batches.
 package compile
 
 import (
