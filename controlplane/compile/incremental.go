@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gaissmai/bart"
 
@@ -27,6 +28,9 @@ type Compiler struct {
 	neighbors []string // path.nbr -> neighbour address
 	nbrIndex  map[string]uint32
 	paths     int // learned paths held, all externals
+	// parallelMin: from this many learned routes an update's tables are
+	// resolved concurrently (defaultParallelMin; tests lower it).
+	parallelMin int
 }
 
 // path is one learned path as the Compiler holds it (40 bytes; the
@@ -52,7 +56,7 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 	}
 	t := b.all()
 	b.t, b.learned, b.local = nil, nil, nil // the caller owns the tables
-	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}}
+	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}, parallelMin: defaultParallelMin}
 	for _, x := range m.VPCs {
 		if !x.External {
 			continue
@@ -299,8 +303,14 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 	for _, x := range rb.m.VPCs {
 		rb.local[x.Name] = rb.localCandidates(x)
 	}
-	out := make(map[tableKey]regionRoutes, len(regions))
-	for k, rs := range regions {
+	keys := make([]tableKey, 0, len(regions))
+	for k := range regions {
+		keys = append(keys, k)
+	}
+	res := make([]regionRoutes, len(keys))
+	one := func(i int) {
+		k := keys[i]
+		rs := regions[k]
 		var all []*tablesv1.Route
 		if k.local {
 			all = resolve(rb.local[k.vpc])
@@ -327,10 +337,36 @@ func (c *Compiler) resolveRegions(regions map[tableKey][]netip.Prefix) map[table
 				kept = append(kept, r)
 			}
 		}
-		out[k] = regionRoutes{rs, kept}
+		res[i] = regionRoutes{rs, kept}
+	}
+	// The tables are independent once the candidates are built (rb is
+	// only read): with many learned routes (a batch of a transfer, whose
+	// last one is resolved while the dataplanes wait) each gets a core.
+	total := 0
+	for _, rs := range learned {
+		total += len(rs)
+	}
+	if total >= c.parallelMin && len(keys) > 1 {
+		var wg sync.WaitGroup
+		for i := range keys {
+			wg.Go(func() { one(i) })
+		}
+		wg.Wait()
+	} else {
+		for i := range keys {
+			one(i)
+		}
+	}
+	out := make(map[tableKey]regionRoutes, len(keys))
+	for i, k := range keys {
+		out[k] = res[i]
 	}
 	return out
 }
+
+// defaultParallelMin is the number of learned routes from which an
+// update's tables are resolved concurrently.
+const defaultParallelMin = 16384
 
 // liveRegions reads, per table of regions, the destination routes of cur
 // inside the regions: what resolveRegions gives for the Compiler's state
