@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/peergate/peergate/internal/prefetch"
 )
 
 const burst = 32
@@ -298,11 +300,11 @@ func BenchmarkMemoryReference(b *testing.B) {
 		for i := 0; i < b.N; i += burst {
 			base := i % (lines - burst)
 			for k := 0; k < burst; k++ {
-				prefetch(uintptr(unsafe.Pointer(&a[perm[base+k]*8])))
+				prefetch.Line(uintptr(unsafe.Pointer(&a[perm[base+k]*8])))
 			}
 			for k := 0; k < burst; k++ {
 				t[k] = a[perm[base+k]*8+1]
-				prefetch(uintptr(unsafe.Pointer(&c[t[k]])))
+				prefetch.Line(uintptr(unsafe.Pointer(&c[t[k]])))
 			}
 			for k := 0; k < burst; k++ {
 				if c[t[k]] == t[k] {

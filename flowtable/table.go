@@ -9,6 +9,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/peergate/peergate/internal/prefetch"
 )
 
 // Flow is a session's forward key: the packet as the inside host sends it.
@@ -688,7 +690,7 @@ const burstMax = 32
 func (t *Table) LookupBurst(qs []Query, now int64) {
 	sec := seconds(now)
 	// Prefetch addresses are gathered and issued by one assembly call per
-	// group (prefetchN): a call per key cost more than the rest of the pass.
+	// group (prefetch.Lines): a call per key cost more than the rest of the pass.
 	var pf [burstMax]uintptr
 	for len(qs) > 0 {
 		b := qs[:min(len(qs), burstMax)]
@@ -705,7 +707,7 @@ func (t *Table) LookupBurst(qs []Query, now int64) {
 			q.Hash = h
 			pf[k] = uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h))))
 		}
-		prefetchN(&pf[0], len(b))
+		prefetch.Lines(&pf[0], len(b))
 		// Sessions are prefetched eight keys at a time, so that the first
 		// are on their way before the pass ends.
 		g := 0
@@ -716,12 +718,12 @@ func (t *Table) LookupBurst(qs []Query, now int64) {
 			q.cand = noIndex
 			pf[k] = t.peekFirst(q, s, t.home(q.Hash))
 			if k&7 == 7 {
-				prefetchN(&pf[g], k+1-g)
+				prefetch.Lines(&pf[g], k+1-g)
 				g = k + 1
 			}
 		}
 		if g < len(b) {
-			prefetchN(&pf[g], len(b)-g)
+			prefetch.Lines(&pf[g], len(b)-g)
 		}
 		// About one key in ten overflowed its home bucket (load factor
 		// 0.85, 7 slots): follow the chains here, prefetched, rather than
@@ -783,7 +785,7 @@ func (t *Table) peekBucket(q *Query, s, pos uint32) bool {
 	if hs := bk.hits(tagOf(q.Hash)); hs != 0 {
 		if i := atomic.LoadUint32(&bk.idx[bits.TrailingZeros32(hs)]); i < uint32(len(t.sessions)) {
 			q.cand = i
-			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+			prefetch.Line(uintptr(unsafe.Pointer(&t.sessions[i])))
 		}
 		return false
 	}
@@ -795,7 +797,7 @@ func (t *Table) peekBucket(q *Query, s, pos uint32) bool {
 		pos = 0
 	}
 	q.next = pos
-	prefetch(uintptr(unsafe.Pointer(t.bucketAt(s, pos))))
+	prefetch.Line(uintptr(unsafe.Pointer(t.bucketAt(s, pos))))
 	return true
 }
 
@@ -846,7 +848,7 @@ func (t *Table) lookupCand(m *matcher, q *Query, sec uint32) bool {
 // PrefetchBucket starts loading the home bucket of h: the first pass over a
 // burst.
 func (t *Table) PrefetchBucket(h uint64) {
-	prefetch(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h)))))
+	prefetch.Line(uintptr(unsafe.Pointer(t.bucketAt(t.stripeOf(h), t.home(h)))))
 }
 
 // PeekFlow prefetches the session a lookup of h will probably compare: the
@@ -860,7 +862,7 @@ func (t *Table) peek(h uint64) {
 	b := t.bucketAt(t.stripeOf(h), t.home(h))
 	if hs := b.hits(tagOf(h)); hs != 0 {
 		if i := atomic.LoadUint32(&b.idx[bits.TrailingZeros32(hs)]); i < uint32(len(t.sessions)) {
-			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+			prefetch.Line(uintptr(unsafe.Pointer(&t.sessions[i])))
 		}
 	}
 }
@@ -896,7 +898,7 @@ type Draw struct {
 func (t *Table) PrepareNew(d *Draw, f *Flow, fh uint64, pub uint32, ports *Ports, rnd uint64) {
 	d.ok = false
 	if i := t.stripes[t.stripeOf(fh)].loadFree(); i < uint32(len(t.sessions)) {
-		prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+		prefetch.Line(uintptr(unsafe.Pointer(&t.sessions[i])))
 	}
 	if ports.Tries > 0 && ports.Total > 0 && ports.Span > 0 {
 		d.from, d.ports = rnd, *ports
@@ -970,7 +972,7 @@ func (t *Table) CreateDrawn(ent *Entry, f *Flow, fh uint64, pub uint32, ports *P
 		}
 		t.PrefetchBucket(fh)
 		if i := st.loadFree(); i < uint32(len(t.sessions)) {
-			prefetch(uintptr(unsafe.Pointer(&t.sessions[i])))
+			prefetch.Line(uintptr(unsafe.Pointer(&t.sessions[i])))
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -1222,7 +1224,7 @@ func (t *Table) Sweep(now int64, n int) int {
 // per victim) and expires them, holding each forward stripe once for a run
 // of victims in it and updating the live count once per run.
 func (t *Table) expireBatch(pf *[2 * sweepBatch]uintptr, vs []victim, sec uint32) int {
-	prefetchN(&pf[0], 2*len(vs))
+	prefetch.Lines(&pf[0], 2*len(vs))
 	freed := 0
 	for k := 0; k < len(vs); {
 		s := vs[k].i / t.per

@@ -78,6 +78,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/peergate/peergate/internal/prefetch"
 )
 
 // NoValue is reserved: it marks "no route" in the lookup structure, so
@@ -354,7 +356,7 @@ func (st *batchState) finish(leaves, vals []uint32) int {
 	for i := range vals {
 		pf[i&(batchSize-1)] = lb + uintptr(st.leaf[i&(batchSize-1)])*4
 	}
-	prefetchN(&pf[0], len(vals))
+	prefetch.Lines(&pf[0], len(vals))
 	hits := 0
 	for i := range vals {
 		v := leaves[st.leaf[i]]
@@ -404,7 +406,7 @@ func (s *Snapshot) batch4(addrs, vals []uint32) int {
 		for j, i := range st.list[:n] {
 			pf[j] = st.groupAddr(nodes, i, uint(addrs[i&(batchSize-1)]>>shift)&0xff)
 		}
-		prefetchN(&pf[0], n)
+		prefetch.Lines(&pf[0], n)
 		k := uint32(0)
 		for _, i := range st.list[:n] {
 			more := st.step(nodes, i, uint(addrs[i&(batchSize-1)]>>shift)&0xff)
@@ -462,7 +464,7 @@ func (s *Snapshot) batch6(hi, lo []uint64, vals []uint32) int {
 		for j, i := range st.list[:n] {
 			pf[j] = st.groupAddr(nodes, i, uint(src[i&(batchSize-1)]>>shift)&0xff)
 		}
-		prefetchN(&pf[0], n)
+		prefetch.Lines(&pf[0], n)
 		for _, i := range st.list[:n] {
 			more := st.step(nodes, i, uint(src[i&(batchSize-1)]>>shift)&0xff)
 			st.list[k&(batchSize-1)] = i

@@ -1,13 +1,13 @@
 #include "textflag.h"
 
-// func prefetch(addr uintptr)
-TEXT ·prefetch(SB), NOSPLIT, $0-8
+// func Line(addr uintptr)
+TEXT ·Line(SB), NOSPLIT, $0-8
 	MOVQ addr+0(FP), AX
 	PREFETCHT0 (AX)
 	RET
 
-// func prefetchN(p *uintptr, n int)
-TEXT ·prefetchN(SB), NOSPLIT, $0-16
+// func Lines(p *uintptr, n int)
+TEXT ·Lines(SB), NOSPLIT, $0-16
 	MOVQ p+0(FP), AX
 	MOVQ n+8(FP), CX
 	TESTQ CX, CX

@@ -1,7 +1,0 @@
-//go:build !amd64
-
-package flowtable
-
-func prefetch(addr uintptr) {}
-
-func prefetchN(p *uintptr, n int) {}

@@ -1,5 +1,0 @@
-//go:build !amd64
-
-package lpm
-
-func prefetchN(p *uintptr, n int) {}
