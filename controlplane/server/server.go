@@ -97,9 +97,9 @@ type Server struct {
 	// spares holds copies of the live tables' large route slices, made in
 	// the background after each update, that the next update takes
 	// instead of copying on its own path (see spareRoutes).
-	sparesMu  sync.Mutex
-	spares    map[spareKey]spareRoutes
-	preparing map[spareKey]bool // one copy in the making per table
+	sparesMu sync.Mutex
+	spares   map[spareKey]*spareRoutes // the newest copy made or wanted per table
+	copying  map[spareKey]bool         // one copier per table at a time
 
 	// changed is closed and replaced each time a new generation is live
 	// (guarded by mu), so followers such as the BGP glue wake up without
@@ -556,21 +556,42 @@ type spareKey struct {
 	local bool
 }
 
-// spareRoutes is a copy of the route slice src, made after src went live.
+// spareRoutes is a copy of the route slice src, made in the background
+// after src went live; copy is set (by the one copier of its table)
+// before done is closed.
 type spareRoutes struct {
-	src  []*tablesv1.Route
-	copy []*tablesv1.Route
+	src     []*tablesv1.Route
+	copy    []*tablesv1.Route
+	started bool // a copier took it (guarded by sparesMu)
+	done    chan struct{}
+}
+
+// sameSlice reports whether a and b are the same slice of the same array
+// (the live tables' slices are never modified).
+func sameSlice(a, b []*tablesv1.Route) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
 // takeSpare returns the prepared copy of rs, when there is one of exactly
-// rs (same array and length: the live tables' slices are never modified)
-// with room for extra routes; nil otherwise.
+// rs with room for extra routes; nil otherwise. A copy of rs still in the
+// making is waited for: it started before this update and costs no more
+// to finish than a copy of our own would to make, and it spares the
+// update the allocation of a large slice while the GC marks a heap of
+// gigabytes (whose assist, with a full table held, took 40-50 ms).
 func (s *Server) takeSpare(k spareKey, rs []*tablesv1.Route, extra int) []*tablesv1.Route {
 	s.sparesMu.Lock()
-	sp, ok := s.spares[k]
+	sp := s.spares[k]
+	if sp == nil || !sameSlice(sp.src, rs) || !sp.started {
+		// Not started: the copier is busy with an older slice; the
+		// update copies on its own path and the next copy is of its
+		// tables (prepareSpares replaces this one).
+		s.sparesMu.Unlock()
+		return nil
+	}
 	delete(s.spares, k)
 	s.sparesMu.Unlock()
-	if !ok || len(sp.src) != len(rs) || len(rs) == 0 || &sp.src[0] != &rs[0] || cap(sp.copy)-len(sp.copy) < extra {
+	<-sp.done
+	if cap(sp.copy)-len(sp.copy) < extra {
 		return nil
 	}
 	return sp.copy
@@ -578,12 +599,16 @@ func (s *Server) takeSpare(k spareKey, rs []*tablesv1.Route, extra int) []*table
 
 // prepareSpares copies, in the background, the large route slices of t
 // that d changed, for the next update to take. With a full table held, an
-// update's own copy of a 400 k-route slice took 20-250 ms when the GC was
+// update's own copy of a 1 M-route slice took 20-250 ms when the GC was
 // marking (a large allocation pays its assist); made here, it is paid off
-// the update's path, between updates. One copy per table is in the
-// making at a time: an update that comes sooner copies on its own path,
-// so a stream of updates allocates at most twice what it did. t's slices
-// are live and never modified, so reading them concurrently is safe.
+// the update's path, between updates. One copier runs per table at a
+// time and always goes on with the newest slice wanted: were a copy of
+// an older slice to block the next one (as it did), an update that came
+// while it was in the making would leave the following updates without
+// a copy too, each copying on its own path. t's slices are live and never
+// modified, so reading them concurrently is safe. Large deltas (a table
+// streaming in) get a copy as well: the first single update after a
+// transfer then finds one, and a transfer's batches are seconds apart.
 func (s *Server) prepareSpares(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 	for _, vd := range d.GetVpcs() {
 		i := int(vd.GetVpcId())
@@ -592,39 +617,52 @@ func (s *Server) prepareSpares(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 		}
 		v := t.Vpcs[i]
 		for _, c := range []struct {
-			local   bool
-			rs      []*tablesv1.Route
-			changes int
-		}{
-			{false, v.Routes, len(vd.GetUpsertRoutes()) + len(vd.GetRemoveRoutes())},
-			{true, v.LocalRoutes, len(vd.GetUpsertLocalRoutes()) + len(vd.GetRemoveLocalRoutes())},
-		} {
-			// After a large delta (a table streaming in) the next one is
-			// likely large too, and rebuilds the list without a copy.
-			if len(c.rs) < spareMin || c.changes > compile.InPlaceMax {
+			local bool
+			rs    []*tablesv1.Route
+		}{{false, v.Routes}, {true, v.LocalRoutes}} {
+			if len(c.rs) < spareMin {
 				continue
 			}
-			k, rs := spareKey{v.Id, c.local}, c.rs
-			s.sparesMu.Lock()
-			busy := s.preparing[k]
-			if !busy {
-				if s.preparing == nil {
-					s.preparing, s.spares = map[spareKey]bool{}, map[spareKey]spareRoutes{}
-				}
-				s.preparing[k] = true
-			}
-			s.sparesMu.Unlock()
-			if busy {
-				continue
-			}
-			go func() {
-				cp := cloneRoutes(rs, spareExtra)
-				s.sparesMu.Lock()
-				s.spares[k] = spareRoutes{src: rs, copy: cp}
-				delete(s.preparing, k)
-				s.sparesMu.Unlock()
-			}()
+			s.prepareSpare(spareKey{v.Id, c.local}, c.rs)
 		}
+	}
+}
+
+// prepareSpare has a copy of rs made for k, unless one is already.
+func (s *Server) prepareSpare(k spareKey, rs []*tablesv1.Route) {
+	s.sparesMu.Lock()
+	defer s.sparesMu.Unlock()
+	if s.spares == nil {
+		s.spares, s.copying = map[spareKey]*spareRoutes{}, map[spareKey]bool{}
+	}
+	if sp := s.spares[k]; sp != nil && sameSlice(sp.src, rs) {
+		return
+	}
+	sp := &spareRoutes{src: rs, done: make(chan struct{})}
+	s.spares[k] = sp
+	if s.copying[k] {
+		return // the running copier takes it next
+	}
+	s.copying[k], sp.started = true, true
+	go s.copySpares(k, sp)
+}
+
+// copySpares makes sp's copy, then the copy of any newer slice of k
+// wanted meanwhile, until none is.
+func (s *Server) copySpares(k spareKey, sp *spareRoutes) {
+	for {
+		sp.copy = cloneRoutes(sp.src, spareExtra)
+		close(sp.done)
+		s.sparesMu.Lock()
+		next := s.spares[k]
+		if next == nil || next.started {
+			s.copying[k] = false
+			s.sparesMu.Unlock()
+			return
+		}
+		next.started = true
+		s.sparesMu.Unlock()
+		sp = next
 	}
 }
 

@@ -237,12 +237,15 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	// updates, never a batch.
 	const updates = 30
 	var lat []time.Duration
+	var order strings.Builder // each update's latency, in order, with its start (to match the controlplane's log)
 	for i := range updates {
 		prefix := fmt.Sprintf("100.127.%d.0/24", i)
 		s := time.Now()
 		e2.announce(prefix, 0)
 		lat = append(lat, w.until(t, prefix+" live", is("vpc-e2 10"), prefix).Sub(s))
+		fmt.Fprintf(&order, " %s:%v", s.UTC().Format("05.000000"), lat[i].Round(100*time.Microsecond))
 	}
+	t.Logf("single updates in order (start second: latency):%s", order.String())
 	slices.Sort(lat)
 	w.mu.Lock()
 	full, deltas := w.full-full0, w.deltas-deltas0
