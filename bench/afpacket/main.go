@@ -117,6 +117,13 @@ func main() {
 	go func() { <-ctx.Done(); b.topo.cleanup() }()
 	rep, err := b.run(ctx, *tables, pcaps, *quick, *pps, *loops)
 	b.topo.cleanup()
+	// Every run closed its runtime; ending the EAL also removes its
+	// runtime directory under /var/run/dpdk.
+	if dpdk.Initialized() {
+		if cerr := dpdk.Cleanup(); cerr != nil {
+			log.Warn("dpdk cleanup", "err", cerr)
+		}
+	}
 	if err != nil {
 		fail(err)
 	}
