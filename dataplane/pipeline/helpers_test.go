@@ -1,19 +1,15 @@
 package pipeline
 
 import (
-	"bufio"
-	"compress/gzip"
 	"encoding/binary"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/internal/fulltable"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -194,32 +190,22 @@ func run(w *Worker, now int64, bufs ...*Buf) []*Buf {
 	return out.Extra
 }
 
-// internetPrefixes reads the IPv4 prefixes of the shared Internet table,
-// found by walking up from the package directory to a directory holding
-// shared/data. It returns nil when the file is absent.
+// internetPrefixes returns the IPv4 prefixes of the shared Internet table
+// (internal/fulltable: masked, each once), or nil when the file is absent.
 func internetPrefixes(t testing.TB) []string {
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, "shared", "data", "internet-prefixes.txt.gz")
-		if f, err := os.Open(p); err == nil {
-			defer f.Close()
-			z, err := gzip.NewReader(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []string
-			sc := bufio.NewScanner(z)
-			for sc.Scan() {
-				if l := strings.TrimSpace(sc.Text()); l != "" && !strings.Contains(l, ":") {
-					out = append(out, l)
-				}
-			}
-			return out
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil
-		}
-		dir = parent
+	name := fulltable.Find()
+	if name == "" {
+		return nil
 	}
+	ps, err := fulltable.Read(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			out = append(out, p.String())
+		}
+	}
+	return out
 }
