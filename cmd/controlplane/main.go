@@ -70,7 +70,9 @@ sockets are guarded by their mode; TCP addresses use mutual TLS when
 certificate signed by --tls-ca is refused at the handshake). A TCP address
 without them is refused at start unless --insecure-tcp is given (no
 authentication at all; a lab only). --metrics ADDR serves Prometheus
-metrics over HTTP.
+metrics over HTTP; --pprof ADDR serves Go's runtime profiles (heap, CPU,
+goroutines) for diagnosis, e.g. go tool pprof http://ADDR/debug/pprof/heap
+(they show internal state: keep ADDR on loopback).
 
 BGP: when the configuration has a Gateway with an ASN and an IPv4 router
 ID, an embedded BGP speaker (gobgp) runs with that identity and opens a
@@ -115,6 +117,7 @@ func run() int {
 	fs.DurationVar(&bo.ConnectRetry, "bgp-connect-retry", 5*time.Second, "pause between attempts to reach a BGP neighbour that is down")
 	var sec security
 	fs.StringVar(&sec.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9100; default: off)")
+	fs.StringVar(&sec.pprof, "pprof", "", "serve Go's runtime profiles at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:6060; default: off)")
 	fs.StringVar(&sec.tls.Cert, "tls-cert", "", "PEM certificate of the API on TCP addresses (mutual TLS; with --tls-key and --tls-ca)")
 	fs.StringVar(&sec.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&sec.tls.CA, "tls-ca", "", "PEM CA that signs the clients' certificates: a TCP client without one is refused")
@@ -180,6 +183,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 type security struct {
 	tls     tlsconfig.Files
 	metrics string
+	pprof   string
 	// insecureTCP allows TCP addresses without mutual TLS; without it they
 	// are refused at start, so an unauthenticated client gets nothing
 	// unless the operator asked for it.
@@ -253,6 +257,11 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 			return err
 		}
 		if _, err := metrics.Serve(ctx, sec.metrics, reg, log); err != nil {
+			return err
+		}
+	}
+	if sec.pprof != "" {
+		if _, err := metrics.ServeProfiles(ctx, sec.pprof, log); err != nil {
 			return err
 		}
 	}

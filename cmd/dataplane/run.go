@@ -36,7 +36,7 @@ func init() {
 		}}
 }
 
-const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR]
+const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [--cores LIST] [--id NAME] [--log-level LEVEL] [--metrics ADDR] [--pprof ADDR]
                     [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]] [--keep-caps LIST]
                     [--nat-sessions N] [--drop-log-interval DURATION]
 
@@ -97,6 +97,7 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. :9101; default: off)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles at http://`ADDR`/debug/pprof/ (e.g. 127.0.0.1:6061; default: off; they show internal state: keep them on loopback)")
 	var tlsFiles tlsconfig.Files
 	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "PEM `file`: this dataplane's client certificate for a controlplane on TCP with mutual TLS (with --tls-key and --tls-ca)")
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "PEM `file`: the private key of --tls-cert")
@@ -196,6 +197,11 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			return err
 		}
 		if _, err := metrics.Serve(ctx, *metricsAddr, reg, log); err != nil {
+			return err
+		}
+	}
+	if *pprofAddr != "" {
+		if _, err := metrics.ServeProfiles(ctx, *pprofAddr, log); err != nil {
 			return err
 		}
 	}
