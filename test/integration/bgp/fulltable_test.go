@@ -136,6 +136,10 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	w := watch(t, cp)
 	w.until(t, "the first tables", func(hop) bool { return true }, "")
 	base, _ := rss(cp.cmd.Process.Pid)
+	heap0, err := cp.liveHeap()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The clock starts when BIRD may open the session. The table is live
 	// when the generation compiled with every prefix (gwctl get bgp counts
@@ -187,6 +191,17 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	stop.Stop()
 	cur, peak := rss(cp.cmd.Process.Pid)
 	cpu := cpuTime(cp.cmd.Process.Pid) - cpu0
+	heap, err := cp.liveHeap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := os.Getenv("PEERGATE_HEAP_PROFILE"); f != "" {
+		// For finding what holds the heap: go tool pprof -sample_index
+		// inuse_space -top bin/controlplane FILE.
+		if err := cp.saveHeapProfile(f); err != nil {
+			t.Error(err)
+		}
+	}
 	t.Logf("session enabled -> generation %d with all %d prefixes live in the dataplane agent: %v (%d generations received in all)",
 		gen, len(prefixes), live.Sub(start).Round(time.Millisecond), generations)
 	// The wall time depends on the machine's load (other jobs share its
@@ -197,6 +212,11 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 		local, routes1)
 	t.Logf("controlplane RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route beyond the empty process",
 		base, cur, peak, (cur-base)*(1<<20)/float64(len(prefixes)))
+	perRoute := func(grown, base uint64) float64 {
+		return (float64(grown) - float64(base)) / float64(len(prefixes))
+	}
+	t.Logf("controlplane live heap (after a collection): %.0f MiB before, %.0f MiB with the full table: %.0f bytes per route",
+		float64(heap0)/(1<<20), float64(heap)/(1<<20), perRoute(heap, heap0))
 
 	// vpc-1 reaches every learned IPv4 prefix outside the nots through
 	// vpc-e1 (metric: the MED 1 plus 0); the compiler keeps only the routes
@@ -267,6 +287,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	g := startGobgpAlone(t, n1, p1, e1ASN, gatewayASN)
 	g.waitFor(t, "start", time.Minute, func(l string) bool { return l == "up" })
 	gbase, _ := rss(g.cmd.Process.Pid)
+	gheap0 := g.liveHeap(t)
 	gstart, gcpu0 := time.Now(), cpuTime(g.cmd.Process.Pid)
 	b1.must("enable", "peergate")
 	g.waitFor(t, "the full table", 10*time.Minute, func(l string) bool {
@@ -275,11 +296,16 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	})
 	gtook, gcpu := time.Since(gstart), cpuTime(g.cmd.Process.Pid)-gcpu0
 	gcur, gpeak := rss(g.cmd.Process.Pid)
+	gheap := g.liveHeap(t)
 	gper := (gcur - gbase) * (1 << 20) / float64(len(prefixes))
 	t.Logf("gobgp alone (child process, same session and import policy, no watcher): all %d prefixes received %v after enabling the session, CPU time %v",
 		len(prefixes), gtook.Round(time.Millisecond), gcpu.Round(10*time.Millisecond))
 	t.Logf("gobgp alone RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route; the controlplane beyond gobgp's RIB: %.0f bytes per route",
 		gbase, gcur, gpeak, gper, (cur-base)*(1<<20)/float64(len(prefixes))-gper)
+	// What the issue bounds (200 B per route held beyond gobgp's RIB):
+	// live heap, not RSS, which adds garbage and GOGC's headroom.
+	t.Logf("gobgp alone live heap: %.0f MiB before, %.0f MiB with the full table: %.0f bytes per route; held by the controlplane beyond gobgp's RIB: %.0f bytes per route",
+		float64(gheap0)/(1<<20), float64(gheap)/(1<<20), perRoute(gheap, gheap0), perRoute(heap, heap0)-perRoute(gheap, gheap0))
 }
 
 // learnedLocal counts the BGP routes in a VPC's local routes.

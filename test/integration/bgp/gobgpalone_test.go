@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,7 +31,9 @@ import (
 const gobgpAloneEnv = "PEERGATE_TEST_GOBGP_ALONE" // "neighbor port peerASN localASN"
 
 // runGobgpAlone is the child's main: it prints "up" once gobgp runs, then
-// the number of prefixes received whenever it changes, until SIGTERM.
+// the number of prefixes received whenever it changes, until SIGTERM. On
+// SIGUSR1 it collects garbage and prints "heap N", its live heap in bytes
+// (the same measure as the controlplane's liveHeap).
 func runGobgpAlone(spec string) int {
 	f := strings.Fields(spec)
 	if len(f) != 4 {
@@ -76,9 +79,11 @@ func runGobgpAlone(spec string) int {
 	}}); err != nil {
 		return fail("add peer", err)
 	}
-	fmt.Println("up")
-	term := make(chan os.Signal, 1)
+	// Before "up": the parent may ask for the heap as soon as it reads it.
+	term, usr := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+	signal.Notify(usr, syscall.SIGUSR1)
+	fmt.Println("up")
 	// ListPeer walks the adj-rib-in to count it: poll sparingly.
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -87,6 +92,13 @@ func runGobgpAlone(spec string) int {
 		select {
 		case <-term:
 			return 0
+		case <-usr:
+			runtime.GC() // twice, as the controlplane's liveHeap does
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Println("heap", ms.HeapAlloc)
+			continue
 		case <-tick.C:
 		}
 		var n uint64
@@ -145,6 +157,25 @@ func startGobgpAlone(t *testing.T, neighbor string, port uint16, peerASN, localA
 		_, _ = io.Copy(io.Discard, out)
 	}()
 	return g
+}
+
+// liveHeap asks the child for its live heap (SIGUSR1) and returns it.
+func (g *gobgpAlone) liveHeap(t *testing.T) uint64 {
+	t.Helper()
+	if err := g.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatalf("gobgp alone: ask for the heap: %v", err)
+	}
+	var heap uint64
+	g.waitFor(t, "its heap", waitLimit, func(l string) bool {
+		v, ok := strings.CutPrefix(l, "heap ")
+		if !ok {
+			return false
+		}
+		var err error
+		heap, err = strconv.ParseUint(v, 10, 64)
+		return err == nil
+	})
+	return heap
 }
 
 // waitFor reads the child's output until a line satisfies ok.

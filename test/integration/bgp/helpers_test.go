@@ -3,12 +3,16 @@ package bgp_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +102,60 @@ func freePort(t testing.TB, host string) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
+// liveHeap returns the controlplane's live heap in bytes: HeapAlloc right
+// after a collection, which /debug/pprof/heap?gc=1 runs before it reports.
+// Unlike RSS it leaves out garbage and the collector's headroom (GOGC),
+// so it is what the process holds. It asks twice and keeps the second:
+// sync.Pool caches (gRPC's buffers: ~40 MB after a full table) survive one
+// collection and are dropped at the next.
+func (cp *controlplane) liveHeap() (uint64, error) {
+	var heap uint64
+	for range 2 {
+		resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/heap?gc=1&debug=1")
+		if err != nil {
+			return 0, fmt.Errorf("read the controlplane's heap profile: %w", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return 0, fmt.Errorf("read the controlplane's heap profile: %w", err)
+		}
+		if heap, err = heapAlloc(string(body)); err != nil {
+			return 0, err
+		}
+	}
+	return heap, nil
+}
+
+// saveHeapProfile writes the controlplane's heap profile (pprof format)
+// to file.
+func (cp *controlplane) saveHeapProfile(file string) error {
+	resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("read the controlplane's heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("save the heap profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("save the heap profile to %s: %w", file, err)
+	}
+	return f.Close()
+}
+
+// heapAlloc finds "# HeapAlloc = N" in a debug=1 heap profile.
+func heapAlloc(profile string) (uint64, error) {
+	for l := range strings.Lines(profile) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "# HeapAlloc = "); ok {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	return 0, errors.New("no HeapAlloc in the heap profile")
+}
+
 func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
@@ -126,6 +184,9 @@ type controlplane struct {
 	dir  string
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
+	// pprof is the address of its --pprof server (loopback), where
+	// liveHeap reads the heap.
+	pprof string
 }
 
 // startControlplane runs the real binary with the manifests of configs
@@ -139,9 +200,10 @@ func startControlplane(t testing.TB, configs ...string) *controlplane {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	cp := &controlplane{t: t, bin: bin, sock: filepath.Join(dir, "cp.sock"), dir: dir, log: &bytes.Buffer{}}
+	cp := &controlplane{t: t, bin: bin, sock: filepath.Join(dir, "cp.sock"), dir: dir, log: &bytes.Buffer{},
+		pprof: net.JoinHostPort("127.0.0.1", strconv.Itoa(int(freePort(t, "127.0.0.1"))))}
 	args := []string{"--listen", "unix://" + cp.sock, "--state-dir", filepath.Join(dir, "state"),
-		"--bgp-connect-retry", "1s", "--log-level", "debug"}
+		"--bgp-connect-retry", "1s", "--log-level", "debug", "--pprof", cp.pprof}
 	for _, c := range configs {
 		args = append(args, "--config", c)
 	}
