@@ -27,19 +27,27 @@ type Compiler struct {
 	rib       map[string]*bart.Table[[]path]
 	neighbors []string // path.nbr -> neighbour address
 	nbrIndex  map[string]uint32
+	nextHops  []netip.Addr // path.nh -> next hop
+	nhIndex   map[netip.Addr]uint32
 	paths     int // learned paths held, all externals
 	// parallelMin: from this many learned routes an update's tables are
 	// resolved concurrently (defaultParallelMin; tests lower it).
 	parallelMin int
 }
 
-// path is one learned path as the Compiler holds it (40 bytes; the
-// neighbour interned).
+// path is one learned path as the Compiler holds it, one per prefix and
+// neighbour (a million with a full table): 16 bytes and no pointers, so
+// its arrays cost the garbage collector nothing to scan. The neighbour and
+// the next hop are interned (a neighbour's routes share a handful of next
+// hops; a netip.Addr inline made the path 40 bytes, 48 with its array's
+// size class). Interned values are never dropped: both tables grow with
+// the distinct neighbours and next hops ever learned, which a new Compiler
+// (a complete compilation) starts afresh.
 type path struct {
-	nextHop netip.Addr
-	med     uint32
-	asLen   uint32
-	nbr     uint32
+	nh    uint32
+	med   uint32
+	asLen uint32
+	nbr   uint32
 }
 
 // NewCompiler validates c, compiles it with learned (nil for none) like
@@ -56,7 +64,7 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 	}
 	t := b.all()
 	b.t, b.learned, b.local = nil, nil, nil // the caller owns the tables
-	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}, parallelMin: defaultParallelMin}
+	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}, nhIndex: map[netip.Addr]uint32{}, parallelMin: defaultParallelMin}
 	for _, x := range m.VPCs {
 		if !x.External {
 			continue
@@ -106,7 +114,7 @@ func (c *Compiler) Learned() Learned {
 func (c *Compiler) LearnedCount() int { return c.paths }
 
 func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
-	return LearnedRoute{Prefix: p, NextHop: x.nextHop, MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
+	return LearnedRoute{Prefix: p, NextHop: c.nextHops[x.nh], MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
 }
 
 func (c *Compiler) path(r LearnedRoute) path {
@@ -116,7 +124,13 @@ func (c *Compiler) path(r LearnedRoute) path {
 		c.neighbors = append(c.neighbors, r.Neighbor)
 		c.nbrIndex[r.Neighbor] = i
 	}
-	return path{nextHop: r.NextHop, med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32)), nbr: i}
+	nh, ok := c.nhIndex[r.NextHop]
+	if !ok {
+		nh = uint32(len(c.nextHops))
+		c.nextHops = append(c.nextHops, r.NextHop)
+		c.nhIndex[r.NextHop] = nh
+	}
+	return path{nh: nh, med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32)), nbr: i}
 }
 
 // UpdateLearned applies one BGP update of external VPC vpc: each route of
