@@ -69,3 +69,25 @@ func TestADeltaThatDoesNotChainIsSentAsCompleteTables(t *testing.T) {
 		t.Fatalf("generation %d, want complete tables of 6", g)
 	}
 }
+
+// Deltas published faster than a stream sends them are all kept for it
+// (the hub drops only what no stream needs): the dataplane gets the chain,
+// never complete tables.
+func TestADataplaneBehindGetsEveryDeltaItNeeds(t *testing.T) {
+	hub, c := start(t)
+	hub.Publish(&tablesv1.Tables{Generation: 1})
+	s, _ := connect(t, c, "dp")
+	recvGen(t, s)
+	ack(t, s, 1, "")
+	const last = 40
+	for base := uint64(1); base < last; base++ {
+		hub.PublishDelta(&tablesv1.Tables{Generation: base + 1}, delta(base))
+	}
+	for want := uint64(2); want <= last; want++ {
+		m := recv(t, s)
+		d := m.GetDelta()
+		if d == nil || d.GetGeneration() != want || d.GetBaseGeneration() != want-1 {
+			t.Fatalf("received %v, want the delta from %d to %d", m, want-1, want)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -120,11 +121,46 @@ func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 		if len(h.deltas) > maxDeltas {
 			h.deltas = slices.Clone(h.deltas[len(h.deltas)-maxDeltas:])
 		}
+		h.trimDeltasLocked()
 	}
 	h.cur = t
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
+}
+
+// trimDeltasLocked drops the deltas no stream can use. A stream catches
+// up from the generation it was last sent and a new stream starts with
+// complete tables, so a delta older than the oldest generation a
+// connected dataplane was sent only holds memory: after a full-table
+// transfer, the learned routes of every batch (those later replaced
+// included), ~15 MB of route lists at a million routes.
+func (h *Hub) trimDeltasLocked() {
+	oldest := uint64(math.MaxUint64)
+	for _, d := range h.dps {
+		if d.info.Connected {
+			oldest = min(oldest, d.info.SentGeneration)
+		}
+	}
+	i := 0
+	for i < len(h.deltas) && h.deltas[i].GetBaseGeneration() < oldest {
+		i++
+	}
+	if i > 0 {
+		// A copy, so that the array no longer reaches the dropped ones.
+		h.deltas = slices.Clone(h.deltas[i:])
+	}
+}
+
+// sentGeneration records that stream conn of dataplane id was sent
+// generation gen, and drops the deltas that no stream needs any more.
+func (h *Hub) sentGeneration(id string, conn, gen uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.dps[id]; d != nil && d.conn == conn {
+		d.info.SentGeneration = gen
+	}
+	h.trimDeltasLocked()
 }
 
 // catchUp returns the deltas that take a dataplane from generation sent to
@@ -219,7 +255,7 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 				log.Debug("sent tables", "generation", t.GetGeneration())
 			}
 			sent = t
-			h.update(id, conn, func(i *DataplaneInfo) { i.SentGeneration = t.GetGeneration() })
+			h.sentGeneration(id, conn, t.GetGeneration())
 		}
 		select {
 		case <-refused:
