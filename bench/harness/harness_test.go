@@ -100,6 +100,7 @@ func TestBGPLatencyLinesAreFound(t *testing.T) {
 	log := `    gobgp_test.go:338: BGP update -> route live in the dataplane agent (3 complete tables, 109 deltas received in all), 100 updates (announce+withdraw): p50 9.03ms, p90 13.8ms, p99 17.59ms, max 17.59ms
     fulltable_test.go:199: session enabled -> generation 15 with all 1062046 prefixes live in the dataplane agent: 39.702s (15 generations received in all)
     fulltable_test.go:203: controlplane RSS: 21 MiB before, 2322 MiB with the full table (peak 2580 MiB): 2272 bytes per route beyond the empty process
+    fulltable_test.go:307: gobgp alone live heap: 1 MiB before, 384 MiB with the full table: 378 bytes per route; held by the controlplane beyond gobgp's RIB: 270 bytes per route
     fulltable_test.go:300: with the full table held, one update -> live in the dataplane agent (30 deltas, 0 complete tables): p50 4.2ms, p90 31ms, p99 1m4.9s, max 1m4.9s over 30 updates`
 	if m := reUpdate.FindStringSubmatch(log); m == nil || ms(m[3]) != 17.59 {
 		t.Errorf("single update p99: %q", m)
@@ -109,6 +110,9 @@ func TestBGPLatencyLinesAreFound(t *testing.T) {
 	}
 	if m := reBytesRoute.FindStringSubmatch(log); m == nil || m[1] != "2272" {
 		t.Errorf("bytes per route: %q", m)
+	}
+	if m := reHeldRoute.FindStringSubmatch(log); m == nil || m[1] != "270" {
+		t.Errorf("live heap beyond gobgp per route: %q", m)
 	}
 	if m := reFullUpdate.FindStringSubmatch(log); m == nil || ms(m[1]) != 4.2 || ms(m[3]) != 64900 {
 		t.Errorf("full-table update p50, p99: %q", m)
