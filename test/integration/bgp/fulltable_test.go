@@ -147,6 +147,15 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	start := time.Now()
 	cpu0 := cpuTime(cp.cmd.Process.Pid)
 	b1.must("enable", "peergate")
+	if f := os.Getenv("PEERGATE_CPU_PROFILE"); f != "" {
+		// The transfer's CPU profile (20 s from the session's enabling):
+		// go tool pprof -top bin/controlplane FILE.
+		go func() {
+			if err := cp.saveProfile(f, "profile?seconds=20"); err != nil {
+				t.Log(err)
+			}
+		}()
+	}
 	var gen uint64
 	var up time.Time // vpc-e1's session established, as the controlplane saw it
 	deadline := time.Now().Add(10 * time.Minute)
@@ -198,7 +207,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	if f := os.Getenv("PEERGATE_HEAP_PROFILE"); f != "" {
 		// For finding what holds the heap: go tool pprof -sample_index
 		// inuse_space -top bin/controlplane FILE.
-		if err := cp.saveHeapProfile(f); err != nil {
+		if err := cp.saveProfile(f, "heap"); err != nil {
 			t.Error(err)
 		}
 	}

@@ -127,21 +127,21 @@ func (cp *controlplane) liveHeap() (uint64, error) {
 	return heap, nil
 }
 
-// saveHeapProfile writes the controlplane's heap profile (pprof format)
-// to file.
-func (cp *controlplane) saveHeapProfile(file string) error {
-	resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/heap")
+// saveProfile writes the controlplane's profile /debug/pprof/NAME (pprof
+// format; "heap", "profile?seconds=20") to file.
+func (cp *controlplane) saveProfile(file, name string) error {
+	resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/" + name)
 	if err != nil {
-		return fmt.Errorf("read the controlplane's heap profile: %w", err)
+		return fmt.Errorf("read the controlplane's %s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
 	f, err := os.Create(file)
 	if err != nil {
-		return fmt.Errorf("save the heap profile: %w", err)
+		return fmt.Errorf("save the %s profile: %w", name, err)
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-		return fmt.Errorf("save the heap profile to %s: %w", file, err)
+		return fmt.Errorf("save the %s profile to %s: %w", name, file, err)
 	}
 	return f.Close()
 }
