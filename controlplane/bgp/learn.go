@@ -194,8 +194,8 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 			}
 			continue
 		}
-		if n.learn(p.prefix, p.val) {
-			ups = append(ups, RouteUpdate{Route: n.route(p.prefix, p.val)})
+		if h, changed := n.learn(p.prefix, p.val); changed {
+			ups = append(ups, RouteUpdate{Route: n.route(p.prefix, h)})
 		}
 	}
 	flush()

@@ -55,9 +55,12 @@ func TestStoreReportsOnlyRealChanges(t *testing.T) {
 		do   func() bool
 		want bool
 	}{
-		{"a new route is a change", func() bool { return n.learn(p, v) }, true},
-		{"the same route again is not", func() bool { return n.learn(p, v) }, false},
-		{"a new MED is", func() bool { v.med = 6; return n.learn(p, v) }, true},
+		{"a new route is a change", func() bool { _, ok := n.learn(p, v); return ok }, true},
+		{"the same route again is not", func() bool { _, ok := n.learn(p, v); return ok }, false},
+		{"a new MED is", func() bool { v.med = 6; _, ok := n.learn(p, v); return ok }, true},
+		{"a new next hop is", func() bool { v = makeVal(netip.MustParseAddr("192.0.2.9"), 6, 2); _, ok := n.learn(p, v); return ok }, true},
+		{"the first next hop again is", func() bool { v = makeVal(netip.MustParseAddr("192.0.2.1"), 6, 2); _, ok := n.learn(p, v); return ok }, true},
+		{"and then it is not", func() bool { _, ok := n.learn(p, v); return ok }, false},
 		{"forgetting a held route is", func() bool { _, ok := n.forget(p); return ok }, true},
 		{"forgetting it twice is not", func() bool { _, ok := n.forget(p); return ok }, false},
 	}

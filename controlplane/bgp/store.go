@@ -12,9 +12,11 @@ import (
 // so that a session that drops can withdraw exactly what it taught and
 // Routes() can answer without asking gobgp to convert its RIB to API
 // messages. It is kept small on purpose (a full table is ~1 M routes per
-// neighbour): keys and values are plain integers and bytes, no pointers, so
-// the garbage collector does not scan the maps and each slot stays near 32
-// bytes (v4) or 48 bytes (v6) before the map's load factor.
+// neighbour): keys and values are plain integers, no pointers, so the
+// garbage collector does not scan the maps, and the next hop is interned
+// per neighbour (a neighbour's routes share a handful), so each slot is 24
+// bytes (v4) or 40 bytes (v6) before the map's load factor (32 and 48 with
+// the next hop inline).
 
 // key4 is an IPv4 prefix: address in the top 32 bits, length in the low 8.
 type key4 uint64
@@ -25,7 +27,7 @@ type key6 struct {
 	bits   uint8
 }
 
-// val is what the compiler needs of a path.
+// val is what the compiler needs of a path, as parsed.
 type val struct {
 	nh    [16]byte // IPv4 next hops are stored 4-in-6 with nh4 set
 	med   uint32
@@ -78,6 +80,14 @@ func (v val) nextHop() netip.Addr {
 	return netip.AddrFrom16(v.nh)
 }
 
+// held is a val as the store keeps it: the next hop is an index into the
+// neighbour's nextHops.
+type held struct {
+	nh    uint32
+	med   uint32
+	asLen uint16
+}
+
 // neighbor is one configured neighbour and what it taught.
 type neighbor struct {
 	cfg   Neighbor
@@ -85,8 +95,13 @@ type neighbor struct {
 	up    bool
 	since time.Time
 	state api.PeerState_SessionState // last state gobgp reported
-	v4    map[key4]val
-	v6    map[key6]val
+	v4    map[key4]held
+	v6    map[key6]held
+	// nextHops are the next hops of held routes, interned; nhIndex finds
+	// them. Reset with the routes when the session drops; until then it
+	// only grows (by the distinct next hops the neighbour ever sent).
+	nextHops []netip.Addr
+	nhIndex  map[netip.Addr]uint32
 	// looped holds the prefixes currently announced with our ASN in their
 	// AS path (gobgp keeps them in its adj-rib-in, unused), so that
 	// Sessions can report what the neighbour announces without asking
@@ -98,43 +113,60 @@ func newNeighbor(cfg Neighbor) *neighbor {
 	return &neighbor{
 		cfg:  cfg,
 		name: cfg.Address.String(),
-		v4:   make(map[key4]val),
-		v6:   make(map[key6]val),
+		v4:   make(map[key4]held),
+		v6:   make(map[key6]held),
 	}
 }
 
-func (n *neighbor) route(p netip.Prefix, v val) Route {
+func (n *neighbor) route(p netip.Prefix, h held) Route {
 	return Route{
 		VPC:       n.cfg.VPC,
 		Prefix:    p,
-		NextHop:   v.nextHop(),
-		MED:       v.med,
+		NextHop:   n.nextHops[h.nh],
+		MED:       h.med,
 		Neighbor:  n.name,
-		ASPathLen: int(v.asLen),
+		ASPathLen: int(h.asLen),
 	}
 }
 
-// learn records p; it reports false when nothing changed (a re-announcement
-// with the same attributes), so no event is sent for it.
-func (n *neighbor) learn(p netip.Prefix, v val) bool {
+// hold interns v's next hop.
+func (n *neighbor) hold(v val) held {
+	a := v.nextHop()
+	i, ok := n.nhIndex[a]
+	if !ok {
+		if n.nhIndex == nil {
+			n.nhIndex = make(map[netip.Addr]uint32)
+		}
+		i = uint32(len(n.nextHops))
+		n.nextHops = append(n.nextHops, a)
+		n.nhIndex[a] = i
+	}
+	return held{nh: i, med: v.med, asLen: v.asLen}
+}
+
+// learn records p and returns it as held; it reports false when nothing
+// changed (a re-announcement with the same attributes), so no event is
+// sent for it.
+func (n *neighbor) learn(p netip.Prefix, v val) (held, bool) {
+	h := n.hold(v)
 	if p.Addr().Is4() {
 		k := makeKey4(p)
-		if old, ok := n.v4[k]; ok && old == v {
-			return false
+		if old, ok := n.v4[k]; ok && old == h {
+			return h, false
 		}
-		n.v4[k] = v
-		return true
+		n.v4[k] = h
+		return h, true
 	}
 	k := makeKey6(p)
-	if old, ok := n.v6[k]; ok && old == v {
-		return false
+	if old, ok := n.v6[k]; ok && old == h {
+		return h, false
 	}
-	n.v6[k] = v
-	return true
+	n.v6[k] = h
+	return h, true
 }
 
 // forget removes p and returns what it was, if it was held.
-func (n *neighbor) forget(p netip.Prefix) (val, bool) {
+func (n *neighbor) forget(p netip.Prefix) (held, bool) {
 	if p.Addr().Is4() {
 		k := makeKey4(p)
 		v, ok := n.v4[k]
@@ -175,8 +207,9 @@ func (n *neighbor) forgetAll() []RouteUpdate {
 	}
 	// New maps rather than clear(): a map never shrinks, and a neighbour
 	// that taught a full table should not pin its memory while down.
-	n.v4 = make(map[key4]val)
-	n.v6 = make(map[key6]val)
+	n.v4 = make(map[key4]held)
+	n.v6 = make(map[key6]held)
+	n.nextHops, n.nhIndex = nil, nil
 	n.looped = nil
 	return out
 }
