@@ -183,12 +183,12 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 			changed = append(changed, p)
 		}
 	}
+	var regions map[tableKey][]netip.Prefix
 	if len(changed)*8 > rib.Size() {
-		// A large part of the table (a session going down or coming up):
-		// resolving everything once beats thousands of regions.
-		changed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		regions = c.wideRegions(cur, vpc, changed)
+	} else {
+		regions = c.regions(vpc, changed)
 	}
-	regions := c.regions(vpc, changed)
 	var before map[tableKey]regionRoutes
 	if cur != nil {
 		var err error
@@ -226,6 +226,51 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 	}
 	after := c.resolveRegions(regions)
 	return c.diff(before, after), nil
+}
+
+// wideRegions is regions for a batch that is a large part of external
+// vpc's own table (a session going down or coming up, the first routes of
+// an empty external). Resolving a whole table once beats thousands of
+// regions, but that is decided per table, against the size of each: the
+// first routes of an empty external are its whole table, yet only a few
+// regions of a peer's table that holds another external's million routes,
+// whose whole resolution took seconds (and ~750 MB of garbage, which
+// slowed the updates that followed while it was collected). Without cur
+// the sizes are unknown and every table is resolved whole.
+func (c *Compiler) wideRegions(cur *tablesv1.Tables, vpc string, changed []netip.Prefix) map[tableKey][]netip.Prefix {
+	whole := c.regions(vpc, []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")})
+	if cur == nil {
+		return whole
+	}
+	var narrow []tableKey
+	for k := range whole {
+		if len(changed)*8 <= c.tableSize(cur, k) {
+			narrow = append(narrow, k)
+		}
+	}
+	if len(narrow) == 0 {
+		return whole
+	}
+	regions := c.regions(vpc, changed)
+	for k := range regions {
+		if !slices.Contains(narrow, k) {
+			regions[k] = whole[k]
+		}
+	}
+	return regions
+}
+
+// tableSize is the number of routes of table k in cur (0 if cur lacks it:
+// liveRegions reports that).
+func (c *Compiler) tableSize(cur *tablesv1.Tables, k tableKey) int {
+	id, ok := c.b.vpcID[k.vpc]
+	if !ok || int(id) >= len(cur.GetVpcs()) {
+		return 0
+	}
+	if k.local {
+		return len(cur.Vpcs[id].GetLocalRoutes())
+	}
+	return len(cur.Vpcs[id].GetRoutes())
 }
 
 // tableKey names one route table: a VPC's local_routes or routes.
