@@ -24,7 +24,7 @@ import (
 // A Compiler is not safe for concurrent use.
 type Compiler struct {
 	b         *builder // model, VPC ids, shared-table indexes; learned and local are per call
-	rib       map[string]*bart.Table[[]path]
+	rib       map[string]*bart.Table[pathSet]
 	neighbors []string // path.nbr -> neighbour address
 	nbrIndex  map[string]uint32
 	nextHops  []netip.Addr // path.nh -> next hop
@@ -50,6 +50,44 @@ type path struct {
 	nbr   uint32
 }
 
+// pathSet is the paths of one prefix, one per neighbour: nearly always a
+// single one, kept inline so that a million learned prefixes cost no
+// allocation each (a []path was a slice header in the trie and an array of
+// its own: 16 bytes and one object more per prefix for the collector). The
+// trie holds no empty set: it deletes a prefix whose last path goes.
+type pathSet struct {
+	first path
+	more  *[]path // the others, when several neighbours announce the prefix
+}
+
+// edit returns s (none when !ok) without the paths drop matches and with
+// add appended (when not nil), the number of paths that added (negative
+// when it removed some), and whether no path remains.
+func (s pathSet) edit(ok bool, drop func(path) bool, add *path) (pathSet, int, bool) {
+	var buf [4]path
+	ps := buf[:0]
+	if ok {
+		ps = append(ps, s.first)
+		if s.more != nil {
+			ps = append(ps, *s.more...)
+		}
+	}
+	n := len(ps)
+	ps = slices.DeleteFunc(ps, drop)
+	if add != nil {
+		ps = append(ps, *add)
+	}
+	if len(ps) == 0 {
+		return pathSet{}, -n, true
+	}
+	out := pathSet{first: ps[0]}
+	if len(ps) > 1 {
+		more := slices.Clone(ps[1:])
+		out.more = &more
+	}
+	return out, len(ps) - n, false
+}
+
 // NewCompiler validates c, compiles it with learned (nil for none) like
 // Compile, and returns a Compiler holding the state for UpdateLearned.
 // learned is not retained.
@@ -64,12 +102,12 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 	}
 	t := b.all()
 	b.t, b.learned, b.local = nil, nil, nil // the caller owns the tables
-	comp := &Compiler{b: b, rib: map[string]*bart.Table[[]path]{}, nbrIndex: map[string]uint32{}, nhIndex: map[netip.Addr]uint32{}, parallelMin: defaultParallelMin}
+	comp := &Compiler{b: b, rib: map[string]*bart.Table[pathSet]{}, nbrIndex: map[string]uint32{}, nhIndex: map[netip.Addr]uint32{}, parallelMin: defaultParallelMin}
 	for _, x := range m.VPCs {
 		if !x.External {
 			continue
 		}
-		rib := &bart.Table[[]path]{}
+		rib := &bart.Table[pathSet]{}
 		comp.rib[x.Name] = rib
 		for _, r := range learned[x.Name] {
 			p := r.Prefix.Masked()
@@ -77,13 +115,12 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 				continue
 			}
 			np := comp.path(r)
-			rib.Modify(p, func(ps []path, _ bool) ([]path, bool) {
+			rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
 				// Learned may hold a path twice; a full compile keeps it
 				// once (bestLearned), so does the trie.
-				n := len(ps)
-				ps = slices.DeleteFunc(ps, func(x path) bool { return x == np })
-				comp.paths += 1 - (n - len(ps))
-				return append(ps, np), false
+				s, added, _ := s.edit(ok, func(x path) bool { return x == np }, &np)
+				comp.paths += added
+				return s, false
 			})
 		}
 	}
@@ -99,10 +136,8 @@ func (c *Compiler) Learned() Learned {
 			continue
 		}
 		rs := make([]LearnedRoute, 0, rib.Size())
-		for p, ps := range rib.AllSorted() {
-			for _, x := range ps {
-				rs = append(rs, c.learnedRoute(p, x))
-			}
+		for p, s := range rib.AllSorted() {
+			rs = c.appendRoutes(rs, p, s)
 		}
 		l[vpc] = rs
 	}
@@ -112,6 +147,17 @@ func (c *Compiler) Learned() Learned {
 // LearnedCount is the number of learned paths the Compiler holds (one
 // per external, neighbour and prefix): what its tables were compiled from.
 func (c *Compiler) LearnedCount() int { return c.paths }
+
+// appendRoutes appends the routes of p's paths s to dst.
+func (c *Compiler) appendRoutes(dst []LearnedRoute, p netip.Prefix, s pathSet) []LearnedRoute {
+	dst = append(dst, c.learnedRoute(p, s.first))
+	if s.more != nil {
+		for _, x := range *s.more {
+			dst = append(dst, c.learnedRoute(p, x))
+		}
+	}
+	return dst
+}
 
 func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
 	return LearnedRoute{Prefix: p, NextHop: c.nextHops[x.nh], MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
@@ -204,11 +250,10 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 		if !p.IsValid() || !ok {
 			continue
 		}
-		rib.Modify(p, func(ps []path, ok bool) ([]path, bool) {
-			n := len(ps)
-			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == i })
-			c.paths -= n - len(ps)
-			return ps, len(ps) == 0
+		rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
+			s, added, none := s.edit(ok, func(x path) bool { return x.nbr == i }, nil)
+			c.paths += added
+			return s, none
 		})
 	}
 	for _, r := range add {
@@ -217,11 +262,10 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 			continue
 		}
 		np := c.path(r)
-		rib.Modify(p, func(ps []path, _ bool) ([]path, bool) {
-			n := len(ps)
-			ps = slices.DeleteFunc(ps, func(x path) bool { return x.nbr == np.nbr })
-			c.paths += 1 - (n - len(ps))
-			return append(ps, np), false
+		rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
+			s, added, _ := s.edit(ok, func(x path) bool { return x.nbr == np.nbr }, &np)
+			c.paths += added
+			return s, false
 		})
 	}
 	after := c.resolveRegions(regions)
@@ -574,23 +618,21 @@ func (c *Compiler) queriesFor(qs map[string][]netip.Prefix, k tableKey, regions 
 // keeps a withdrawal of a whole session linear.
 func (c *Compiler) overlapping(dst []LearnedRoute, vpc string, q, prev netip.Prefix) []LearnedRoute {
 	rib := c.rib[vpc]
-	emit := func(p netip.Prefix, ps []path) bool {
-		for _, x := range ps {
-			dst = append(dst, c.learnedRoute(p, x))
-		}
+	emit := func(p netip.Prefix, s pathSet) bool {
+		dst = c.appendRoutes(dst, p, s)
 		return true
 	}
 	if q.Bits() == 0 {
 		dst = slices.Grow(dst, rib.Size())
 	}
-	rib.Supernets(q)(func(p netip.Prefix, ps []path) bool {
+	rib.Supernets(q)(func(p netip.Prefix, s pathSet) bool {
 		if p.Bits() == q.Bits() {
 			return true // yielded by Subnets
 		}
 		if prev.IsValid() && contains(p, prev) {
 			return false // this one and the shorter ones: appended for prev
 		}
-		return emit(p, ps)
+		return emit(p, s)
 	})
 	rib.Subnets(q)(emit)
 	return dst
