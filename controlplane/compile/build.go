@@ -158,15 +158,15 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 		return &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_DELIVER, DstVpc: b.vpcID[x.Name], Via: via}
 	}
 	for _, s := range x.Subnets {
-		cs = append(cs, candidate{prefix: s, dist: distConnected, source: "subnet", act: deliver("")})
+		cs = append(cs, candidate{prefix: s, dist: distConnected, source: "subnet", act: oneAction(deliver(""))})
 	}
 	for _, r := range x.Routes {
-		cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: "static", act: deliver(r.NextHop.String())})
+		cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: "static", act: oneAction(deliver(r.NextHop.String()))})
 	}
 	if x.External {
 		// One action and one source string per next hop and neighbour,
 		// shared by all their routes, not one per route.
-		acts := map[netip.Addr]*tablesv1.Action{}
+		acts := map[netip.Addr]*[1]*tablesv1.Action{}
 		sources := map[string]string{}
 		nbrs := map[string]netip.Addr{}
 		for _, r := range bestLearned(b.learned[x.Name], b.ownLearned) {
@@ -183,7 +183,7 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 			}
 			act, ok := acts[via]
 			if !ok {
-				act = deliver(addrString(via))
+				act = oneAction(deliver(addrString(via)))
 				acts[via] = act
 			}
 			src, ok := sources[r.Neighbor]
@@ -194,7 +194,7 @@ func (b *builder) localCandidates(x *validate.VPC) []candidate {
 			cs = append(cs, candidate{prefix: r.Prefix, dist: distBGP, metric: r.MED, source: src, act: act})
 		}
 	}
-	local := &tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_LOCAL, DstVpc: b.vpcID[x.Name]}
+	local := oneAction(&tablesv1.Action{Kind: tablesv1.ActionKind_ACTION_LOCAL, DstVpc: b.vpcID[x.Name]})
 	for _, a := range x.RouterIPs {
 		cs = append(cs, candidate{prefix: netip.PrefixFrom(a, a.BitLen()), dist: distConnected, source: "router", act: local})
 	}

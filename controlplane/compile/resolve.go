@@ -31,8 +31,14 @@ type candidate struct {
 	metric uint32
 	dist   uint8
 	source string
-	act    *tablesv1.Action // dst_nat relative to prefix when dstNat is valid
-	nat    *candNAT         // nil: no exclusions, no destination NAT
+	// act is the action, dst_nat relative to prefix when dstNat is valid.
+	// It is a one-element list (oneAction) so that every route resolving
+	// to this candidate alone, without destination NAT, takes a slice of
+	// it as its Actions: the million routes learned from one external
+	// share one list instead of each allocating its own (and the
+	// comparisons of resolve allocated two more per route).
+	act *[1]*tablesv1.Action
+	nat *candNAT // nil: no exclusions, no destination NAT
 }
 
 // candNAT is the rarer part of a Peering API candidate.
@@ -220,6 +226,9 @@ func selectBest(cands []candidate, covering []int, buf []int) []int {
 func actionsFor(p netip.Prefix, cands []candidate, best []int) []*tablesv1.Action {
 	if len(best) == 1 {
 		c := &cands[best[0]]
+		if !c.dstNat().IsValid() {
+			return c.act[:] // capacity 1: an append copies, the list stays shared
+		}
 		return []*tablesv1.Action{actionAt(p, c)}
 	}
 	acts := make([]*tablesv1.Action, 0, len(best))
@@ -233,12 +242,15 @@ func actionsFor(p netip.Prefix, cands []candidate, best []int) []*tablesv1.Actio
 	return acts
 }
 
+// oneAction wraps a as a candidate's action list.
+func oneAction(a *tablesv1.Action) *[1]*tablesv1.Action { return &[1]*tablesv1.Action{a} }
+
 func actionAt(p netip.Prefix, c *candidate) *tablesv1.Action {
 	dn := c.dstNat()
 	if !dn.IsValid() {
-		return c.act
+		return c.act[0]
 	}
-	a := cloneAction(c.act)
+	a := cloneAction(c.act[0])
 	a.DstNat = validate.Translate(p, validate.Segment{From: c.prefix, To: dn}).String()
 	return a
 }
@@ -278,7 +290,7 @@ func dropFor(p netip.Prefix, cands []candidate, removers []int) *tablesv1.Route 
 func peeringOf(cands []candidate, ids []int) string {
 	var ps []string
 	for _, i := range ids {
-		ps = append(ps, cands[i].act.GetPeering())
+		ps = append(ps, cands[i].act[0].GetPeering())
 	}
 	slices.Sort(ps)
 	ps = slices.Compact(ps)

@@ -27,10 +27,11 @@ func (b *builder) routes(x *validate.VPC) []*tablesv1.Route {
 		if x.External && c.dist != distConnected {
 			continue
 		}
-		c.act = cloneAction(c.act)
-		if c.act.Kind == tablesv1.ActionKind_ACTION_DELIVER {
-			c.act.TtlDecrement = 1
+		a := cloneAction(c.act[0])
+		if a.Kind == tablesv1.ActionKind_ACTION_DELIVER {
+			a.TtlDecrement = 1
 		}
+		c.act = oneAction(a)
 		cs = append(cs, c)
 	}
 	var srcRoutes []*tablesv1.Route
@@ -62,7 +63,7 @@ func (b *builder) kubeRoutes(x *validate.VPC, cs []candidate) ([]candidate, []*t
 		}
 		source := "kubeovn-peering:" + remote
 		// The remote end of the link answers ping like a router next door.
-		cs = append(cs, candidate{prefix: netip.PrefixFrom(remoteIP, remoteIP.BitLen()), dist: distStatic, source: source, act: fwd(1)})
+		cs = append(cs, candidate{prefix: netip.PrefixFrom(remoteIP, remoteIP.BitLen()), dist: distStatic, source: source, act: oneAction(fwd(1))})
 		for _, r := range x.KubeRoutes {
 			if r.NextHop != remoteIP {
 				continue
@@ -71,7 +72,7 @@ func (b *builder) kubeRoutes(x *validate.VPC, cs []candidate) ([]candidate, []*t
 				src = append(src, &tablesv1.Route{Prefix: r.Prefix.String(), Source: source, MatchSource: true, Actions: []*tablesv1.Action{fwd(2)}})
 				continue
 			}
-			cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: source, act: fwd(2)})
+			cs = append(cs, candidate{prefix: r.Prefix, dist: distStatic, source: source, act: oneAction(fwd(2))})
 		}
 	}
 	slices.SortStableFunc(src, func(a, b *tablesv1.Route) int {
@@ -98,12 +99,14 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 	if peer.Stateful {
 		a := cloneAction(act)
 		a.ReversePool = b.poolOf(peer)
+		back := oneAction(a)
 		var cs []candidate
 		for _, pr := range peer.As {
-			cs = append(cs, candidate{prefix: pr, dist: distPeering, metric: peer.Metric, source: source, act: a})
+			cs = append(cs, candidate{prefix: pr, dist: distPeering, metric: peer.Metric, source: source, act: back})
 		}
 		return cs
 	}
+	fwd := oneAction(act) // shared by every candidate below, and their routes
 	nat := len(peer.As) > 0
 	segs := peer.Segments()
 	n := len(peer.CIDRs)
@@ -122,7 +125,7 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 			if seg.From.Bits() > from.Bits() {
 				from = seg.From
 			}
-			c := candidate{prefix: validate.Translate(from, seg), dist: distPeering, metric: metric, source: source, act: act}
+			c := candidate{prefix: validate.Translate(from, seg), dist: distPeering, metric: metric, source: source, act: fwd}
 			if nat {
 				c.nat = &candNAT{dstNat: from}
 			}
@@ -150,7 +153,7 @@ func (b *builder) peeringCandidates(p *validate.Peering, own, peer *validate.Sid
 		// An external exposes only what it can reach: its own subnets, its
 		// static routes and the best routes its BGP neighbours advertised.
 		for _, r := range b.local[peer.VPC] {
-			if r.act.Kind != tablesv1.ActionKind_ACTION_DELIVER || !r.prefix.Overlaps(c) {
+			if r.act[0].Kind != tablesv1.ActionKind_ACTION_DELIVER || !r.prefix.Overlaps(c) {
 				continue
 			}
 			pr := r.prefix
