@@ -51,6 +51,7 @@ Usage:
   controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
                [--bgp-listen-port PORT] [--bgp-connect-retry DURATION]
                [--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure-tcp] [--metrics ADDR]
+               [--pprof ADDR]
 
 Owns the gateway's configuration: loads the configuration it persisted
 last from --state-dir, applies the --config files and directories on top
@@ -117,7 +118,7 @@ func run() int {
 	fs.DurationVar(&bo.ConnectRetry, "bgp-connect-retry", 5*time.Second, "pause between attempts to reach a BGP neighbour that is down")
 	var sec security
 	fs.StringVar(&sec.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9100; default: off)")
-	fs.StringVar(&sec.pprof, "pprof", "", "serve Go's runtime profiles at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:6060; default: off)")
+	fs.StringVar(&sec.pprof, "pprof", "", "serve Go's runtime profiles at http://ADDR/debug/pprof/ (e.g. 127.0.0.1:6060; default: off; they show internal state: keep them on loopback)")
 	fs.StringVar(&sec.tls.Cert, "tls-cert", "", "PEM certificate of the API on TCP addresses (mutual TLS; with --tls-key and --tls-ca)")
 	fs.StringVar(&sec.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&sec.tls.CA, "tls-ca", "", "PEM CA that signs the clients' certificates: a TCP client without one is refused")

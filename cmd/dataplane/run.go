@@ -97,7 +97,7 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	id := fs.String("id", hostname, "dataplane `name` in the controlplane's status")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. :9101; default: off)")
-	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles at http://`ADDR`/debug/pprof/ (e.g. 127.0.0.1:6061; default: off; they show internal state: keep them on loopback)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles at http://`ADDR`/debug/pprof/ (e.g. 127.0.0.1:6061; default: off; they show internal state: keep them on loopback; a CPU profile interrupts the workers ~100 times a second while it runs)")
 	var tlsFiles tlsconfig.Files
 	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "PEM `file`: this dataplane's client certificate for a controlplane on TCP with mutual TLS (with --tls-key and --tls-ca)")
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "PEM `file`: the private key of --tls-cert")

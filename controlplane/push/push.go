@@ -387,6 +387,10 @@ func (h *Hub) unregister(id string, conn uint64) {
 		i.Connected = false
 		i.DisconnectedAt = time.Now()
 	})
+	// The deltas kept for it alone go now, not at the next publish.
+	h.mu.Lock()
+	h.trimDeltasLocked()
+	h.mu.Unlock()
 }
 
 // update changes the entry of id if the stream conn still owns it: a

@@ -67,12 +67,17 @@ func serveHTTP(ctx context.Context, what, addr string, h http.Handler, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("%s listen on %s: %w", what, addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// Requests see ctx: a CPU profile or trace in progress (up to its
+	// ?seconds=) stops with the server instead of running on.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 	}()
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

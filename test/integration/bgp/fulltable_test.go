@@ -150,11 +150,15 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	if f := os.Getenv("PEERGATE_CPU_PROFILE"); f != "" {
 		// The transfer's CPU profile (20 s from the session's enabling):
 		// go tool pprof -top bin/controlplane FILE.
-		go func() {
-			if err := cp.saveProfile(f, "profile?seconds=20"); err != nil {
+		done := make(chan error, 1)
+		go func() { done <- cp.saveProfile(f, "profile?seconds=20") }()
+		// Registered after the controlplane's cleanup, so it runs first:
+		// the profile is complete (or failed) before the process stops.
+		t.Cleanup(func() {
+			if err := <-done; err != nil {
 				t.Log(err)
 			}
-		}()
+		})
 	}
 	var gen uint64
 	var up time.Time // vpc-e1's session established, as the controlplane saw it

@@ -120,6 +120,9 @@ func (cp *controlplane) liveHeap() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read the controlplane's heap profile: %w", err)
 		}
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("read the controlplane's heap profile: %s: %s", resp.Status, body)
+		}
 		if heap, err = heapAlloc(string(body)); err != nil {
 			return 0, err
 		}
@@ -135,6 +138,10 @@ func (cp *controlplane) saveProfile(file, name string) error {
 		return fmt.Errorf("read the controlplane's %s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("read the controlplane's %s profile: %s: %s", name, resp.Status, msg)
+	}
 	f, err := os.Create(file)
 	if err != nil {
 		return fmt.Errorf("save the %s profile: %w", name, err)
