@@ -292,6 +292,21 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	out, _ := cp.gwctl("get", "bgp")
 	t.Logf("gwctl get bgp:\n%s", out)
 
+	if v := os.Getenv("PEERGATE_RSS_WATCH"); v != "" {
+		// How the controlplane's RSS settles with the table held and no
+		// traffic (the runtime returns freed memory in the background).
+		secs, _ := strconv.Atoi(v)
+		var samples strings.Builder
+		for i := 0; i <= secs; i += 5 {
+			cur, _ := rss(cp.cmd.Process.Pid)
+			fmt.Fprintf(&samples, " %ds:%.0f", i, cur)
+			if i < secs {
+				time.Sleep(5 * time.Second)
+			}
+		}
+		t.Logf("controlplane RSS (MiB) after the single updates:%s", samples.String())
+	}
+
 	// gobgp alone, for its share of the memory: the controlplane stops
 	// (its session would collide with the child's), the child takes the
 	// same table from the same BIRD.
