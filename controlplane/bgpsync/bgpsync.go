@@ -185,6 +185,10 @@ type Syncer struct {
 	vpcPend  map[string]int // changes pending per VPC
 	npending int
 	large    bool
+	// whole: a VPC's pending changes are large against its table (more
+	// than an eighth of the routes the speaker holds for it, pending
+	// ones included), which compile.Compiler resolves whole.
+	whole    bool
 	external []string // external VPCs of the live configuration
 	// The last compilation's end and duration pace the next one.
 	lastEnd  time.Time
@@ -274,6 +278,17 @@ func (s *Syncer) delay() time.Duration {
 	if s.lead && !s.large && s.npending <= leadMax {
 		return 0
 	}
+	if s.whole && time.Since(s.firstDirty) < wholeMaxHold {
+		// A batch this large against its VPC's table is compiled by
+		// resolving the table whole, and so is the batch that ends the
+		// transfer: each one before the end is a resolution of the whole
+		// table more, which competes with receiving the rest for the
+		// cores (a full table went live in 14-18 s so, 4-5 s of it one
+		// such compilation in the middle of the stream). Wait for the
+		// stream to pause (the timer is set again at every event), up to
+		// wholeMaxHold, so that a slow stream still goes live in steps.
+		return transferQuiet
+	}
 	d := s.opts.Quiet
 	if left := s.opts.MaxDelay - time.Since(s.firstDirty); left < d {
 		d = max(left, 0)
@@ -287,6 +302,10 @@ func (s *Syncer) delay() time.Duration {
 	}
 	return d
 }
+
+// wholeMaxHold bounds how long a table transfer's batch that is large
+// against its table waits for the stream to pause (see delay).
+const wholeMaxHold = 10 * time.Second
 
 // transferQuiet is the pause in a stream of route changes after which a
 // paced compilation runs at once: the end of a table transfer. Shorter
@@ -322,14 +341,18 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	}
 	s.vpcPend[ev.VPC] += len(ev.Updates)
 	m := s.vpcPend[ev.VPC]
-	if s.lead && s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC) {
-		// compile.Compiler.UpdateLearned resolves every table whole for
-		// a batch that large against the VPC's own table (the first
-		// routes of an empty external): gather the whole burst into one
-		// such compilation rather than lead with a few.
+	large := s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC)
+	if s.lead && large {
+		// compile.Compiler.UpdateLearned resolves the VPC's own table
+		// whole for a batch that large against it (the first routes of
+		// an empty external): gather the whole burst into one such
+		// compilation rather than lead with a few.
 		s.lead = false
 	}
-	if s.npending > largeBatch || s.sp != nil && m >= relativeMin && m*8 > s.sp.RouteCount(ev.VPC) {
+	if m >= relativeMin && large {
+		s.large, s.whole = true, true
+	}
+	if s.npending > largeBatch {
 		s.large = true
 	}
 	return true
@@ -367,7 +390,7 @@ func (s *Syncer) flush() {
 	// changes, and a cleared map keeps its size.
 	s.pending = map[string][][]bgp.RouteUpdate{}
 	clear(s.vpcPend)
-	s.npending, s.large = 0, false
+	s.npending, s.large, s.whole = 0, false, false
 	clear(s.dirty)
 	s.lastEnd = time.Now()
 	s.lastTook = s.lastEnd.Sub(start)
@@ -402,7 +425,7 @@ func (s *Syncer) compiledCount() int {
 func (s *Syncer) flushFull() {
 	s.pending = map[string][][]bgp.RouteUpdate{}
 	clear(s.vpcPend)
-	s.npending, s.large = 0, false
+	s.npending, s.large, s.whole = 0, false, false
 	next := make(compile.Learned, len(s.external))
 	total := 0
 	for _, vpc := range s.external {
@@ -516,7 +539,7 @@ func (s *Syncer) stopSpeaker() {
 	// Whatever the old speaker taught is gone: compile without it.
 	s.pending = map[string][][]bgp.RouteUpdate{}
 	clear(s.vpcPend)
-	s.npending, s.large = 0, false
+	s.npending, s.large, s.whole = 0, false, false
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
 		s.learned = compile.Learned{}

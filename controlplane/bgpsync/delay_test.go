@@ -41,3 +41,32 @@ func TestDelayBeforeCompiling(t *testing.T) {
 		})
 	}
 }
+
+// A table transfer's batch that is large against its VPC's table waits
+// for the stream to pause (transferQuiet, set again at every event), not
+// for the pace: compile resolves such a batch's table whole, and the
+// batch that ends the transfer does so anyway. Up to wholeMaxHold.
+func TestDelayHoldsAWholeTableBatchUntilTheStreamPauses(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		name       string
+		firstDirty time.Time
+		lastEnd    time.Time
+		lastTook   time.Duration
+		whole      bool
+		min, max   time.Duration
+	}{
+		{"paced out but whole: waits for the pause", now.Add(-2 * time.Second), now.Add(-time.Minute), time.Millisecond, true, transferQuiet, transferQuiet},
+		{"paced out and not whole: compiles", now.Add(-2 * time.Second), now.Add(-time.Minute), time.Millisecond, false, 0, 0},
+		{"whole, held for wholeMaxHold: compiles", now.Add(-wholeMaxHold - time.Second), now.Add(-time.Minute), time.Millisecond, true, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := New(nil, Options{})
+			s.firstDirty, s.lastEnd, s.lastTook = c.firstDirty, c.lastEnd, c.lastTook
+			s.large, s.whole, s.npending = true, c.whole, 100000
+			if d := s.delay(); d < c.min || d > c.max {
+				t.Errorf("delay %v, want between %v and %v", d, c.min, c.max)
+			}
+		})
+	}
+}
