@@ -9,7 +9,8 @@
 //   - speaker -> compiler: learned-route events are coalesced (a full table
 //     arrives in many batches) and handed to server.UpdateLearned, one
 //     incremental compilation at a time (a transfer's large batches paced,
-//     see delay), server.SetLearned only when the server refuses;
+//     and one large against its table held until the stream pauses, see
+//     delay), server.SetLearned only when the server refuses;
 //   - compiled tables -> speaker: each external VPC's neighbours are told
 //     what that VPC reaches through the gateway (see Advertised).
 //
@@ -64,8 +65,8 @@ type Server interface {
 // largeBatch is the number of pending route changes from which a
 // compilation is paced (see delay): a table transfer or a session going
 // down. Such batches are still compiled incrementally (the dataplanes get
-// deltas, and the compiler resolves every table once when a batch is
-// large against the external's table), but each costs up to a resolution
+// deltas, and the compiler resolves a table whole when a batch is large
+// against it), but each costs up to a resolution
 // of the whole table, so they are spaced by their own duration: the
 // batches of a transfer grow with the table and their total work stays
 // a small multiple of one complete compilation, instead of one
@@ -74,8 +75,8 @@ const largeBatch = 2048
 
 // relativeMin is the number of pending changes of one VPC from which a
 // batch that is large against the VPC's table (more than an eighth of it:
-// compile.Compiler.UpdateLearned then resolves the VPC's tables whole) is
-// also paced. Below it the tables are small and a compilation is cheap
+// compile.Compiler.UpdateLearned then resolves the VPC's own table whole)
+// is also paced, and held until the stream pauses (see delay). Below it the tables are small and a compilation is cheap
 // either way.
 const relativeMin = 512
 
