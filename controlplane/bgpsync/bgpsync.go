@@ -19,14 +19,15 @@
 package bgpsync
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -108,39 +109,70 @@ func finalChanges(batches [][]bgp.RouteUpdate) (add, withdraw []compile.LearnedR
 			refs = append(refs, &b[i])
 		}
 	}
-	idx := make([]int32, n)
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(a, b int32) int {
-		x, y := &refs[a].Route, &refs[b].Route
-		if x.Neighbor != y.Neighbor {
-			return strings.Compare(x.Neighbor, y.Neighbor)
-		}
-		if c := validate.ComparePrefix(x.Prefix, y.Prefix); c != 0 {
-			return c
-		}
-		return int(a - b) // the later change last
-	})
-	for j, i := range idx {
-		u := refs[i]
-		if j+1 < len(idx) {
-			next := &refs[idx[j+1]].Route
-			if u.Route.Neighbor == next.Neighbor && u.Route.Prefix == next.Prefix {
-				continue
+	// Sorted as flat keys, not through refs: a table transfer's last
+	// batch is a million changes, and a comparison that followed two
+	// pointers into the event slices and compared the neighbours' names
+	// took 1.5 s of the final compilation's 2.8 s.
+	keys := make([]changeKey, n)
+	nbrs := map[string]uint64{}
+	lastName, lastNbr := "", uint64(0)
+	for i, u := range refs {
+		if name := u.Route.Neighbor; name != lastName || i == 0 {
+			id, ok := nbrs[name]
+			if !ok {
+				id = uint64(len(nbrs))
+				nbrs[name] = id
 			}
+			lastName, lastNbr = name, id
 		}
+		keys[i] = makeChangeKey(u.Route.Prefix, lastNbr, uint32(i))
+	}
+	slices.SortFunc(keys, func(a, b changeKey) int {
+		return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.meta, b.meta))
+	})
+	for j, k := range keys {
+		if j+1 < len(keys) && keys[j+1].sameRoute(k) {
+			continue // a later change of the same route follows
+		}
+		u := refs[uint32(k.meta)]
 		r := compile.LearnedRoute{Prefix: u.Route.Prefix, NextHop: u.Route.NextHop, MED: u.Route.MED, Neighbor: u.Route.Neighbor, ASPathLen: u.Route.ASPathLen}
 		if u.Withdraw {
 			withdraw = append(withdraw, r)
 			continue
 		}
 		if add == nil {
-			add = make([]compile.LearnedRoute, 0, len(idx)-j)
+			add = make([]compile.LearnedRoute, 0, len(keys)-j)
 		}
 		add = append(add, r)
 	}
 	return add, withdraw
+}
+
+// changeKey orders route changes so that the changes of one route (one
+// neighbour's prefix) are adjacent, oldest first: the prefix's address,
+// then meta = IPv6 bit, neighbour, prefix length and the change's
+// sequence number, high to low.
+type changeKey struct {
+	hi, lo uint64
+	meta   uint64
+}
+
+func makeChangeKey(p netip.Prefix, nbr uint64, seq uint32) changeKey {
+	a := p.Addr().As16()
+	var v6 uint64
+	if p.Addr().Is6() {
+		v6 = 1
+	}
+	return changeKey{
+		hi:   binary.BigEndian.Uint64(a[:8]),
+		lo:   binary.BigEndian.Uint64(a[8:]),
+		meta: v6<<63 | nbr<<40 | uint64(p.Bits())<<32 | uint64(seq),
+	}
+}
+
+// sameRoute reports whether k and o are changes of the same route.
+func (k changeKey) sameRoute(o changeKey) bool {
+	return k.hi == o.hi && k.lo == o.lo && k.meta>>32 == o.meta>>32
 }
 
 // Options configure a Syncer.

@@ -2,6 +2,7 @@ package bgpsync
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/peergate/peergate/controlplane/bgp"
 	"github.com/peergate/peergate/controlplane/compile"
+	"github.com/peergate/peergate/internal/fulltable"
 )
 
 func TestFinalChangesKeepsTheLastChangeOfEachRoute(t *testing.T) {
@@ -46,5 +48,32 @@ func TestFinalChangesKeepsTheLastChangeOfEachRoute(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", got, c.want)
 			}
 		})
+	}
+}
+
+// BenchmarkFinalChangesOfATableTransfer reduces the changes of a full
+// table's transfer (one announcement per prefix, in batches as the
+// speaker queues them, in an order unrelated to the prefixes' as gobgp
+// sends them): the last step before its final compilation.
+//
+//	go test ./controlplane/bgpsync -run '^$' -bench FinalChanges -benchmem
+func BenchmarkFinalChangesOfATableTransfer(b *testing.B) {
+	prefixes := slices.Clone(fulltable.Prefixes(b))
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(prefixes), func(i, j int) { prefixes[i], prefixes[j] = prefixes[j], prefixes[i] })
+	var batches [][]bgp.RouteUpdate
+	var cur []bgp.RouteUpdate
+	nh := netip.MustParseAddr("192.0.2.1")
+	for i, p := range prefixes {
+		cur = append(cur, bgp.RouteUpdate{Route: bgp.Route{VPC: "e1", Prefix: p, NextHop: nh, Neighbor: "192.0.2.1", MED: uint32(i % 7)}})
+		if len(cur) == 8192 {
+			batches, cur = append(batches, cur), nil
+		}
+	}
+	batches = append(batches, cur)
+	for b.Loop() {
+		add, _ := finalChanges(batches)
+		if len(add) != len(prefixes) {
+			b.Fatalf("%d routes, want %d", len(add), len(prefixes))
+		}
 	}
 }
