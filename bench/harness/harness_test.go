@@ -99,6 +99,7 @@ func TestTheLPMSummaryGivesPeergatesColumn(t *testing.T) {
 func TestBGPLatencyLinesAreFound(t *testing.T) {
 	log := `    gobgp_test.go:338: BGP update -> route live in the dataplane agent (3 complete tables, 109 deltas received in all), 100 updates (announce+withdraw): p50 9.03ms, p90 13.8ms, p99 17.59ms, max 17.59ms
     fulltable_test.go:199: session enabled -> generation 15 with all 1062046 prefixes live in the dataplane agent: 39.702s (15 generations received in all)
+    fulltable_test.go:222: session up 1.269s after enabling it; session up -> full table live: 13.063s; controlplane CPU time from enable to live: 20.65s (load average 1.18 1.21 1.20)
     fulltable_test.go:203: controlplane RSS: 21 MiB before, 2322 MiB with the full table (peak 2580 MiB): 2272 bytes per route beyond the empty process
     fulltable_test.go:307: gobgp alone live heap: 1 MiB before, 384 MiB with the full table: 378 bytes per route; held by the controlplane beyond gobgp's RIB: 270 bytes per route
     fulltable_test.go:300: with the full table held, one update -> live in the dataplane agent (30 deltas, 0 complete tables): p50 4.2ms, p90 31ms, p99 1m4.9s, max 1m4.9s over 30 updates`
@@ -107,6 +108,9 @@ func TestBGPLatencyLinesAreFound(t *testing.T) {
 	}
 	if m := reFullLive.FindStringSubmatch(log); m == nil || ms(m[1]) != 39702 {
 		t.Errorf("full table live: %q", m)
+	}
+	if m := reUpToLive.FindStringSubmatch(log); m == nil || ms(m[1]) != 13063 {
+		t.Errorf("session up to full table live: %q", m)
 	}
 	if m := reBytesRoute.FindStringSubmatch(log); m == nil || m[1] != "2272" {
 		t.Errorf("bytes per route: %q", m)

@@ -641,6 +641,7 @@ func reasons(m map[string]uint64) string {
 var (
 	// Durations as time.Duration prints them: "1m4.991s" is one.
 	reFullLive   = regexp.MustCompile(`prefixes live in the dataplane agent: ((?:[0-9.]+[a-zµ]+)+)`)
+	reUpToLive   = regexp.MustCompile(`session up -> full table live: ((?:[0-9.]+[a-zµ]+)+)`)
 	reBytesRoute = regexp.MustCompile(`: ([0-9.]+) bytes per route beyond the empty process`)
 	reHeldRoute  = regexp.MustCompile(`held by the controlplane beyond gobgp's RIB: (-?[0-9.]+) bytes per route`)
 	reFullUpdate = regexp.MustCompile(`one update -> live in the dataplane agent[^\n]*?: p50 ((?:[0-9.]+[a-zµ]+)+), p90 ((?:[0-9.]+[a-zµ]+)+), p99 ((?:[0-9.]+[a-zµ]+)+)`)
@@ -693,9 +694,17 @@ func runControlplane(ctx context.Context, e *Env, r *Result) error {
 	cmd = "go " + shellJoin(args)
 	r.Commands = append(r.Commands, cmd)
 	out, err = e.Run(ctx, "go", args...)
-	if m := reFullLive.FindSubmatch(out); m != nil {
+	if m := reUpToLive.FindSubmatch(out); m != nil {
 		r.add(Figure{Group: "BGP full table", Name: "full table (BIRD, ~1.06 M prefixes): session up → live", Unit: "s", LowerIsBetter: true,
 			Value: ms(string(m[1])) / 1000, Target: tgt("under 10 s", "<=", 10), Command: cmd})
+	} else {
+		r.Notes = append(r.Notes, fmt.Sprintf("BGP full-table figure (from session up) not found in the test's output (%v)", err))
+	}
+	if m := reFullLive.FindSubmatch(out); m != nil {
+		// Before 2026-12-06 this one was reported as "session up → live":
+		// it adds the session's establishment (BIRD connecting, 1-2 s).
+		r.add(Figure{Group: "BGP full table", Name: "full table: session enabled on BIRD → live", Unit: "s", LowerIsBetter: true,
+			Value: ms(string(m[1])) / 1000, Command: cmd})
 	} else {
 		r.Notes = append(r.Notes, fmt.Sprintf("BGP full-table figure not found in the test's output (%v)", err))
 	}
