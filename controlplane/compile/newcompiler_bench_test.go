@@ -51,7 +51,7 @@ func BenchmarkStreamingInternetTable(b *testing.B) {
 		name  string
 		over  bool
 		batch int
-	}{{"over/batch=4096", true, 4096}, {"over/batch=32768", true, 32768}, {"resolve/batch=32768", false, 32768}, {"over/doubling", true, 0}} {
+	}{{"over/batch=4096", true, 4096}, {"over/batch=32768", true, 32768}, {"resolve/batch=32768", false, 32768}, {"over/doubling", true, 0}, {"over/one-batch", true, -1}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -62,9 +62,15 @@ func BenchmarkStreamingInternetTable(b *testing.B) {
 				for i := 0; i < len(routes); {
 					// 0: each batch as large as the table so far (bgpsync
 					// paces a transfer's compilations so).
+					// -1: the whole table in one batch (bgpsync holds a
+					// transfer's batches that are large against the table
+					// until the stream pauses).
 					n := bc.batch
-					if n == 0 {
+					switch n {
+					case 0:
 						n = max(4096, i)
+					case -1:
+						n = len(routes)
 					}
 					batch := routes[i:min(i+n, len(routes))]
 					i += len(batch)
