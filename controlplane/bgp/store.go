@@ -6,6 +6,8 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/peergate/peergate/internal/intern"
 )
 
 // The learned-route store holds what every neighbour currently announces,
@@ -97,11 +99,10 @@ type neighbor struct {
 	state api.PeerState_SessionState // last state gobgp reported
 	v4    map[key4]held
 	v6    map[key6]held
-	// nextHops are the next hops of held routes, interned; nhIndex finds
-	// them. Reset with the routes when the session drops; until then it
-	// only grows (by the distinct next hops the neighbour ever sent).
-	nextHops []netip.Addr
-	nhIndex  map[netip.Addr]uint32
+	// nextHops numbers the next hops of held routes. Reset with the
+	// routes when the session drops; until then it only grows (by the
+	// distinct next hops the neighbour ever sent).
+	nextHops intern.Table[netip.Addr]
 	// looped holds the prefixes currently announced with our ASN in their
 	// AS path (gobgp keeps them in its adj-rib-in, unused), so that
 	// Sessions can report what the neighbour announces without asking
@@ -122,7 +123,7 @@ func (n *neighbor) route(p netip.Prefix, h held) Route {
 	return Route{
 		VPC:       n.cfg.VPC,
 		Prefix:    p,
-		NextHop:   n.nextHops[h.nh],
+		NextHop:   n.nextHops.At(h.nh),
 		MED:       h.med,
 		Neighbor:  n.name,
 		ASPathLen: int(h.asLen),
@@ -131,17 +132,7 @@ func (n *neighbor) route(p netip.Prefix, h held) Route {
 
 // hold interns v's next hop.
 func (n *neighbor) hold(v val) held {
-	a := v.nextHop()
-	i, ok := n.nhIndex[a]
-	if !ok {
-		if n.nhIndex == nil {
-			n.nhIndex = make(map[netip.Addr]uint32)
-		}
-		i = uint32(len(n.nextHops))
-		n.nextHops = append(n.nextHops, a)
-		n.nhIndex[a] = i
-	}
-	return held{nh: i, med: v.med, asLen: v.asLen}
+	return held{nh: n.nextHops.Index(v.nextHop()), med: v.med, asLen: v.asLen}
 }
 
 // learn records p and returns it as held; it reports false when nothing
@@ -209,7 +200,7 @@ func (n *neighbor) forgetAll() []RouteUpdate {
 	// that taught a full table should not pin its memory while down.
 	n.v4 = make(map[key4]held)
 	n.v6 = make(map[key6]held)
-	n.nextHops, n.nhIndex = nil, nil
+	n.nextHops = intern.Table[netip.Addr]{}
 	n.looped = nil
 	return out
 }

@@ -67,8 +67,8 @@ type Server interface {
 // compilation is paced (see delay): a table transfer or a session going
 // down. Such batches are still compiled incrementally (the dataplanes get
 // deltas, and the compiler resolves a table whole when a batch is large
-// against it), but each costs up to a resolution
-// of the whole table, so they are spaced by their own duration: the
+// against it), but each costs up to a resolution of the whole table, so
+// they are spaced by their own duration: the
 // batches of a transfer grow with the table and their total work stays
 // a small multiple of one complete compilation, instead of one
 // resolution per fixed-size slice of the stream.
@@ -77,8 +77,8 @@ const largeBatch = 2048
 // relativeMin is the number of pending changes of one VPC from which a
 // batch that is large against the VPC's table (more than an eighth of it:
 // compile.Compiler.UpdateLearned then resolves the VPC's own table whole)
-// is also paced, and held until the stream pauses (see delay). Below it the tables are small and a compilation is cheap
-// either way.
+// is also paced, and held until the stream pauses (see delay). Below it
+// the tables are small and a compilation is cheap either way.
 const relativeMin = 512
 
 // leadMax is the most pending changes that are compiled at once, without
@@ -374,15 +374,15 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	}
 	s.vpcPend[ev.VPC] += len(ev.Updates)
 	m := s.vpcPend[ev.VPC]
-	large := s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC)
-	if s.lead && large {
+	vsTable := s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC) // large against the VPC's table
+	if s.lead && vsTable {
 		// compile.Compiler.UpdateLearned resolves the VPC's own table
 		// whole for a batch that large against it (the first routes of
 		// an empty external): gather the whole burst into one such
 		// compilation rather than lead with a few.
 		s.lead = false
 	}
-	if m >= relativeMin && large {
+	if m >= relativeMin && vsTable {
 		s.large, s.whole = true, true
 	}
 	if s.npending > largeBatch {

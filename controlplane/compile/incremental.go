@@ -13,6 +13,7 @@ import (
 
 	"github.com/peergate/peergate/controlplane/manifest"
 	"github.com/peergate/peergate/controlplane/validate"
+	"github.com/peergate/peergate/internal/intern"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -25,11 +26,9 @@ import (
 type Compiler struct {
 	b         *builder // model, VPC ids, shared-table indexes; learned and local are per call
 	rib       map[string]*bart.Table[pathSet]
-	neighbors []string // path.nbr -> neighbour address
-	nbrIndex  map[string]uint32
-	nextHops  []netip.Addr // path.nh -> next hop
-	nhIndex   map[netip.Addr]uint32
-	paths     int // learned paths held, all externals
+	neighbors intern.Table[string]     // path.nbr: neighbour address
+	nextHops  intern.Table[netip.Addr] // path.nh
+	paths     int                      // learned paths held, all externals
 	// parallelMin: from this many learned routes an update's tables are
 	// resolved concurrently (defaultParallelMin; tests lower it).
 	parallelMin int
@@ -102,7 +101,7 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 	}
 	t := b.all()
 	b.t, b.learned, b.local = nil, nil, nil // the caller owns the tables
-	comp := &Compiler{b: b, rib: map[string]*bart.Table[pathSet]{}, nbrIndex: map[string]uint32{}, nhIndex: map[netip.Addr]uint32{}, parallelMin: defaultParallelMin}
+	comp := &Compiler{b: b, rib: map[string]*bart.Table[pathSet]{}, parallelMin: defaultParallelMin}
 	for _, x := range m.VPCs {
 		if !x.External {
 			continue
@@ -160,23 +159,11 @@ func (c *Compiler) appendRoutes(dst []LearnedRoute, p netip.Prefix, s pathSet) [
 }
 
 func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
-	return LearnedRoute{Prefix: p, NextHop: c.nextHops[x.nh], MED: x.med, Neighbor: c.neighbors[x.nbr], ASPathLen: int(x.asLen)}
+	return LearnedRoute{Prefix: p, NextHop: c.nextHops.At(x.nh), MED: x.med, Neighbor: c.neighbors.At(x.nbr), ASPathLen: int(x.asLen)}
 }
 
 func (c *Compiler) path(r LearnedRoute) path {
-	i, ok := c.nbrIndex[r.Neighbor]
-	if !ok {
-		i = uint32(len(c.neighbors))
-		c.neighbors = append(c.neighbors, r.Neighbor)
-		c.nbrIndex[r.Neighbor] = i
-	}
-	nh, ok := c.nhIndex[r.NextHop]
-	if !ok {
-		nh = uint32(len(c.nextHops))
-		c.nextHops = append(c.nextHops, r.NextHop)
-		c.nhIndex[r.NextHop] = nh
-	}
-	return path{nh: nh, med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32)), nbr: i}
+	return path{nh: c.nextHops.Index(r.NextHop), nbr: c.neighbors.Index(r.Neighbor), med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32))}
 }
 
 // UpdateLearned applies one BGP update of external VPC vpc: each route of
@@ -246,7 +233,7 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 	}
 	for _, r := range withdraw {
 		p := r.Prefix.Masked()
-		i, ok := c.nbrIndex[r.Neighbor]
+		i, ok := c.neighbors.Lookup(r.Neighbor)
 		if !p.IsValid() || !ok {
 			continue
 		}

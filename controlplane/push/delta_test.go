@@ -3,6 +3,7 @@ package push_test
 import (
 	"testing"
 
+	"github.com/peergate/peergate/controlplane/push"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -27,7 +28,10 @@ func delta(base uint64) *tablesv1.TableDelta {
 		Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 0, RemoveRoutes: []string{"10.0.0.0/8"}}}}
 }
 
-func TestADataplaneInStepGetsDeltas(t *testing.T) {
+// inStep returns a hub at generation 1 and the stream of a dataplane that
+// received it whole and acknowledged it.
+func inStep(t *testing.T) (*push.Hub, tablesv1.TablePush_ConnectClient) {
+	t.Helper()
 	hub, c := start(t)
 	hub.Publish(&tablesv1.Tables{Generation: 1})
 	s, _ := connect(t, c, "dp")
@@ -35,6 +39,11 @@ func TestADataplaneInStepGetsDeltas(t *testing.T) {
 		t.Fatalf("first message: generation %d, want complete tables of 1", g)
 	}
 	ack(t, s, 1, "")
+	return hub, s
+}
+
+func TestADataplaneInStepGetsDeltas(t *testing.T) {
+	hub, s := inStep(t)
 	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, delta(1))
 	m := recv(t, s)
 	if d := m.GetDelta(); d == nil || d.GetBaseGeneration() != 1 || d.GetGeneration() != 2 {
@@ -43,11 +52,7 @@ func TestADataplaneInStepGetsDeltas(t *testing.T) {
 }
 
 func TestARefusedDeltaIsFollowedByCompleteTables(t *testing.T) {
-	hub, c := start(t)
-	hub.Publish(&tablesv1.Tables{Generation: 1})
-	s, _ := connect(t, c, "dp")
-	recvGen(t, s)
-	ack(t, s, 1, "")
+	hub, s := inStep(t)
 	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, delta(1))
 	if m := recv(t, s); m.GetDelta() == nil {
 		t.Fatalf("received %v, want a delta", m)
@@ -74,11 +79,7 @@ func TestADeltaThatDoesNotChainIsSentAsCompleteTables(t *testing.T) {
 // (the hub drops only what no stream needs): the dataplane gets the chain,
 // never complete tables.
 func TestADataplaneBehindGetsEveryDeltaItNeeds(t *testing.T) {
-	hub, c := start(t)
-	hub.Publish(&tablesv1.Tables{Generation: 1})
-	s, _ := connect(t, c, "dp")
-	recvGen(t, s)
-	ack(t, s, 1, "")
+	hub, s := inStep(t)
 	const last = 40
 	for base := uint64(1); base < last; base++ {
 		hub.PublishDelta(&tablesv1.Tables{Generation: base + 1}, delta(base))

@@ -152,17 +152,6 @@ func (h *Hub) trimDeltasLocked() {
 	}
 }
 
-// sentGeneration records that stream conn of dataplane id was sent
-// generation gen, and drops the deltas that no stream needs any more.
-func (h *Hub) sentGeneration(id string, conn, gen uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if d := h.dps[id]; d != nil && d.conn == conn {
-		d.info.SentGeneration = gen
-	}
-	h.trimDeltasLocked()
-}
-
 // catchUp returns the deltas that take a dataplane from generation sent to
 // the current tables, or nil when they are not all kept.
 func (h *Hub) catchUpLocked(sent uint64) []*tablesv1.TableDelta {
@@ -255,7 +244,7 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 				log.Debug("sent tables", "generation", t.GetGeneration())
 			}
 			sent = t
-			h.sentGeneration(id, conn, t.GetGeneration())
+			h.update(id, conn, func(i *DataplaneInfo) { i.SentGeneration = t.GetGeneration() })
 		}
 		select {
 		case <-refused:
@@ -387,19 +376,18 @@ func (h *Hub) unregister(id string, conn uint64) {
 		i.Connected = false
 		i.DisconnectedAt = time.Now()
 	})
-	// The deltas kept for it alone go now, not at the next publish.
-	h.mu.Lock()
-	h.trimDeltasLocked()
-	h.mu.Unlock()
 }
 
 // update changes the entry of id if the stream conn still owns it: a
 // dataplane that reconnected before its old stream noticed the loss must
-// not be marked disconnected by the old stream.
+// not be marked disconnected by the old stream. The deltas no stream needs
+// any more go with it (f may have moved the generation a stream was sent,
+// or disconnected one): not at the next publish only.
 func (h *Hub) update(id string, conn uint64, f func(*DataplaneInfo)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d := h.dps[id]; d != nil && d.conn == conn {
 		f(&d.info)
 	}
+	h.trimDeltasLocked()
 }

@@ -228,7 +228,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	perRoute := func(grown, base uint64) float64 {
 		return (float64(grown) - float64(base)) / float64(len(prefixes))
 	}
-	t.Logf("controlplane live heap (after a collection): %.0f MiB before, %.0f MiB with the full table: %.0f bytes per route",
+	t.Logf("controlplane live heap (after two collections): %.0f MiB before, %.0f MiB with the full table: %.0f bytes per route",
 		float64(heap0)/(1<<20), float64(heap)/(1<<20), perRoute(heap, heap0))
 
 	// vpc-1 reaches every learned IPv4 prefix outside the nots through

@@ -109,48 +109,41 @@ func freePort(t testing.TB, host string) uint16 {
 // sync.Pool caches (gRPC's buffers: ~40 MB after a full table) survive one
 // collection and are dropped at the next.
 func (cp *controlplane) liveHeap() (uint64, error) {
-	var heap uint64
+	var body []byte
 	for range 2 {
-		resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/heap?gc=1&debug=1")
-		if err != nil {
-			return 0, fmt.Errorf("read the controlplane's heap profile: %w", err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return 0, fmt.Errorf("read the controlplane's heap profile: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("read the controlplane's heap profile: %s: %s", resp.Status, body)
-		}
-		if heap, err = heapAlloc(string(body)); err != nil {
+		var err error
+		if body, err = cp.profile("heap?gc=1&debug=1"); err != nil {
 			return 0, err
 		}
 	}
-	return heap, nil
+	return heapAlloc(string(body))
 }
 
-// saveProfile writes the controlplane's profile /debug/pprof/NAME (pprof
-// format; "heap", "profile?seconds=20") to file.
+// saveProfile writes the controlplane's profile NAME ("heap",
+// "profile?seconds=20") to file.
 func (cp *controlplane) saveProfile(file, name string) error {
+	body, err := cp.profile(name)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, body, 0o644)
+}
+
+// profile reads /debug/pprof/NAME from the controlplane's --pprof server.
+func (cp *controlplane) profile(name string) ([]byte, error) {
 	resp, err := http.Get("http://" + cp.pprof + "/debug/pprof/" + name)
 	if err != nil {
-		return fmt.Errorf("read the controlplane's %s profile: %w", name, err)
+		return nil, fmt.Errorf("read the controlplane's %s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("read the controlplane's %s profile: %s: %s", name, resp.Status, msg)
-	}
-	f, err := os.Create(file)
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("save the %s profile: %w", name, err)
+		return nil, fmt.Errorf("read the controlplane's %s profile: %w", name, err)
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("save the %s profile to %s: %w", name, file, err)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("read the controlplane's %s profile: %s: %s", name, resp.Status, body)
 	}
-	return f.Close()
+	return body, nil
 }
 
 // heapAlloc finds "# HeapAlloc = N" in a debug=1 heap profile.
