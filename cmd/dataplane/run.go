@@ -254,7 +254,7 @@ func (d *dataplane) apply(t *tablesv1.Tables) error {
 			// Nothing to forward on yet (no Gateway applied): remember the
 			// tables and wait for a generation with ports.
 			d.log.Warn("tables have no ports: waiting for a Gateway", "generation", t.GetGeneration())
-			d.tables = t
+			d.tables = withoutRoutes(t)
 			return nil
 		}
 		return d.start(t, ports)
@@ -268,7 +268,7 @@ func (d *dataplane) apply(t *tablesv1.Tables) error {
 		return fmt.Errorf("generation %d: %w", t.GetGeneration(), err)
 	}
 	d.fib.Store(snap)
-	d.tables = t
+	d.tables = withoutRoutes(t)
 	return d.natError(t)
 }
 
@@ -300,7 +300,7 @@ func (d *dataplane) start(t *tablesv1.Tables, ports []runtime.PortConfig) error 
 		}
 		return fmt.Errorf("generation %d: start workers: %w", t.GetGeneration(), err)
 	}
-	d.rt, d.ports, d.tables = rt, ports, t
+	d.rt, d.ports, d.tables = rt, ports, withoutRoutes(t)
 	d.log.Info("forwarding", "generation", t.GetGeneration(), "ports", len(ports), "workers", d.workers, "took", time.Since(begin))
 	return nil
 }
@@ -315,70 +315,48 @@ func (d *dataplane) natError(t *tablesv1.Tables) error {
 	return nil
 }
 
-// applyDelta rebuilds the snapshot from the running tables with the delta
-// applied (fib has no incremental update; building is off the hot path).
+// applyDelta applies a BGP delta to the running snapshot in place of a
+// rebuild: with a full Internet table, cloning the tables and building every
+// lookup structure again took seconds per update (fib.ApplyDelta changes
+// only the routes the delta names, copy-on-write). A delta the snapshot
+// cannot take (fib.ErrRebuild, or no snapshot yet) is refused, and the
+// controlplane answers a refused delta with complete tables.
 func (d *dataplane) applyDelta(delta *tablesv1.TableDelta) error {
 	d.mu.Lock()
-	base := d.tables
-	d.mu.Unlock()
-	if base == nil {
+	defer d.mu.Unlock()
+	if d.tables == nil {
 		return errors.New("no tables to apply a delta to")
 	}
-	t, err := applyTableDelta(base, delta)
+	if delta.GetBaseGeneration() != d.tables.GetGeneration() {
+		return fmt.Errorf("delta over generation %d, but generation %d is running", delta.GetBaseGeneration(), d.tables.GetGeneration())
+	}
+	cur := d.fib.Load()
+	if d.rt == nil || cur == nil {
+		return fmt.Errorf("%w: not forwarding yet (waiting for a Gateway)", fib.ErrRebuild)
+	}
+	begin := time.Now()
+	snap, err := cur.ApplyDelta(delta)
 	if err != nil {
 		return err
 	}
-	return d.apply(t)
-}
-
-// applyTableDelta returns a copy of base with the delta's route changes.
-// Routes are keyed by (prefix, match_source); a removal names a prefix and
-// removes it in either form.
-func applyTableDelta(base *tablesv1.Tables, delta *tablesv1.TableDelta) (*tablesv1.Tables, error) {
-	if delta.GetBaseGeneration() != base.GetGeneration() {
-		return nil, fmt.Errorf("delta over generation %d, but generation %d is running", delta.GetBaseGeneration(), base.GetGeneration())
-	}
-	t := proto.Clone(base).(*tablesv1.Tables)
+	d.fib.Store(snap)
+	t := proto.Clone(d.tables).(*tablesv1.Tables) // route-less: cheap
 	t.Generation = delta.GetGeneration()
-	for _, vd := range delta.GetVpcs() {
-		if int(vd.GetVpcId()) >= len(t.Vpcs) {
-			return nil, fmt.Errorf("delta of generation %d: vpc id %d: the tables have %d VPCs", delta.GetGeneration(), vd.GetVpcId(), len(t.Vpcs))
-		}
-		v := t.Vpcs[vd.GetVpcId()]
-		v.Routes = patchRoutes(v.Routes, vd.GetUpsertRoutes(), vd.GetRemoveRoutes())
-		v.LocalRoutes = patchRoutes(v.LocalRoutes, vd.GetUpsertLocalRoutes(), vd.GetRemoveLocalRoutes())
-	}
-	return t, nil
+	d.tables = t
+	d.log.Debug("delta applied", "generation", t.GetGeneration(), "took", time.Since(begin))
+	return nil
 }
 
-func patchRoutes(routes, upsert []*tablesv1.Route, remove []string) []*tablesv1.Route {
-	type key struct {
-		prefix string
-		src    bool
+// withoutRoutes drops t's route lists once its snapshot is built: the
+// snapshot holds the routes (and deltas change them there), the dataplane
+// keeps the rest of t for its ports, NAT pools and VPC names. The agent
+// hands t over, so it is modified in place: with a full table the lists are
+// a million messages the dataplane would otherwise hold for nothing.
+func withoutRoutes(t *tablesv1.Tables) *tablesv1.Tables {
+	for _, v := range t.GetVpcs() {
+		v.Routes, v.LocalRoutes = nil, nil
 	}
-	gone := make(map[string]bool, len(remove))
-	for _, p := range remove {
-		gone[p] = true
-	}
-	idx := make(map[key]int, len(routes))
-	out := make([]*tablesv1.Route, 0, len(routes)+len(upsert))
-	for _, r := range routes {
-		if gone[r.GetPrefix()] {
-			continue
-		}
-		idx[key{r.GetPrefix(), r.GetMatchSource()}] = len(out)
-		out = append(out, r)
-	}
-	for _, r := range upsert {
-		k := key{r.GetPrefix(), r.GetMatchSource()}
-		if i, ok := idx[k]; ok {
-			out[i] = r
-			continue
-		}
-		idx[k] = len(out)
-		out = append(out, r)
-	}
-	return out
+	return t
 }
 
 // stats is the snapshot pushed to the controlplane every second.

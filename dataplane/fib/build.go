@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/peergate/peergate/lpm"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
@@ -37,6 +38,15 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 		o.PortMAC = DefaultPortMAC
 	}
 	s := &Snapshot{Generation: t.GetGeneration(), Peerings: []string{""}}
+	w := &writer{
+		newest:   s,
+		lim:      limits{vpcs: len(t.GetVpcs()), natTables: len(t.GetNatTables()), filters: len(t.GetFilters()), natPools: len(t.GetNatPools())},
+		peerings: map[string]uint16{"": 0},
+		// Identical action lists share one group: a full table's routes
+		// mostly point at a handful of them.
+		groups: map[string]uint32{},
+	}
+	s.w = w
 	if v := t.GetGateway().GetVtepIp(); v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.Is4() {
@@ -138,16 +148,12 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 		}
 		s.NatPools = append(s.NatPools, np)
 	}
-	peerings := map[string]uint16{"": 0}
-	// Identical action lists share one group: a full table's routes mostly
-	// point at a handful of them.
-	groups := map[string]uint32{}
 	nclass := 0
 	for i, v := range t.GetVpcs() {
 		if int(v.GetId()) != i {
 			return nil, fmt.Errorf("fib: vpc %q: id %d at index %d", v.GetName(), v.GetId(), i)
 		}
-		vpc, err := s.buildVPC(t, v, peerings, groups)
+		vpc, tabs, err := s.buildVPC(v, w)
 		if err != nil {
 			return nil, fmt.Errorf("fib: vpc %q: %w", v.GetName(), err)
 		}
@@ -155,6 +161,11 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 			nclass++
 		}
 		s.VPCs = append(s.VPCs, vpc)
+		w.vpcs = append(w.vpcs, tabs)
+	}
+	w.builtGroups = len(s.Groups)
+	for i, p := range s.Peerings {
+		w.peerings[p] = uint16(i)
 	}
 	s.class.init(nclass)
 	for i := range s.VPCs {
@@ -177,11 +188,20 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 	return s, nil
 }
 
-func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[string]uint16, groups map[string]uint32) (VPC, error) {
-	vpc := VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(), MTU: DefaultMTU}
+func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (VPC, vpcTables, error) {
+	vpc, tabs, err := s.buildVPCTables(v, w)
+	if err != nil {
+		return vpc, tabs, err
+	}
+	tabs.publish(&vpc)
+	return vpc, tabs, nil
+}
+
+func (s *Snapshot) buildVPCTables(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables, err error) {
+	vpc = VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(), MTU: DefaultMTU}
 	if a := v.GetAttachment(); a != nil && a.GetKind() != tablesv1.Attachment_KIND_UNSPECIFIED {
 		if int(a.GetPortId()) >= len(s.Ports) {
-			return vpc, fmt.Errorf("attachment port %d: no such port", a.GetPortId())
+			return vpc, tabs, fmt.Errorf("attachment port %d: no such port", a.GetPortId())
 		}
 		vpc.Kind = uint8(a.GetKind())
 		vpc.Port = uint16(a.GetPortId())
@@ -190,45 +210,45 @@ func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[st
 		switch a.GetKind() {
 		case tablesv1.Attachment_KIND_VXLAN:
 			if a.GetVni() == 0 || a.GetVni() > 0xffffff {
-				return vpc, fmt.Errorf("vni %d out of range", a.GetVni())
+				return vpc, tabs, fmt.Errorf("vni %d out of range", a.GetVni())
 			}
 			vpc.VNI = a.GetVni()
 			for _, x := range a.GetVteps() {
 				ad, err := netip.ParseAddr(x)
 				if err != nil || !ad.Is4() {
-					return vpc, fmt.Errorf("vtep %q: not an IPv4 address", x)
+					return vpc, tabs, fmt.Errorf("vtep %q: not an IPv4 address", x)
 				}
 				vpc.VTEPs = append(vpc.VTEPs, v4(ad))
 			}
 			if len(vpc.VTEPs) == 0 {
-				return vpc, fmt.Errorf("vxlan attachment without vteps")
+				return vpc, tabs, fmt.Errorf("vxlan attachment without vteps")
 			}
 			if s.VTEP == 0 {
-				return vpc, fmt.Errorf("vxlan attachment but the gateway has no vtep_ip")
+				return vpc, tabs, fmt.Errorf("vxlan attachment but the gateway has no vtep_ip")
 			}
 		case tablesv1.Attachment_KIND_VLAN:
 			tag := a.GetVlan()
 			if tag == 0 || tag >= 1<<24 {
-				return vpc, fmt.Errorf("vlan %d out of range", tag)
+				return vpc, tabs, fmt.Errorf("vlan %d out of range", tag)
 			}
 			vpc.VLAN, vpc.OuterVLAN = uint16(tag&0xfff), uint16(tag>>12)
 			if vpc.VLAN == 0 {
-				return vpc, fmt.Errorf("vlan %d: inner tag 0", tag)
+				return vpc, tabs, fmt.Errorf("vlan %d: inner tag 0", tag)
 			}
 		case tablesv1.Attachment_KIND_UNTAGGED:
 		default:
-			return vpc, fmt.Errorf("unknown attachment kind %v", a.GetKind())
+			return vpc, tabs, fmt.Errorf("unknown attachment kind %v", a.GetKind())
 		}
 	}
 	var routes, srcRoutes, local []lpm.Route
 	for _, r := range v.GetRoutes() {
 		pfx, err := parsePrefixOrAddr(r.GetPrefix())
 		if err != nil {
-			return vpc, fmt.Errorf("route: %w", err)
+			return vpc, tabs, fmt.Errorf("route: %w", err)
 		}
-		g, err := s.group(t, pfx, r.GetActions(), peerings, groups, false)
+		g, err := s.group(w, pfx, r.GetActions(), false)
 		if err != nil {
-			return vpc, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+			return vpc, tabs, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
 		}
 		if r.GetMatchSource() {
 			srcRoutes = append(srcRoutes, lpm.Route{Prefix: pfx.Masked(), Value: g})
@@ -237,10 +257,11 @@ func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[st
 		}
 	}
 	localAct := s.addGroup([]Action{{Kind: ActLocal}})
+	tabs.routerIPs = map[netip.Prefix]bool{}
 	for _, x := range v.GetRouterIps() {
 		pfx, err := parsePrefixOrAddr(x)
 		if err != nil {
-			return vpc, fmt.Errorf("router ip: %w", err)
+			return vpc, tabs, fmt.Errorf("router ip: %w", err)
 		}
 		a := pfx.Addr()
 		vpc.RouterIPs = append(vpc.RouterIPs, a)
@@ -252,31 +273,31 @@ func (s *Snapshot) buildVPC(t *tablesv1.Tables, v *tablesv1.Vpc, peerings map[st
 		}
 		// Router IPs are local whatever the compiled routes say: appended
 		// last, they replace any compiled route for the same prefix.
-		routes = append(routes, lpm.Route{Prefix: netip.PrefixFrom(a, a.BitLen()), Value: localAct})
+		host := netip.PrefixFrom(a, a.BitLen())
+		routes = append(routes, lpm.Route{Prefix: host, Value: localAct})
+		tabs.routerIPs[host] = true
 	}
 	for _, r := range v.GetLocalRoutes() {
 		pfx, err := parsePrefixOrAddr(r.GetPrefix())
 		if err != nil {
-			return vpc, fmt.Errorf("local route: %w", err)
+			return vpc, tabs, fmt.Errorf("local route: %w", err)
 		}
-		g, err := s.group(t, pfx, r.GetActions(), peerings, groups, true)
+		g, err := s.group(w, pfx, r.GetActions(), true)
 		if err != nil {
-			return vpc, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
+			return vpc, tabs, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
 		}
 		local = append(local, lpm.Route{Prefix: pfx.Masked(), Value: g})
 	}
-	var err error
-	if vpc.Routes, err = lpm.Build(routes); err != nil {
-		return vpc, fmt.Errorf("routes: %w", err)
+	if tabs.routes, err = lpm.Build(routes); err != nil {
+		return vpc, tabs, fmt.Errorf("routes: %w", err)
 	}
-	if vpc.SrcRoutes, err = lpm.Build(srcRoutes); err != nil {
-		return vpc, fmt.Errorf("source routes: %w", err)
+	if tabs.src, err = lpm.Build(srcRoutes); err != nil {
+		return vpc, tabs, fmt.Errorf("source routes: %w", err)
 	}
-	vpc.HasSrcRoutes = len(srcRoutes) > 0
-	if vpc.Local, err = lpm.Build(local); err != nil {
-		return vpc, fmt.Errorf("local routes: %w", err)
+	if tabs.local, err = lpm.Build(local); err != nil {
+		return vpc, tabs, fmt.Errorf("local routes: %w", err)
 	}
-	return vpc, nil
+	return vpc, tabs, nil
 }
 
 func (s *Snapshot) addGroup(acts []Action) uint32 {
@@ -288,7 +309,19 @@ func (s *Snapshot) addGroup(acts []Action) uint32 {
 
 // group returns the group of the compiled actions, shared with every earlier
 // route whose actions (and, for destination NAT, prefix length) are equal.
-func (s *Snapshot) group(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Action, peerings map[string]uint16, groups map[string]uint32, local bool) (uint32, error) {
+func (s *Snapshot) group(w *writer, pfx netip.Prefix, in []*tablesv1.Action, local bool) (uint32, error) {
+	g, key, err := s.groupKey(w, pfx, in, nil, local)
+	if key != "" {
+		w.groups[key] = g
+	}
+	return g, err
+}
+
+// groupKey is group without recording a new group in the writer: it also
+// looks in staged (the groups a delta added so far) and returns the new
+// group's key for the caller to record. ApplyDelta keeps a delta's new
+// groups apart until the whole delta is known to be valid.
+func (s *Snapshot) groupKey(w *writer, pfx netip.Prefix, in []*tablesv1.Action, staged map[string]uint32, local bool) (uint32, string, error) {
 	var kb []byte
 	if local {
 		kb = append(kb, 'L')
@@ -300,19 +333,20 @@ func (s *Snapshot) group(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Ac
 			kb = fmt.Appendf(kb, "/%d", pfx.Bits())
 		}
 	}
-	if g, ok := groups[string(kb)]; ok {
-		return g, nil
+	if g, ok := w.groups[string(kb)]; ok {
+		return g, "", nil
 	}
-	acts, err := s.actions(t, pfx, in, peerings, local)
+	if g, ok := staged[string(kb)]; ok {
+		return g, "", nil
+	}
+	acts, err := s.actions(w, pfx, in, local)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	g := s.addGroup(acts)
-	groups[string(kb)] = g
-	return g, nil
+	return s.addGroup(acts), string(kb), nil
 }
 
-func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.Action, peerings map[string]uint16, local bool) ([]Action, error) {
+func (s *Snapshot) actions(w *writer, pfx netip.Prefix, in []*tablesv1.Action, local bool) ([]Action, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("no actions")
 	}
@@ -325,7 +359,7 @@ func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.
 			if local {
 				return nil, fmt.Errorf("forward action in local_routes")
 			}
-			if int(a.GetDstVpc()) >= len(t.GetVpcs()) {
+			if int(a.GetDstVpc()) >= w.lim.vpcs {
 				return nil, fmt.Errorf("dst_vpc %d: no such vpc", a.GetDstVpc())
 			}
 			act.DstVPC = uint16(a.GetDstVpc())
@@ -357,25 +391,30 @@ func (s *Snapshot) actions(t *tablesv1.Tables, pfx netip.Prefix, in []*tablesv1.
 				act.DstNAT4 = v4(d.Masked().Addr())
 			}
 		}
-		if n := a.GetSrcNat(); n > uint32(len(t.GetNatTables())) {
+		if n := a.GetSrcNat(); n > uint32(w.lim.natTables) {
 			return nil, fmt.Errorf("src_nat %d: no such table", n)
 		}
-		if n := a.GetIngressFilter(); n > uint32(len(t.GetFilters())) {
+		if n := a.GetIngressFilter(); n > uint32(w.lim.filters) {
 			return nil, fmt.Errorf("ingress_filter %d: no such filter", n)
 		}
-		if n := a.GetSnatPool(); n > uint32(len(t.GetNatPools())) {
+		if n := a.GetSnatPool(); n > uint32(w.lim.natPools) {
 			return nil, fmt.Errorf("snat_pool %d: no such pool", n)
 		}
-		if n := a.GetReversePool(); n > uint32(len(t.GetNatPools())) {
+		if n := a.GetReversePool(); n > uint32(w.lim.natPools) {
 			return nil, fmt.Errorf("reverse_pool %d: no such pool", n)
 		}
 		act.SrcNAT, act.Filter, act.SnatPool, act.ReversePool = a.GetSrcNat(), a.GetIngressFilter(), a.GetSnatPool(), a.GetReversePool()
 		if a.GetPeering() != "" {
-			id, ok := peerings[a.GetPeering()]
+			// A peering new in a delta is looked up by scanning: the
+			// writer's map only records peerings of published snapshots.
+			id, ok := w.peerings[a.GetPeering()]
 			if !ok {
-				id = uint16(len(s.Peerings))
-				peerings[a.GetPeering()] = id
-				s.Peerings = append(s.Peerings, a.GetPeering())
+				if i := slices.Index(s.Peerings, a.GetPeering()); i >= 0 {
+					id = uint16(i)
+				} else {
+					id = uint16(len(s.Peerings))
+					s.Peerings = append(s.Peerings, a.GetPeering())
+				}
 			}
 			act.Peering = id
 		}

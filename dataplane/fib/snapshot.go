@@ -44,6 +44,9 @@ type Snapshot struct {
 	Peerings []string
 
 	class classTable
+	// w changes the routes of the newest snapshot of a Build (ApplyDelta);
+	// the hot path never reads it.
+	w *writer
 }
 
 // Port is one NIC port.
@@ -81,11 +84,13 @@ type VPC struct {
 	External  bool
 	// Routes: first lookup for packets from this VPC's hosts. SrcRoutes: the
 	// match_source routes, checked first when HasSrcRoutes. Local: delivery
-	// routes, the second lookup after crossing into this VPC.
-	Routes       *lpm.Table
-	SrcRoutes    *lpm.Table
+	// routes, the second lookup after crossing into this VPC. Values are
+	// indexes into Snapshot.Groups. They are immutable lpm snapshots: a
+	// later ApplyDelta changes the writer's tables, never these.
+	Routes       *lpm.Snapshot
+	SrcRoutes    *lpm.Snapshot
 	HasSrcRoutes bool
-	Local        *lpm.Table
+	Local        *lpm.Snapshot
 	MTU          int
 }
 

@@ -255,7 +255,7 @@ func (w *Worker) flush4() {
 			}
 			w.slot[j] = uint8(m - 1)
 		}
-		s.VPCs[v].Routes.Snapshot().Lookup4Batch(w.addrs[:m], w.uvals[:m])
+		s.VPCs[v].Routes.Lookup4Batch(w.addrs[:m], w.uvals[:m])
 		for k := i; k < j; k++ {
 			w.vals[k] = w.uvals[w.slot[k]]
 		}
@@ -379,7 +379,7 @@ func (w *Worker) resolve4(pend []pend4) {
 			}
 			w.uslot[j] = uint8(m - 1)
 		}
-		s.VPCs[v].Local.Snapshot().Lookup4Batch(w.addrs[:m], w.uvals[:m])
+		s.VPCs[v].Local.Lookup4Batch(w.addrs[:m], w.uvals[:m])
 		for x := i; x < j; x++ {
 			pend[idx[x]].g2 = w.uvals[w.uslot[x]]
 		}

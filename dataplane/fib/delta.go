@@ -1,0 +1,247 @@
+package fib
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/peergate/peergate/lpm"
+	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+)
+
+// ErrRebuild means that a snapshot cannot take a delta incrementally (it is
+// not the newest of its line, an earlier delta failed half-way, or the
+// action groups grew too much): the driver should ask for complete tables,
+// which a controlplane sends to a dataplane that refuses a delta.
+var ErrRebuild = errors.New("fib: complete tables needed")
+
+// groupSlack is how many action groups deltas may add beyond twice the
+// groups of the last complete tables before ApplyDelta asks for complete
+// tables. Groups no route uses any more are only dropped by a Build; a
+// full table's routes share a handful of groups, so this is rarely reached.
+const groupSlack = 1024
+
+// bulkChanges is the number of changes to one table from which ApplyDelta
+// loads the whole table at once (when they are also an eighth of it or
+// more) instead of inserting them one by one: every single insert
+// publishes a copy-on-write version, a microsecond or more each, where a
+// load builds a million routes in a fraction of a second (a full table
+// streaming in arrives as a few very large deltas).
+const bulkChanges = 4096
+
+// limits are the sizes of the tables that actions refer to.
+type limits struct{ vpcs, natTables, filters, natPools int }
+
+// vpcTables are the lpm tables a VPC's snapshots are taken from. Only the
+// writer changes them; snapshots hold immutable lpm.Snapshots of them.
+type vpcTables struct {
+	routes, src, local *lpm.Table
+	// routerIPs are the host routes of the VPC's router IPs in routes:
+	// local whatever the compiled routes say, so deltas never touch them.
+	routerIPs map[netip.Prefix]bool
+}
+
+// publish points v's lookups at the tables' current contents.
+func (t *vpcTables) publish(v *VPC) {
+	v.Routes, v.SrcRoutes, v.Local = t.routes.Snapshot(), t.src.Snapshot(), t.local.Snapshot()
+	v.HasSrcRoutes = t.src.Len() > 0
+}
+
+// writer is what the snapshots of one Build share to take deltas: the
+// VPCs' lpm tables (copy-on-write, so a snapshot's lpm.Snapshots never
+// change) and the indexes of groups and peerings. It belongs to the
+// newest snapshot; older ones only read what they hold.
+type writer struct {
+	mu          sync.Mutex
+	newest      *Snapshot
+	lim         limits
+	vpcs        []vpcTables // by VPC id
+	groups      map[string]uint32
+	peerings    map[string]uint16
+	builtGroups int   // len(Groups) after Build
+	broken      error // a delta failed after changing tables
+}
+
+// routeChange is one insertion (or, with del, removal) of a prefix.
+type routeChange struct {
+	p   netip.Prefix
+	v   uint32
+	del bool
+}
+
+// vpcChanges are the changes of one VPC's tables in one delta.
+type vpcChanges struct {
+	vpc                int
+	routes, src, local []routeChange
+}
+
+// ApplyDelta returns a new snapshot: s with the route changes of d (the
+// rest of the tables cannot change in a delta). s itself is unchanged and
+// stays valid, so workers still using it are unaffected until the new one
+// is stored in the Holder. Only the newest snapshot of a Build can take a
+// delta. A route change costs a few microseconds (an lpm insert or delete),
+// not a rebuild of the VPC's tables: with a full Internet table, Build takes
+// seconds. On error the newest snapshot is still s; an error wrapping
+// ErrRebuild asks for complete tables.
+//
+// Routes are keyed by prefix and match_source; a removal names a prefix and
+// removes it in either form, removals before upserts; the router IPs' host
+// routes stay local whatever a delta says (as in Build).
+func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
+	w := s.w
+	if w == nil {
+		return nil, fmt.Errorf("%w: generation %d was not made by Build", ErrRebuild, s.Generation)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.broken != nil:
+		return nil, fmt.Errorf("%w: an earlier delta failed: %v", ErrRebuild, w.broken)
+	case w.newest != s:
+		return nil, fmt.Errorf("%w: generation %d is not the newest snapshot (%d is)", ErrRebuild, s.Generation, w.newest.Generation)
+	case d.GetBaseGeneration() != s.Generation:
+		return nil, fmt.Errorf("fib: delta over generation %d, but generation %d is running", d.GetBaseGeneration(), s.Generation)
+	}
+	ns := *s
+	ns.Generation = d.GetGeneration()
+	// New groups, actions and peerings are appended to copies: s's arrays
+	// are read by workers.
+	ns.Groups, ns.Actions, ns.Peerings = slices.Clip(s.Groups), slices.Clip(s.Actions), slices.Clip(s.Peerings)
+	staged := map[string]uint32{}
+	plan := make([]vpcChanges, 0, len(d.GetVpcs()))
+	for _, vd := range d.GetVpcs() {
+		id := int(vd.GetVpcId())
+		if id >= len(s.VPCs) {
+			return nil, fmt.Errorf("fib: delta of generation %d: vpc id %d: the tables have %d VPCs", d.GetGeneration(), id, len(s.VPCs))
+		}
+		c, err := ns.vpcChanges(w, id, vd, staged)
+		if err != nil {
+			return nil, fmt.Errorf("fib: delta of generation %d: vpc %q: %w", d.GetGeneration(), s.VPCs[id].Name, err)
+		}
+		plan = append(plan, c)
+	}
+	if len(ns.Groups) > 2*w.builtGroups+groupSlack {
+		return nil, fmt.Errorf("%w: %d action groups, %d in the last complete tables", ErrRebuild, len(ns.Groups), w.builtGroups)
+	}
+	// The delta is valid: change the tables. Nothing below fails on valid
+	// input; if it does anyway, the tables no longer match any snapshot
+	// and only complete tables can repair them.
+	ns.VPCs = slices.Clone(s.VPCs)
+	for _, c := range plan {
+		tabs := &w.vpcs[c.vpc]
+		for _, x := range []struct {
+			t  *lpm.Table
+			cs []routeChange
+		}{{tabs.routes, c.routes}, {tabs.src, c.src}, {tabs.local, c.local}} {
+			if err := applyChanges(x.t, x.cs); err != nil {
+				w.broken = err
+				return nil, fmt.Errorf("%w: vpc %q: %v", ErrRebuild, s.VPCs[c.vpc].Name, err)
+			}
+		}
+		tabs.publish(&ns.VPCs[c.vpc])
+	}
+	for k, g := range staged {
+		w.groups[k] = g
+	}
+	for i := len(s.Peerings); i < len(ns.Peerings); i++ {
+		w.peerings[ns.Peerings[i]] = uint16(i)
+	}
+	w.newest = &ns
+	return &ns, nil
+}
+
+// vpcChanges parses one VPC's part of a delta and resolves its upserts'
+// groups (new ones are appended to s and recorded in staged).
+func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, staged map[string]uint32) (vpcChanges, error) {
+	c := vpcChanges{vpc: id}
+	tabs := &w.vpcs[id]
+	for _, x := range vd.GetRemoveRoutes() {
+		p, err := parsePrefixOrAddr(x)
+		if err != nil {
+			return c, fmt.Errorf("remove route: %w", err)
+		}
+		p = p.Masked()
+		if !tabs.routerIPs[p] {
+			c.routes = append(c.routes, routeChange{p: p, del: true})
+		}
+		c.src = append(c.src, routeChange{p: p, del: true})
+	}
+	for _, x := range vd.GetRemoveLocalRoutes() {
+		p, err := parsePrefixOrAddr(x)
+		if err != nil {
+			return c, fmt.Errorf("remove local route: %w", err)
+		}
+		c.local = append(c.local, routeChange{p: p.Masked(), del: true})
+	}
+	for _, r := range vd.GetUpsertRoutes() {
+		p, g, err := s.upsert(w, r, staged, false)
+		if err != nil {
+			return c, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+		}
+		switch {
+		case r.GetMatchSource():
+			c.src = append(c.src, routeChange{p: p, v: g})
+		case !tabs.routerIPs[p]:
+			c.routes = append(c.routes, routeChange{p: p, v: g})
+		}
+	}
+	for _, r := range vd.GetUpsertLocalRoutes() {
+		p, g, err := s.upsert(w, r, staged, true)
+		if err != nil {
+			return c, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
+		}
+		c.local = append(c.local, routeChange{p: p, v: g})
+	}
+	return c, nil
+}
+
+// upsert returns the masked prefix of r and its group.
+func (s *Snapshot) upsert(w *writer, r *tablesv1.Route, staged map[string]uint32, local bool) (netip.Prefix, uint32, error) {
+	p, err := parsePrefixOrAddr(r.GetPrefix())
+	if err != nil {
+		return p, 0, err
+	}
+	g, key, err := s.groupKey(w, p, r.GetActions(), staged, local)
+	if err != nil {
+		return p, 0, err
+	}
+	if key != "" {
+		staged[key] = g
+	}
+	return p.Masked(), g, nil
+}
+
+// applyChanges applies cs to t in order: one by one, or, when they are
+// many against the table, with one Load of the resulting routes.
+func applyChanges(t *lpm.Table, cs []routeChange) error {
+	if len(cs) < bulkChanges || len(cs) < t.Len()/8 {
+		for _, c := range cs {
+			if c.del {
+				t.Delete(c.p)
+				continue
+			}
+			if err := t.Insert(c.p, c.v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	last := make(map[netip.Prefix]int, len(cs)) // the change that decides each prefix
+	for i, c := range cs {
+		last[c.p] = i
+	}
+	routes := make([]lpm.Route, 0, t.Len()+len(cs))
+	for p, v := range t.All() {
+		if _, changed := last[p]; !changed {
+			routes = append(routes, lpm.Route{Prefix: p, Value: v})
+		}
+	}
+	for i, c := range cs {
+		if !c.del && last[c.p] == i {
+			routes = append(routes, lpm.Route{Prefix: c.p, Value: c.v})
+		}
+	}
+	return t.Load(routes)
+}
