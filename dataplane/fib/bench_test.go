@@ -85,6 +85,42 @@ func BenchmarkDeltaInternetTable(b *testing.B) {
 	})
 }
 
+// BenchmarkTransferInternetTable is a full table streaming in as one
+// delta (what a controlplane sends when a session's transfer ends) over
+// tables without it, beside Build of the complete tables in the same run.
+//
+//	go test -run '^$' -bench TransferInternetTable -benchmem ./dataplane/fib/
+func BenchmarkTransferInternetTable(b *testing.B) {
+	full := internet(b)
+	empty := deltaTables()
+	d := &tablesv1.TableDelta{BaseGeneration: empty.GetGeneration(), Generation: empty.GetGeneration() + 1, Vpcs: []*tablesv1.VpcRouteDelta{
+		{VpcId: 0, UpsertRoutes: full.Vpcs[0].Routes[len(empty.Vpcs[0].Routes):]},
+		{VpcId: 2, UpsertLocalRoutes: full.Vpcs[2].LocalRoutes},
+	}}
+	b.Run("apply-delta", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			b.StopTimer()
+			s, err := Build(empty, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := s.ApplyDelta(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("build", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := Build(full, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // applyIndexed is refTables.apply with the route index by map that the
 // dataplane used before ApplyDelta (refTables.apply scans, fine for tests).
 func (r refTables) applyIndexed(d *tablesv1.TableDelta) {

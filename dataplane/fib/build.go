@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	"github.com/peergate/peergate/lpm"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
@@ -322,28 +323,64 @@ func (s *Snapshot) group(w *writer, pfx netip.Prefix, in []*tablesv1.Action, loc
 // group's key for the caller to record. ApplyDelta keeps a delta's new
 // groups apart until the whole delta is known to be valid.
 func (s *Snapshot) groupKey(w *writer, pfx netip.Prefix, in []*tablesv1.Action, staged map[string]uint32, local bool) (uint32, string, error) {
-	var kb []byte
+	// Consecutive routes mostly carry equal actions (a neighbour's routes
+	// in a row): compare with the last route's before making a key.
+	m := &w.memo
+	if m.ok && m.local == local && (!m.dstNAT || m.bits == pfx.Bits()) && sameActions(m.in, in) {
+		return m.g, "", nil
+	}
+	kb := w.kb[:0]
 	if local {
 		kb = append(kb, 'L')
 	}
+	dstNAT := false
 	for _, a := range in {
-		kb = fmt.Appendf(kb, "%d|%d|%s|%d|%s|%s|%d|%d|%d|%d;", a.GetKind(), a.GetDstVpc(), a.GetVia(), a.GetTtlDecrement(), a.GetPeering(),
-			a.GetDstNat(), a.GetSrcNat(), a.GetSnatPool(), a.GetReversePool(), a.GetIngressFilter())
-		if a.GetDstNat() != "" {
-			kb = fmt.Appendf(kb, "/%d", pfx.Bits())
+		for _, n := range []uint32{uint32(a.GetKind()), a.GetDstVpc(), a.GetTtlDecrement(), a.GetSrcNat(), a.GetSnatPool(), a.GetReversePool(), a.GetIngressFilter()} {
+			kb = strconv.AppendUint(kb, uint64(n), 10)
+			kb = append(kb, '|')
 		}
+		kb = append(append(append(append(kb, a.GetVia()...), '|'), a.GetPeering()...), '|')
+		if a.GetDstNat() != "" {
+			dstNAT = true
+			kb = strconv.AppendInt(append(append(kb, a.GetDstNat()...), '/'), int64(pfx.Bits()), 10)
+		}
+		kb = append(kb, ';')
 	}
-	if g, ok := w.groups[string(kb)]; ok {
-		return g, "", nil
+	w.kb = kb
+	g, ok := w.groups[string(kb)]
+	if !ok {
+		g, ok = staged[string(kb)]
 	}
-	if g, ok := staged[string(kb)]; ok {
-		return g, "", nil
+	key := ""
+	if !ok {
+		acts, err := s.actions(w, pfx, in, local)
+		if err != nil {
+			m.ok = false
+			return 0, "", err
+		}
+		g, key = s.addGroup(acts), string(kb)
 	}
-	acts, err := s.actions(w, pfx, in, local)
-	if err != nil {
-		return 0, "", err
-	}
-	return s.addGroup(acts), string(kb), nil
+	*m = groupMemo{ok: true, in: in, local: local, dstNAT: dstNAT, bits: pfx.Bits(), g: g}
+	return g, key, nil
+}
+
+// groupMemo is the last route's actions and group (see groupKey).
+type groupMemo struct {
+	ok, local, dstNAT bool
+	bits              int
+	in                []*tablesv1.Action
+	g                 uint32
+}
+
+// sameActions reports whether a and b compile to the same group: every
+// field groupKey puts in the key is equal.
+func sameActions(a, b []*tablesv1.Action) bool {
+	return slices.EqualFunc(a, b, func(x, y *tablesv1.Action) bool {
+		return x.GetKind() == y.GetKind() && x.GetDstVpc() == y.GetDstVpc() && x.GetVia() == y.GetVia() &&
+			x.GetTtlDecrement() == y.GetTtlDecrement() && x.GetPeering() == y.GetPeering() && x.GetDstNat() == y.GetDstNat() &&
+			x.GetSrcNat() == y.GetSrcNat() && x.GetSnatPool() == y.GetSnatPool() && x.GetReversePool() == y.GetReversePool() &&
+			x.GetIngressFilter() == y.GetIngressFilter()
+	})
 }
 
 func (s *Snapshot) actions(w *writer, pfx netip.Prefix, in []*tablesv1.Action, local bool) ([]Action, error) {

@@ -62,19 +62,21 @@ type writer struct {
 	peerings    map[string]uint16
 	builtGroups int   // len(Groups) after Build
 	broken      error // a delta failed after changing tables
+	memo        groupMemo
+	kb          []byte // groupKey's key buffer
 }
 
-// routeChange is one insertion (or, with del, removal) of a prefix.
-type routeChange struct {
-	p   netip.Prefix
-	v   uint32
-	del bool
+// tableChanges are the changes of one lpm table in one delta: removals
+// first, then insertions (a delta's removals come before its upserts).
+type tableChanges struct {
+	del []netip.Prefix
+	ins []lpm.Route
 }
 
 // vpcChanges are the changes of one VPC's tables in one delta.
 type vpcChanges struct {
 	vpc                int
-	routes, src, local []routeChange
+	routes, src, local tableChanges
 }
 
 // ApplyDelta returns a new snapshot: s with the route changes of d (the
@@ -104,6 +106,7 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 	case d.GetBaseGeneration() != s.Generation:
 		return nil, fmt.Errorf("fib: delta over generation %d, but generation %d is running", d.GetBaseGeneration(), s.Generation)
 	}
+	w.memo = groupMemo{} // it may name a group of a refused delta
 	ns := *s
 	ns.Generation = d.GetGeneration()
 	// New groups, actions and peerings are appended to copies: s's arrays
@@ -133,9 +136,9 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 		tabs := &w.vpcs[c.vpc]
 		for _, x := range []struct {
 			t  *lpm.Table
-			cs []routeChange
-		}{{tabs.routes, c.routes}, {tabs.src, c.src}, {tabs.local, c.local}} {
-			if err := applyChanges(x.t, x.cs); err != nil {
+			cs *tableChanges
+		}{{tabs.routes, &c.routes}, {tabs.src, &c.src}, {tabs.local, &c.local}} {
+			if err := x.cs.apply(x.t); err != nil {
 				w.broken = err
 				return nil, fmt.Errorf("%w: vpc %q: %v", ErrRebuild, s.VPCs[c.vpc].Name, err)
 			}
@@ -156,6 +159,8 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 // groups (new ones are appended to s and recorded in staged).
 func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, staged map[string]uint32) (vpcChanges, error) {
 	c := vpcChanges{vpc: id}
+	c.routes.ins = make([]lpm.Route, 0, len(vd.GetUpsertRoutes()))
+	c.local.ins = make([]lpm.Route, 0, len(vd.GetUpsertLocalRoutes()))
 	tabs := &w.vpcs[id]
 	for _, x := range vd.GetRemoveRoutes() {
 		p, err := parsePrefixOrAddr(x)
@@ -164,16 +169,16 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		}
 		p = p.Masked()
 		if !tabs.routerIPs[p] {
-			c.routes = append(c.routes, routeChange{p: p, del: true})
+			c.routes.del = append(c.routes.del, p)
 		}
-		c.src = append(c.src, routeChange{p: p, del: true})
+		c.src.del = append(c.src.del, p)
 	}
 	for _, x := range vd.GetRemoveLocalRoutes() {
 		p, err := parsePrefixOrAddr(x)
 		if err != nil {
 			return c, fmt.Errorf("remove local route: %w", err)
 		}
-		c.local = append(c.local, routeChange{p: p.Masked(), del: true})
+		c.local.del = append(c.local.del, p.Masked())
 	}
 	for _, r := range vd.GetUpsertRoutes() {
 		p, g, err := s.upsert(w, r, staged, false)
@@ -182,9 +187,9 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		}
 		switch {
 		case r.GetMatchSource():
-			c.src = append(c.src, routeChange{p: p, v: g})
+			c.src.ins = append(c.src.ins, lpm.Route{Prefix: p, Value: g})
 		case !tabs.routerIPs[p]:
-			c.routes = append(c.routes, routeChange{p: p, v: g})
+			c.routes.ins = append(c.routes.ins, lpm.Route{Prefix: p, Value: g})
 		}
 	}
 	for _, r := range vd.GetUpsertLocalRoutes() {
@@ -192,7 +197,7 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		if err != nil {
 			return c, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
 		}
-		c.local = append(c.local, routeChange{p: p, v: g})
+		c.local.ins = append(c.local.ins, lpm.Route{Prefix: p, Value: g})
 	}
 	return c, nil
 }
@@ -213,35 +218,31 @@ func (s *Snapshot) upsert(w *writer, r *tablesv1.Route, staged map[string]uint32
 	return p.Masked(), g, nil
 }
 
-// applyChanges applies cs to t in order: one by one, or, when they are
-// many against the table, with one Load of the resulting routes.
-func applyChanges(t *lpm.Table, cs []routeChange) error {
-	if len(cs) < bulkChanges || len(cs) < t.Len()/8 {
-		for _, c := range cs {
-			if c.del {
-				t.Delete(c.p)
-				continue
-			}
-			if err := t.Insert(c.p, c.v); err != nil {
+// apply makes the changes to t: one by one, or, when they are many
+// against the table, with one Load of the resulting routes.
+func (c *tableChanges) apply(t *lpm.Table) error {
+	if n := len(c.del) + len(c.ins); n < bulkChanges || n < t.Len()/8 {
+		for _, p := range c.del {
+			t.Delete(p)
+		}
+		for _, r := range c.ins {
+			if err := t.Insert(r.Prefix, r.Value); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	last := make(map[netip.Prefix]int, len(cs)) // the change that decides each prefix
-	for i, c := range cs {
-		last[c.p] = i
+	gone := make(map[netip.Prefix]bool, len(c.del))
+	for _, p := range c.del {
+		gone[p] = true
 	}
-	routes := make([]lpm.Route, 0, t.Len()+len(cs))
+	routes := make([]lpm.Route, 0, t.Len()+len(c.ins))
 	for p, v := range t.All() {
-		if _, changed := last[p]; !changed {
+		if !gone[p] {
 			routes = append(routes, lpm.Route{Prefix: p, Value: v})
 		}
 	}
-	for i, c := range cs {
-		if !c.del && last[c.p] == i {
-			routes = append(routes, lpm.Route{Prefix: c.p, Value: c.v})
-		}
-	}
-	return t.Load(routes)
+	// A later route replaces an earlier one of the same prefix (lpm.Build),
+	// so the insertions just follow what stays.
+	return t.Load(append(routes, c.ins...))
 }

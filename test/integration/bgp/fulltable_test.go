@@ -14,6 +14,7 @@ import (
 	"github.com/gaissmai/bart"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/peergate/peergate/dataplane/fib"
 	"github.com/peergate/peergate/internal/fulltable"
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
@@ -102,7 +103,8 @@ func rss(pid int) (cur, peak float64) {
 // TestFullInternetTableThroughTheControlplane feeds the whole table from
 // BIRD (vpc-e1) into the controlplane binary and measures, without
 // asserting speed: session up to the full table live in an in-process
-// dataplane agent, the controlplane's memory, and the latency of single
+// dataplane agent (received, and in its lookup snapshot), the
+// controlplane's memory, and the latency of single
 // updates (from an in-process gobgp peer on vpc-e2) with the full table
 // held.
 //
@@ -143,7 +145,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 
 	// The clock starts when BIRD may open the session. The table is live
 	// when the generation compiled with every prefix (gwctl get bgp counts
-	// what the last compilation held) is in the agent's hands.
+	// what the last compilation held) is in the agent's lookup snapshot.
 	start := time.Now()
 	cpu0 := cpuTime(cp.cmd.Process.Pid)
 	b1.must("enable", "peergate")
@@ -198,8 +200,9 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 		}
 		w.cond.Wait()
 	}
-	live, generations := w.at, w.count
+	live, arrived, generations := w.at, w.arrived, w.count
 	local, routes1 := learnedLocal(w.last, "vpc-e1"), routeCount(w.last, "vpc-1")
+	snap := w.snap
 	w.mu.Unlock()
 	stop.Stop()
 	cur, peak := rss(cp.cmd.Process.Pid)
@@ -219,8 +222,9 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 		gen, len(prefixes), live.Sub(start).Round(time.Millisecond), generations)
 	// The wall time depends on the machine's load (other jobs share its
 	// cores); the controlplane's CPU time much less: compare changes by it.
-	t.Logf("session up %v after enabling it; session up -> full table live: %v; controlplane CPU time from enable to live: %v (load average %s)",
-		up.Sub(start).Round(time.Millisecond), live.Sub(up).Round(time.Millisecond), cpu.Round(10*time.Millisecond), loadAvg())
+	t.Logf("session up %v after enabling it; session up -> full table live: %v (received by the agent after %v, then %v to its lookup snapshot); controlplane CPU time from enable to live: %v (load average %s)",
+		up.Sub(start).Round(time.Millisecond), live.Sub(up).Round(time.Millisecond), arrived.Sub(up).Round(time.Millisecond),
+		live.Sub(arrived).Round(time.Millisecond), cpu.Round(10*time.Millisecond), loadAvg())
 	t.Logf("tables: vpc-e1 %d learned local routes (the compiler drops a more specific route whose action equals its cover's), vpc-1 %d routes",
 		local, routes1)
 	t.Logf("controlplane RSS: %.0f MiB before, %.0f MiB with the full table (peak %.0f MiB): %.0f bytes per route beyond the empty process",
@@ -240,6 +244,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	w.mu.Unlock()
 	nots := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("1.2.3.0/30")}
 	lpm := lpmTable(tb, "vpc-1")
+	v1, e1 := vpcIndex(t, tb, "vpc-1"), vpcIndex(t, tb, "vpc-e1")
 	checked, wrong := 0, 0
 	for i, p := range prefixes {
 		if !p.Addr().Is4() || i%1000 != 0 || slices.ContainsFunc(nots, p.Overlaps) {
@@ -251,8 +256,15 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 				t.Errorf("vpc-1 to %v (learned %v): %v, want forward to vpc-e1 metric 1", p.Addr(), p, h)
 			}
 		}
+		// The dataplane's own lookup structure says the same.
+		g, ok := snap.VPCs[v1].Routes.Lookup(p.Addr())
+		if a := snap.Actions[snap.Groups[g].First]; !ok || a.Kind != fib.ActForward || int(a.DstVPC) != e1 {
+			if wrong++; wrong <= 5 {
+				t.Errorf("vpc-1 to %v (learned %v) in the lookup snapshot: found %v, action %+v, want a forward to vpc-e1", p.Addr(), p, ok, a)
+			}
+		}
 	}
-	t.Logf("vpc-1: %d sampled learned IPv4 prefixes looked up, %d wrong", checked, wrong)
+	t.Logf("vpc-1: %d sampled learned IPv4 prefixes looked up in the tables and the lookup snapshot, %d wrong", checked, wrong)
 
 	is := func(want string) func(hop) bool { return func(h hop) bool { return matches(h, want) } }
 	// vpc-e2 first learns a few routes, a batch that is its whole table:
@@ -392,4 +404,14 @@ func lpmHop(tb *tablesv1.Tables, t *bart.Table[*tablesv1.Route], a netip.Addr) h
 		}
 	}
 	return h
+}
+
+// vpcIndex is the id of the VPC named vpc in tb.
+func vpcIndex(t *testing.T, tb *tablesv1.Tables, vpc string) int {
+	t.Helper()
+	i := slices.IndexFunc(tb.GetVpcs(), func(v *tablesv1.Vpc) bool { return v.GetName() == vpc })
+	if i < 0 {
+		t.Fatalf("no VPC %s in the tables", vpc)
+	}
+	return i
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/peergate/peergate/controlplane/compile"
 	"github.com/peergate/peergate/dataplane/agent"
+	"github.com/peergate/peergate/dataplane/fib"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -117,13 +118,19 @@ func (p *peer) setSession(up bool) {
 }
 
 // watcher is an in-process dataplane agent connected to the controlplane:
-// it records when each generation arrives and lets a test wait for a
-// route of vpc-1 to look a given way.
+// it builds the dataplane's lookup snapshot (package fib) from the tables
+// and deltas it receives, as cmd/dataplane does without the ports, records
+// when each generation arrives and when its snapshot is live, and lets a
+// test wait for a route of vpc-1 to look a given way.
 type watcher struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	last   *tablesv1.Tables
-	at     time.Time
+	// snap is the dataplane's lookup snapshot of last, built and changed
+	// by deltas as cmd/dataplane does; at is when it went live (arrival
+	// plus fib.Build or fib ApplyDelta), arrived when the agent got it.
+	snap        *fib.Snapshot
+	at, arrived time.Time
 	count  int
 	full   int // complete tables received
 	deltas int // deltas applied
@@ -139,9 +146,14 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 		_ = agent.Run(ctx, agent.Config{
 			Address: "unix://" + cp.sock, DataplaneID: "bgp-latency",
 			Apply: func(tb *tablesv1.Tables) error {
+				arrived := time.Now()
+				snap, err := fib.Build(tb, fib.Options{})
+				if err != nil {
+					return err
+				}
 				now := time.Now()
 				w.mu.Lock()
-				w.last, w.at = tb, now
+				w.last, w.snap, w.at, w.arrived = tb, snap, now, arrived
 				w.count++
 				w.full++
 				w.cond.Broadcast()
@@ -151,16 +163,21 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 			// Deltas are applied as a dataplane does, to the tables it runs
 			// (the watcher's own copy, read under its lock).
 			ApplyDelta: func(d *tablesv1.TableDelta) error {
-				now := time.Now()
+				arrived := time.Now()
 				w.mu.Lock()
 				defer w.mu.Unlock()
 				if w.last == nil {
 					return fmt.Errorf("delta over generation %d before any tables", d.GetBaseGeneration())
 				}
+				snap, err := w.snap.ApplyDelta(d)
+				if err != nil {
+					return err
+				}
+				now := time.Now()
 				if err := compile.ApplyDelta(w.last, d); err != nil {
 					return err
 				}
-				w.at = now
+				w.snap, w.at, w.arrived = snap, now, arrived
 				w.count++
 				w.deltas++
 				w.cond.Broadcast()
