@@ -143,6 +143,10 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// The agent's own snapshot, changed outside w.mu: the test holds
+		// w.mu while it looks routes up, and a dataplane's workers do not
+		// hold up its table updates.
+		var cur *fib.Snapshot
 		_ = agent.Run(ctx, agent.Config{
 			Address: "unix://" + cp.sock, DataplaneID: "bgp-latency",
 			Apply: func(tb *tablesv1.Tables) error {
@@ -152,6 +156,7 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 					return err
 				}
 				now := time.Now()
+				cur = snap
 				w.mu.Lock()
 				w.last, w.snap, w.at, w.arrived = tb, snap, now, arrived
 				w.count++
@@ -160,20 +165,22 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 				w.mu.Unlock()
 				return nil
 			},
-			// Deltas are applied as a dataplane does, to the tables it runs
-			// (the watcher's own copy, read under its lock).
+			// Deltas are applied as a dataplane does: to its lookup
+			// snapshot, and to the watcher's copy of the tables (read by
+			// the test under its lock).
 			ApplyDelta: func(d *tablesv1.TableDelta) error {
 				arrived := time.Now()
-				w.mu.Lock()
-				defer w.mu.Unlock()
-				if w.last == nil {
+				if cur == nil {
 					return fmt.Errorf("delta over generation %d before any tables", d.GetBaseGeneration())
 				}
-				snap, err := w.snap.ApplyDelta(d)
+				snap, err := cur.ApplyDelta(d)
 				if err != nil {
 					return err
 				}
 				now := time.Now()
+				cur = snap
+				w.mu.Lock()
+				defer w.mu.Unlock()
 				if err := compile.ApplyDelta(w.last, d); err != nil {
 					return err
 				}
