@@ -1,9 +1,11 @@
 // Package fib builds the dataplane's immutable lookup snapshot from one
 // compiled *tablesv1.Tables (lpm tables per VPC, classification table, NAT
 // and filter tables in flat arrays) and publishes it through a Holder.
-// Building happens off the hot path; workers load the snapshot pointer once
-// per burst so a swap never shows half a configuration. It must not import
-// the controlplane.
+// Snapshot.ApplyDelta derives the next snapshot from a route delta (a BGP
+// update) by changing only the routes it names, copy-on-write, so a full
+// Internet table is not rebuilt per update. Building happens off the hot
+// path; workers load the snapshot pointer once per burst so a swap never
+// shows half a configuration. It must not import the controlplane.
 package fib
 
 import "sync/atomic"
