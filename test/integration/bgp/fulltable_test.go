@@ -283,7 +283,7 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	// updates, never a batch.
 	const updates = 30
 	var lat, snapLat []time.Duration // to live; of which the agent's lookup snapshot update
-	var order strings.Builder // each update's latency, in order, with its start (to match the controlplane's log)
+	var order strings.Builder        // each update's latency, in order, with its start (to match the controlplane's log)
 	for i := range updates {
 		prefix := fmt.Sprintf("100.127.%d.0/24", i)
 		s := time.Now()

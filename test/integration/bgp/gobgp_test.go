@@ -123,17 +123,17 @@ func (p *peer) setSession(up bool) {
 // when each generation arrives and when its snapshot is live, and lets a
 // test wait for a route of vpc-1 to look a given way.
 type watcher struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	last   *tablesv1.Tables
+	mu   sync.Mutex
+	cond *sync.Cond
+	last *tablesv1.Tables
 	// snap is the dataplane's lookup snapshot of last, built and changed
 	// by deltas as cmd/dataplane does; at is when it went live (arrival
 	// plus fib.Build or fib ApplyDelta), arrived when the agent got it.
 	snap        *fib.Snapshot
 	at, arrived time.Time
-	count  int
-	full   int // complete tables received
-	deltas int // deltas applied
+	count       int
+	full        int // complete tables received
+	deltas      int // deltas applied
 }
 
 func watch(t testing.TB, cp *controlplane) *watcher {
