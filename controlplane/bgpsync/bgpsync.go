@@ -127,9 +127,7 @@ func finalChanges(batches [][]bgp.RouteUpdate) (add, withdraw []compile.LearnedR
 		}
 		keys[i] = makeChangeKey(u.Route.Prefix, lastNbr, uint32(i))
 	}
-	slices.SortFunc(keys, func(a, b changeKey) int {
-		return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.meta, b.meta))
-	})
+	sortKeys(keys)
 	for j, k := range keys {
 		if j+1 < len(keys) && keys[j+1].sameRoute(k) {
 			continue // a later change of the same route follows
@@ -167,6 +165,64 @@ func makeChangeKey(p netip.Prefix, nbr uint64, seq uint32) changeKey {
 		hi:   binary.BigEndian.Uint64(a[:8]),
 		lo:   binary.BigEndian.Uint64(a[8:]),
 		meta: v6<<63 | nbr<<40 | uint64(p.Bits())<<32 | uint64(seq),
+	}
+}
+
+// sortKeys sorts keys by (hi, lo, meta): a least-significant-digit radix
+// sort by bytes, skipping the bytes every key has alike (the high bytes of
+// the sequence numbers, the zero halves of IPv4 and short IPv6 prefixes).
+// On a table transfer's million changes it takes about a third of a
+// comparison sort's time, which the dataplanes wait for.
+func sortKeys(keys []changeKey) {
+	if len(keys) < 256 {
+		slices.SortFunc(keys, func(a, b changeKey) int {
+			return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.meta, b.meta))
+		})
+		return
+	}
+	// digit d: byte d%8 (from the least significant) of word d/8, the
+	// words from the least significant: meta, lo, hi.
+	word := func(k *changeKey, w int) uint64 {
+		switch w {
+		case 0:
+			return k.meta
+		case 1:
+			return k.lo
+		}
+		return k.hi
+	}
+	var counts [24][256]int
+	for i := range keys {
+		k := &keys[i]
+		for w := range 3 {
+			x := word(k, w)
+			for b := range 8 {
+				counts[w*8+b][byte(x>>(8*b))]++
+			}
+		}
+	}
+	src, dst := keys, make([]changeKey, len(keys))
+	for d := range 24 {
+		c := &counts[d]
+		if slices.Contains(c[:], len(keys)) {
+			continue // every key has this byte alike
+		}
+		var at [256]int
+		sum := 0
+		for v, n := range c {
+			at[v] = sum
+			sum += n
+		}
+		w, shift := d/8, 8*(d%8)
+		for i := range src {
+			v := byte(word(&src[i], w) >> shift)
+			dst[at[v]] = src[i]
+			at[v]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
 	}
 }
 

@@ -1,6 +1,7 @@
 package bgpsync
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -74,6 +75,38 @@ func BenchmarkFinalChangesOfATableTransfer(b *testing.B) {
 		add, _ := finalChanges(batches)
 		if len(add) != len(prefixes) {
 			b.Fatalf("%d routes, want %d", len(add), len(prefixes))
+		}
+	}
+}
+
+// TestSortKeysMatchesAComparisonSort checks the radix sort of change keys
+// against slices.SortFunc on keys of every kind: IPv4 and IPv6 prefixes of
+// all lengths, several neighbours, repeated routes.
+func TestSortKeysMatchesAComparisonSort(t *testing.T) {
+	for _, n := range []int{0, 1, 255, 256, 5000} {
+		r := rand.New(rand.NewPCG(uint64(n), 9))
+		keys := make([]changeKey, n)
+		for i := range keys {
+			var a netip.Addr
+			if r.IntN(3) == 0 {
+				var b [16]byte
+				for j := range b {
+					b[j] = byte(r.IntN(4))
+				}
+				a = netip.AddrFrom16(b)
+			} else {
+				a = netip.AddrFrom4([4]byte{byte(r.IntN(4)), byte(r.IntN(256)), byte(r.IntN(4)), 0})
+			}
+			p := netip.PrefixFrom(a, r.IntN(a.BitLen()+1)).Masked()
+			keys[i] = makeChangeKey(p, uint64(r.IntN(3)), uint32(r.IntN(1<<24)))
+		}
+		want := slices.Clone(keys)
+		slices.SortFunc(want, func(a, b changeKey) int {
+			return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.meta, b.meta))
+		})
+		sortKeys(keys)
+		if !slices.Equal(keys, want) {
+			t.Errorf("%d keys: the radix sort differs from the comparison sort", n)
 		}
 	}
 }
