@@ -319,8 +319,8 @@ func (d *dataplane) natError(t *tablesv1.Tables) error {
 // rebuild: with a full Internet table, cloning the tables and building every
 // lookup structure again took seconds per update (fib.ApplyDelta changes
 // only the routes the delta names, copy-on-write). A delta the snapshot
-// cannot take (fib.ErrRebuild, or no snapshot yet) is refused, and the
-// controlplane answers a refused delta with complete tables.
+// cannot take (fib.ErrRebuild) is refused, and the controlplane answers a
+// refused delta with complete tables.
 func (d *dataplane) applyDelta(delta *tablesv1.TableDelta) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -330,16 +330,17 @@ func (d *dataplane) applyDelta(delta *tablesv1.TableDelta) error {
 	if delta.GetBaseGeneration() != d.tables.GetGeneration() {
 		return fmt.Errorf("delta over generation %d, but generation %d is running", delta.GetBaseGeneration(), d.tables.GetGeneration())
 	}
-	cur := d.fib.Load()
-	if d.rt == nil || cur == nil {
-		return fmt.Errorf("%w: not forwarding yet (waiting for a Gateway)", fib.ErrRebuild)
-	}
 	begin := time.Now()
-	snap, err := cur.ApplyDelta(delta)
-	if err != nil {
-		return err
+	if cur := d.fib.Load(); d.rt != nil && cur != nil {
+		snap, err := cur.ApplyDelta(delta)
+		if err != nil {
+			return err
+		}
+		d.fib.Store(snap)
 	}
-	d.fib.Store(snap)
+	// Without ports (no Gateway yet) there is no snapshot to change: the
+	// generation moves on, and the routes come whole with the complete
+	// tables that bring the ports (a manifest change, never a delta).
 	t := proto.Clone(d.tables).(*tablesv1.Tables) // route-less: cheap
 	t.Generation = delta.GetGeneration()
 	d.tables = t

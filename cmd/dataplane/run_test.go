@@ -202,8 +202,12 @@ func TestRunFollowsTheControlplane(t *testing.T) {
 	delta := func(d *tablesv1.TableDelta) *tablesv1.ControlplaneMessage {
 		return &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Delta{Delta: d}}
 	}
-	changed := nullTables(4, id)
+	changed := nullTables(7, id)
 	changed.Ports[1].Mtu = 9000
+	drop := func(base uint64) *tablesv1.ControlplaneMessage {
+		return delta(&tablesv1.TableDelta{BaseGeneration: base, Generation: base + 1, Vpcs: []*tablesv1.VpcRouteDelta{{
+			UpsertRoutes: []*tablesv1.Route{{Prefix: "10.9.0.0/16", Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DROP}}}}}}})
+	}
 
 	for _, step := range []struct {
 		name    string
@@ -211,13 +215,16 @@ func TestRunFollowsTheControlplane(t *testing.T) {
 		gen     uint64
 		wantErr string
 	}{
-		{"the first tables start the ports", full(nullTables(1, id)), 1, ""},
-		{"a delta over the running generation is applied", delta(&tablesv1.TableDelta{BaseGeneration: 1, Generation: 2, Vpcs: []*tablesv1.VpcRouteDelta{{
-			UpsertRoutes: []*tablesv1.Route{{Prefix: "10.9.0.0/16", Actions: []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DROP}}}}}}}), 2, ""},
-		{"a delta over another generation is refused", delta(&tablesv1.TableDelta{BaseGeneration: 1, Generation: 3}), 3, "generation 2 is running"},
-		{"new tables with the same ports are applied", full(nullTables(3, id)), 3, ""},
-		{"tables that change a port are refused", full(changed), 4, "ports changed"},
-		{"tables that fail to build are refused", full(&tablesv1.Tables{Generation: 5, Ports: nullTables(5, id).Ports, Gateway: &tablesv1.Gateway{VtepIp: "not-an-ip"}}), 5, "vtep"},
+		{"tables without ports wait for a Gateway", full(&tablesv1.Tables{Generation: 1, Vpcs: nullTables(1, id).Vpcs}), 1, ""},
+		// Not refused: a refusal would have the controlplane send complete
+		// tables at every BGP update.
+		{"a delta without ports moves the generation on", drop(1), 2, ""},
+		{"the first tables with ports start them", full(nullTables(3, id)), 3, ""},
+		{"a delta over the running generation is applied", drop(3), 4, ""},
+		{"a delta over another generation is refused", delta(&tablesv1.TableDelta{BaseGeneration: 3, Generation: 5}), 5, "generation 4 is running"},
+		{"new tables with the same ports are applied", full(nullTables(6, id)), 6, ""},
+		{"tables that change a port are refused", full(changed), 7, "ports changed"},
+		{"tables that fail to build are refused", full(&tablesv1.Tables{Generation: 8, Ports: nullTables(8, id).Ports, Gateway: &tablesv1.Gateway{VtepIp: "not-an-ip"}}), 8, "vtep"},
 	} {
 		send(step.msg)
 		a := ps.nextAck(t, nil)
@@ -236,8 +243,8 @@ func TestRunFollowsTheControlplane(t *testing.T) {
 			t.Fatal("no stats within 5s")
 		}
 	}
-	if stats.GetGeneration() != 3 || len(stats.GetPorts()) != 2 || stats.GetPorts()[0].GetName() != "a" {
-		t.Errorf("stats: generation %d, ports %v; want generation 3 and ports a, b", stats.GetGeneration(), stats.GetPorts())
+	if stats.GetGeneration() != 6 || len(stats.GetPorts()) != 2 || stats.GetPorts()[0].GetName() != "a" {
+		t.Errorf("stats: generation %d, ports %v; want generation 6 and ports a, b", stats.GetGeneration(), stats.GetPorts())
 	}
 
 	cancel()
