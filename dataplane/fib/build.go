@@ -189,16 +189,9 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 	return s, nil
 }
 
-func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (VPC, vpcTables, error) {
-	vpc, tabs, err := s.buildVPCTables(v, w)
-	if err != nil {
-		return vpc, tabs, err
-	}
-	tabs.publish(&vpc)
-	return vpc, tabs, nil
-}
-
-func (s *Snapshot) buildVPCTables(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables, err error) {
+// buildVPC returns the VPC and the lpm tables its lookups are taken from
+// (kept by the writer for ApplyDelta).
+func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables, err error) {
 	vpc = VPC{ID: uint16(v.GetId()), Name: v.GetName(), External: v.GetExternal(), MTU: DefaultMTU}
 	if a := v.GetAttachment(); a != nil && a.GetKind() != tablesv1.Attachment_KIND_UNSPECIFIED {
 		if int(a.GetPortId()) >= len(s.Ports) {
@@ -298,6 +291,7 @@ func (s *Snapshot) buildVPCTables(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpc
 	if tabs.local, err = lpm.Build(local); err != nil {
 		return vpc, tabs, fmt.Errorf("local routes: %w", err)
 	}
+	tabs.publish(&vpc)
 	return vpc, tabs, nil
 }
 
