@@ -721,6 +721,7 @@ func runControlplane(ctx context.Context, e *Env, r *Result) error {
 	} else {
 		r.Notes = append(r.Notes, "BGP full-table live-heap figure not found in the test's output")
 	}
+	r.Notes = append(r.Notes, "\"Live\" is when the in-process dataplane agent of the BGP tests has the generation in its lookup snapshot: it builds a dataplane/fib snapshot from complete tables and applies each delta to it (fib ApplyDelta), as cmd/dataplane does, without the ports.")
 	if m := reFullUpdate.FindSubmatch(out); m != nil {
 		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p50", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[1])), Command: cmd})
 		r.add(Figure{Group: "BGP update to live (ms)", Name: "one BGP update → live with the full table held, p99 (of 30)", Unit: "ms", LowerIsBetter: true, Value: ms(string(m[3])),
