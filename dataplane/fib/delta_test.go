@@ -403,3 +403,49 @@ func FuzzApplyDelta(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyDeltaWhileWorkersRead runs lookups on whatever snapshot the
+// holder has while deltas are applied and stored, as the dataplane's
+// workers and agent do; go test -race checks the copy-on-write.
+func TestApplyDeltaWhileWorkersRead(t *testing.T) {
+	s, err := Build(deltaTables(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h Holder
+	h.Store(s)
+	g := &deltaGen{r: rand.New(rand.NewPCG(5, 5))}
+	addrs := g.addrs(64)
+	stop := make(chan struct{})
+	done := make(chan int)
+	for range 2 {
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					done <- n
+					return
+				default:
+				}
+				h.Load().lookups(addrs)
+				n++
+			}
+		}()
+	}
+	for range 200 {
+		next, err := s.ApplyDelta(g.delta(s.Generation, 8))
+		if errors.Is(err, ErrRebuild) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Store(next)
+		s = next
+	}
+	close(stop)
+	if n := <-done + <-done; n == 0 {
+		t.Error("the readers never ran")
+	}
+}
