@@ -214,6 +214,7 @@ func bestLearned(rs []LearnedRoute, owned bool) []LearnedRoute {
 	}
 	for i := range rs {
 		rs[i].Prefix = rs[i].Prefix.Masked()
+		rs[i].ASPathLen = clampASPathLen(rs[i].ASPathLen)
 	}
 	// Compared field by field, not with cmp.Or: it would evaluate every
 	// comparison for each of a million routes.

@@ -120,8 +120,13 @@ type LearnedRoute struct {
 	NextHop   netip.Addr
 	MED       uint32
 	Neighbor  string // neighbour address
-	ASPathLen int
+	ASPathLen int    // lengths above 65535 count as 65535 (a BGP message holds far fewer)
 }
+
+// maxASPathLen is the longest AS path length the compiler tells apart.
+const maxASPathLen = 0xffff
+
+func clampASPathLen(n int) int { return min(max(n, 0), maxASPathLen) }
 
 // Learned maps an external VPC's name to the routes its BGP neighbours
 // advertised.

@@ -3,7 +3,6 @@ package compile
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -26,8 +25,13 @@ import (
 type Compiler struct {
 	b         *builder // model, VPC ids, shared-table indexes; learned and local are per call
 	rib       map[string]*bart.Table[pathSet]
-	neighbors intern.Table[string]     // path.nbr: neighbour address
+	neighbors intern.Table[string]     // path.nbr(): neighbour address
 	nextHops  intern.Table[netip.Addr] // path.nh
+	// more holds the paths beyond the first of the prefixes several
+	// neighbours announce (pathSet.more is 1 + the index); free lists the
+	// unused indexes.
+	more [][]path
+	free []uint32
 	paths     int                      // learned paths held, all externals
 	// parallelMin: from this many learned routes an update's tables are
 	// resolved concurrently (defaultParallelMin; tests lower it).
@@ -35,40 +39,51 @@ type Compiler struct {
 }
 
 // path is one learned path as the Compiler holds it, one per prefix and
-// neighbour (a million with a full table): 16 bytes and no pointers, so
-// its arrays cost the garbage collector nothing to scan. The neighbour and
-// the next hop are interned (a neighbour's routes share a handful of next
-// hops; a netip.Addr inline made the path 40 bytes, 48 with its array's
-// size class). Interned values are never dropped: both tables grow with
-// the distinct neighbours and next hops ever learned, which a new Compiler
-// (a complete compilation) starts afresh.
+// neighbour (a million with a full table): 12 bytes and no pointers. The
+// neighbour and the next hop are interned (a neighbour's routes share a
+// handful of next hops; a netip.Addr inline made the path 40 bytes, 48
+// with its array's size class). Interned values are never dropped: both
+// tables grow with the distinct neighbours and next hops ever learned,
+// which a new Compiler (a complete compilation) starts afresh.
 type path struct {
-	nh    uint32
-	med   uint32
-	asLen uint32
-	nbr   uint32
+	nh  uint32
+	med uint32
+	an  uint32 // AS path length << 16 | neighbour
 }
 
+// maxNeighbors is how many distinct neighbours a Compiler can number
+// (path.an's low half): far more than any gateway configures between two
+// complete compilations; past it an update fails and the caller compiles
+// everything, which starts the numbering afresh.
+const maxNeighbors = 1 << 16
+
+func (p path) nbr() uint32   { return p.an & (maxNeighbors - 1) }
+func (p path) asLen() uint32 { return p.an >> 16 }
+
 // pathSet is the paths of one prefix, one per neighbour: nearly always a
-// single one, kept inline so that a million learned prefixes cost no
-// allocation each (a []path was a slice header in the trie and an array of
-// its own: 16 bytes and one object more per prefix for the collector). The
-// trie holds no empty set: it deletes a prefix whose last path goes.
+// single one, kept inline, and 16 bytes with no pointers, so that the
+// trie's million values cost no allocation each and nothing for the
+// collector to scan (with a pointer to the others it was 24 bytes and
+// scanned). The trie holds no empty set: it deletes a prefix whose last
+// path goes.
 type pathSet struct {
 	first path
-	more  *[]path // the others, when several neighbours announce the prefix
+	more  uint32 // 1 + the index of the others in Compiler.more; 0: none
 }
 
 // edit returns s (none when !ok) without the paths drop matches and with
 // add appended (when not nil), the number of paths that added (negative
-// when it removed some), and whether no path remains.
-func (s pathSet) edit(ok bool, drop func(path) bool, add *path) (pathSet, int, bool) {
+// when it removed some), and whether no path remains. s's others, if any,
+// are given up: s is replaced by the result in the trie.
+func (c *Compiler) edit(s pathSet, ok bool, drop func(path) bool, add *path) (pathSet, int, bool) {
 	var buf [4]path
 	ps := buf[:0]
 	if ok {
 		ps = append(ps, s.first)
-		if s.more != nil {
-			ps = append(ps, *s.more...)
+		if s.more != 0 {
+			ps = append(ps, c.more[s.more-1]...)
+			c.more[s.more-1] = nil
+			c.free = append(c.free, s.more-1)
 		}
 	}
 	n := len(ps)
@@ -81,8 +96,14 @@ func (s pathSet) edit(ok bool, drop func(path) bool, add *path) (pathSet, int, b
 	}
 	out := pathSet{first: ps[0]}
 	if len(ps) > 1 {
-		more := slices.Clone(ps[1:])
-		out.more = &more
+		if k := len(c.free); k > 0 {
+			out.more = c.free[k-1] + 1
+			c.free = c.free[:k-1]
+		} else {
+			c.more = append(c.more, nil)
+			out.more = uint32(len(c.more))
+		}
+		c.more[out.more-1] = slices.Clone(ps[1:])
 	}
 	return out, len(ps) - n, false
 }
@@ -113,11 +134,14 @@ func NewCompiler(c *manifest.Config, learned Learned) (*Compiler, *tablesv1.Tabl
 			if !p.IsValid() || !r.NextHop.IsValid() {
 				continue
 			}
-			np := comp.path(r)
+			np, err := comp.path(r)
+			if err != nil {
+				return nil, nil, warns, err
+			}
 			rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
 				// Learned may hold a path twice; a full compile keeps it
 				// once (bestLearned), so does the trie.
-				s, added, _ := s.edit(ok, func(x path) bool { return x == np }, &np)
+				s, added, _ := comp.edit(s, ok, func(x path) bool { return x == np }, &np)
 				comp.paths += added
 				return s, false
 			})
@@ -150,8 +174,8 @@ func (c *Compiler) LearnedCount() int { return c.paths }
 // appendRoutes appends the routes of p's paths s to dst.
 func (c *Compiler) appendRoutes(dst []LearnedRoute, p netip.Prefix, s pathSet) []LearnedRoute {
 	dst = append(dst, c.learnedRoute(p, s.first))
-	if s.more != nil {
-		for _, x := range *s.more {
+	if s.more != 0 {
+		for _, x := range c.more[s.more-1] {
 			dst = append(dst, c.learnedRoute(p, x))
 		}
 	}
@@ -159,11 +183,15 @@ func (c *Compiler) appendRoutes(dst []LearnedRoute, p netip.Prefix, s pathSet) [
 }
 
 func (c *Compiler) learnedRoute(p netip.Prefix, x path) LearnedRoute {
-	return LearnedRoute{Prefix: p, NextHop: c.nextHops.At(x.nh), MED: x.med, Neighbor: c.neighbors.At(x.nbr), ASPathLen: int(x.asLen)}
+	return LearnedRoute{Prefix: p, NextHop: c.nextHops.At(x.nh), MED: x.med, Neighbor: c.neighbors.At(x.nbr()), ASPathLen: int(x.asLen())}
 }
 
-func (c *Compiler) path(r LearnedRoute) path {
-	return path{nh: c.nextHops.Index(r.NextHop), nbr: c.neighbors.Index(r.Neighbor), med: r.MED, asLen: uint32(min(max(r.ASPathLen, 0), math.MaxUint32))}
+func (c *Compiler) path(r LearnedRoute) (path, error) {
+	nbr := c.neighbors.Index(r.Neighbor)
+	if nbr >= maxNeighbors {
+		return path{}, fmt.Errorf("compile: more than %d neighbours since the last complete compilation", maxNeighbors)
+	}
+	return path{nh: c.nextHops.Index(r.NextHop), med: r.MED, an: uint32(clampASPathLen(r.ASPathLen))<<16 | nbr}, nil
 }
 
 // UpdateLearned applies one BGP update of external VPC vpc: each route of
@@ -231,6 +259,15 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 	} else {
 		before = c.resolveRegions(regions)
 	}
+	// The new paths first: a failure leaves the trie as it was.
+	paths := make([]path, len(add))
+	for j, r := range add {
+		np, err := c.path(r)
+		if err != nil {
+			return nil, err
+		}
+		paths[j] = np
+	}
 	for _, r := range withdraw {
 		p := r.Prefix.Masked()
 		i, ok := c.neighbors.Lookup(r.Neighbor)
@@ -238,19 +275,19 @@ func (c *Compiler) update(cur *tablesv1.Tables, vpc string, add, withdraw []Lear
 			continue
 		}
 		rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
-			s, added, none := s.edit(ok, func(x path) bool { return x.nbr == i }, nil)
+			s, added, none := c.edit(s, ok, func(x path) bool { return x.nbr() == i }, nil)
 			c.paths += added
 			return s, none
 		})
 	}
-	for _, r := range add {
+	for j, r := range add {
 		p := r.Prefix.Masked()
 		if !p.IsValid() || !r.NextHop.IsValid() {
 			continue
 		}
-		np := c.path(r)
+		np := paths[j]
 		rib.Modify(p, func(s pathSet, ok bool) (pathSet, bool) {
-			s, added, _ := s.edit(ok, func(x path) bool { return x.nbr == np.nbr }, &np)
+			s, added, _ := c.edit(s, ok, func(x path) bool { return x.nbr() == np.nbr() }, &np)
 			c.paths += added
 			return s, false
 		})
