@@ -30,9 +30,9 @@ type Compiler struct {
 	// more holds the paths beyond the first of the prefixes several
 	// neighbours announce (pathSet.more is 1 + the index); free lists the
 	// unused indexes.
-	more [][]path
-	free []uint32
-	paths     int                      // learned paths held, all externals
+	more  [][]path
+	free  []uint32
+	paths int // learned paths held, all externals
 	// parallelMin: from this many learned routes an update's tables are
 	// resolved concurrently (defaultParallelMin; tests lower it).
 	parallelMin int
