@@ -150,6 +150,7 @@ type Speaker struct {
 	subs      map[*subscriber]struct{}
 	done      chan struct{}
 	dispWG    sync.WaitGroup
+	compactT  *time.Timer // folds the store's pending changes (compactLater)
 
 	parser pathParser // used by the watch goroutine only
 }
@@ -249,6 +250,11 @@ func (s *Speaker) Stop() {
 	}
 	close(s.done)
 	s.dispWG.Wait()
+	s.mu.Lock()
+	if s.compactT != nil {
+		s.compactT.Stop()
+	}
+	s.mu.Unlock()
 }
 
 func (s *Speaker) running() error {

@@ -142,10 +142,10 @@ func AppendRoutes[T any](s *Speaker, dst []T, vpc string, conv func(Route) T) []
 		if n.cfg.VPC != vpc {
 			continue
 		}
-		for k, v := range n.v4 {
+		for k, v := range n.v4.all() {
 			dst = append(dst, conv(n.route(k.prefix(), v)))
 		}
-		for k, v := range n.v6 {
+		for k, v := range n.v6.all() {
 			dst = append(dst, conv(n.route(k.prefix(), v)))
 		}
 	}

@@ -200,4 +200,43 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 	}
 	flush()
 	s.signal()
+	for _, n := range s.neighbors {
+		if n.shouldCompact() {
+			s.compactLaterLocked()
+			break
+		}
+	}
+}
+
+// compactMin is the number of changes of one neighbour from which they
+// are folded into the store's compact base once its stream pauses for
+// compactIdle (prefixMap). Below it the changes cost little in the map;
+// folding at every pause would copy a full table for each handful of
+// updates.
+const (
+	compactMin  = 4096
+	compactIdle = time.Second
+)
+
+// compactLaterLocked (re)arms the timer that compacts the store when no
+// route has arrived for compactIdle: a table transfer fills the maps at
+// full speed, then settles into the base.
+func (s *Speaker) compactLaterLocked() {
+	if s.compactT == nil {
+		s.compactT = time.AfterFunc(compactIdle, s.compact)
+		return
+	}
+	s.compactT.Reset(compactIdle)
+}
+
+// compact folds every neighbour's pending changes into its base when they
+// are many, against compactMin and the base's size.
+func (s *Speaker) compact() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.neighbors {
+		if n.shouldCompact() {
+			n.compact()
+		}
+	}
 }
