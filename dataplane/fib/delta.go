@@ -132,18 +132,12 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 	// input; if it does anyway, the tables no longer match any snapshot
 	// and only complete tables can repair them.
 	ns.VPCs = slices.Clone(s.VPCs)
+	if err := applyPlan(w, plan); err != nil {
+		w.broken = err
+		return nil, fmt.Errorf("%w: %v", ErrRebuild, err)
+	}
 	for _, c := range plan {
-		tabs := &w.vpcs[c.vpc]
-		for _, x := range []struct {
-			t  *lpm.Table
-			cs *tableChanges
-		}{{tabs.routes, &c.routes}, {tabs.src, &c.src}, {tabs.local, &c.local}} {
-			if err := x.cs.apply(x.t); err != nil {
-				w.broken = err
-				return nil, fmt.Errorf("%w: vpc %q: %v", ErrRebuild, s.VPCs[c.vpc].Name, err)
-			}
-		}
-		tabs.publish(&ns.VPCs[c.vpc])
+		w.vpcs[c.vpc].publish(&ns.VPCs[c.vpc])
 	}
 	for k, g := range staged {
 		w.groups[k] = g
@@ -153,6 +147,55 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 	}
 	w.newest = &ns
 	return &ns, nil
+}
+
+// applyPlan makes the changes of plan to the writer's tables. Tables
+// loaded whole (bulk changes: a table transfer, typically an external's
+// local routes and the routes of the VPC peering with it) are built
+// concurrently: they share nothing.
+func applyPlan(w *writer, plan []vpcChanges) error {
+	type job struct {
+		vpc int
+		t   *lpm.Table
+		cs  *tableChanges
+	}
+	var small, bulk []job
+	for i := range plan {
+		c := &plan[i]
+		tabs := &w.vpcs[c.vpc]
+		for _, j := range []job{{c.vpc, tabs.routes, &c.routes}, {c.vpc, tabs.src, &c.src}, {c.vpc, tabs.local, &c.local}} {
+			if j.cs.bulk(j.t) {
+				bulk = append(bulk, j)
+			} else {
+				small = append(small, j)
+			}
+		}
+	}
+	errs := make([]error, len(bulk))
+	var wg sync.WaitGroup
+	for i, j := range bulk[min(1, len(bulk)):] {
+		wg.Go(func() { errs[i+1] = j.cs.apply(j.t) })
+	}
+	if len(bulk) > 0 {
+		errs[0] = bulk[0].cs.apply(bulk[0].t)
+	}
+	var smallErr error
+	for _, j := range small {
+		if err := j.cs.apply(j.t); err != nil {
+			smallErr = fmt.Errorf("vpc %q: %w", w.newest.VPCs[j.vpc].Name, err)
+			break
+		}
+	}
+	wg.Wait()
+	if smallErr != nil {
+		return smallErr
+	}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("vpc %q: %w", w.newest.VPCs[bulk[i].vpc].Name, err)
+		}
+	}
+	return nil
 }
 
 // vpcChanges parses one VPC's part of a delta and resolves its upserts'
@@ -218,10 +261,16 @@ func (s *Snapshot) upsert(w *writer, r *tablesv1.Route, staged map[string]uint32
 	return p.Masked(), g, nil
 }
 
+// bulk reports whether the changes are many against t: loaded whole.
+func (c *tableChanges) bulk(t *lpm.Table) bool {
+	n := len(c.del) + len(c.ins)
+	return n >= bulkChanges && n >= t.Len()/8
+}
+
 // apply makes the changes to t: one by one, or, when they are many
 // against the table, with one Load of the resulting routes.
 func (c *tableChanges) apply(t *lpm.Table) error {
-	if n := len(c.del) + len(c.ins); n < bulkChanges || n < t.Len()/8 {
+	if !c.bulk(t) {
 		for _, p := range c.del {
 			t.Delete(p)
 		}
