@@ -14,6 +14,15 @@ import (
 	"github.com/peergate/peergate/internal/fulltable"
 )
 
+// finalChanges is what a VPC's pending changes come to after batches.
+func finalChanges(batches [][]bgp.RouteUpdate) (add, withdraw []compile.LearnedRoute) {
+	var p pendingRoutes
+	for _, b := range batches {
+		p.add(b)
+	}
+	return p.final()
+}
+
 func TestFinalChangesKeepsTheLastChangeOfEachRoute(t *testing.T) {
 	ch := func(nbr, prefix string, med uint32, withdraw bool) bgp.RouteUpdate {
 		return bgp.RouteUpdate{Route: bgp.Route{VPC: "e1", Prefix: netip.MustParsePrefix(prefix), Neighbor: nbr, MED: med}, Withdraw: withdraw}
@@ -71,8 +80,12 @@ func BenchmarkFinalChangesOfATableTransfer(b *testing.B) {
 		}
 	}
 	batches = append(batches, cur)
+	var p pendingRoutes
+	for _, x := range batches {
+		p.add(x)
+	}
 	for b.Loop() {
-		add, _ := finalChanges(batches)
+		add, _ := p.final()
 		if len(add) != len(prefixes) {
 			b.Fatalf("%d routes, want %d", len(add), len(prefixes))
 		}
@@ -107,6 +120,50 @@ func TestSortKeysMatchesAComparisonSort(t *testing.T) {
 		sortKeys(keys)
 		if !slices.Equal(keys, want) {
 			t.Errorf("%d keys: the radix sort differs from the comparison sort", n)
+		}
+	}
+}
+
+// TestPendingRoutesKeepEveryField: what final returns of distinct routes is
+// exactly what came in, every field, IPv4 and IPv6 (the changes are held
+// as numbered, pointer-free records in between).
+func TestPendingRoutesKeepEveryField(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var ups []bgp.RouteUpdate
+	seen := map[string]bool{}
+	for len(ups) < 2000 {
+		var a netip.Addr
+		if r.IntN(2) == 0 {
+			a = netip.AddrFrom4([4]byte{byte(r.IntN(256)), byte(r.IntN(256)), byte(r.IntN(256)), 0})
+		} else {
+			a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(r.IntN(256)), byte(r.IntN(256))})
+		}
+		u := bgp.RouteUpdate{Route: bgp.Route{VPC: "e1", Prefix: netip.PrefixFrom(a, 8+r.IntN(a.BitLen()-7)).Masked(),
+			NextHop: netip.AddrFrom4([4]byte{192, 0, 2, byte(r.IntN(4))}), MED: r.Uint32(),
+			Neighbor: fmt.Sprintf("198.51.100.%d", r.IntN(3)), ASPathLen: r.IntN(300)}, Withdraw: r.IntN(4) == 0}
+		k := u.Route.Neighbor + " " + u.Route.Prefix.String()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		ups = append(ups, u)
+	}
+	add, wd := finalChanges([][]bgp.RouteUpdate{ups[:700], ups[700:]})
+	want := map[compile.LearnedRoute]bool{}
+	for _, u := range ups {
+		want[compile.LearnedRoute{Prefix: u.Route.Prefix, NextHop: u.Route.NextHop, MED: u.Route.MED, Neighbor: u.Route.Neighbor, ASPathLen: u.Route.ASPathLen}] = u.Withdraw
+	}
+	if len(add)+len(wd) != len(want) {
+		t.Fatalf("%d announcements and %d withdrawals, want %d changes", len(add), len(wd), len(want))
+	}
+	for _, x := range []struct {
+		rs       []compile.LearnedRoute
+		withdraw bool
+	}{{add, false}, {wd, true}} {
+		for _, rt := range x.rs {
+			if w, ok := want[rt]; !ok || w != x.withdraw {
+				t.Fatalf("%+v (withdrawal %v) did not come in so", rt, x.withdraw)
+			}
 		}
 	}
 }
