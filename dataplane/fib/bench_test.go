@@ -78,7 +78,7 @@ func BenchmarkDeltaInternetTable(b *testing.B) {
 		for i := range b.N {
 			d := oneUpdate(base, t.GetGeneration(), i)
 			t = proto.Clone(t).(*tablesv1.Tables)
-			refTables{t}.applyIndexed(d)
+			refTables{t}.applyWith(d, patchIndexed)
 			if _, err := Build(t, Options{}); err != nil {
 				b.Fatal(err)
 			}
@@ -163,17 +163,8 @@ func liveHeap() int64 {
 	return int64(m.HeapAlloc)
 }
 
-// applyIndexed is refTables.apply with the route index by map that the
-// dataplane used before ApplyDelta (refTables.apply scans, fine for tests).
-func (r refTables) applyIndexed(d *tablesv1.TableDelta) {
-	r.t.Generation = d.GetGeneration()
-	for _, vd := range d.GetVpcs() {
-		v := r.t.Vpcs[vd.GetVpcId()]
-		v.Routes = patchIndexed(v.Routes, vd.GetUpsertRoutes(), vd.GetRemoveRoutes())
-		v.LocalRoutes = patchIndexed(v.LocalRoutes, vd.GetUpsertLocalRoutes(), vd.GetRemoveLocalRoutes())
-	}
-}
-
+// patchIndexed is patch with the route index by map that the dataplane
+// used before ApplyDelta (patch scans, fine for tests).
 func patchIndexed(routes, upsert []*tablesv1.Route, remove []string) []*tablesv1.Route {
 	type key struct {
 		prefix string

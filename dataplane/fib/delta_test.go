@@ -61,7 +61,10 @@ func (s *Snapshot) lookups(addrs []netip.Addr) []resolved {
 // defines them, for Build to compare with.
 type refTables struct{ t *tablesv1.Tables }
 
-func (r refTables) apply(d *tablesv1.TableDelta) {
+func (r refTables) apply(d *tablesv1.TableDelta) { r.applyWith(d, patch) }
+
+// applyWith applies d's route changes to each route list with patch.
+func (r refTables) applyWith(d *tablesv1.TableDelta, patch func(rs, upserts []*tablesv1.Route, removes []string) []*tablesv1.Route) {
 	r.t.Generation = d.GetGeneration()
 	for _, vd := range d.GetVpcs() {
 		v := r.t.Vpcs[vd.GetVpcId()]
