@@ -85,6 +85,11 @@ const (
 	// SessionDown: an established session ended (or its neighbour was
 	// removed). The withdrawals of everything it taught precede this event.
 	SessionDown
+	// InitialTableDone: the neighbour sent its whole table since the
+	// session came up, as its End-of-RIB markers (RFC 4724) for IPv4 and
+	// IPv6 unicast say. Its route changes precede this event. A neighbour
+	// that sends no markers (or carries one family only) never sends it.
+	InitialTableDone
 )
 
 func (k EventKind) String() string {
@@ -95,6 +100,8 @@ func (k EventKind) String() string {
 		return "session-up"
 	case SessionDown:
 		return "session-down"
+	case InitialTableDone:
+		return "initial-table-done"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
@@ -221,6 +228,10 @@ func (s *Speaker) Start(ctx context.Context, g Global) error {
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{{
 			Type: api.WatchEventRequest_Table_Filter_ADJIN,
 			Init: true,
+		}, {
+			// The neighbours' End-of-RIB markers, in order with their
+			// updates: the end of a table transfer (InitialTableDone).
+			Type: api.WatchEventRequest_Table_Filter_EOR,
 		}}},
 	}, s.onWatch)
 	if err != nil {

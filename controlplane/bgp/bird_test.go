@@ -144,6 +144,12 @@ func TestSpeakerInteroperatesWithBird(t *testing.T) {
 	t.Run("bird's static routes are learned with their MED", func(t *testing.T) {
 		eventually(t, "session up", func() bool { return rec.session(nb) == SessionUp })
 		eventually(t, "3 routes", func() bool { return rec.count() == 3 })
+		// BIRD ends its initial table with End-of-RIB markers for both
+		// families.
+		eventually(t, "the initial table complete", func() bool { return rec.tablesDone(nb) == 1 })
+		if c := rec.count(); c != 3 {
+			t.Errorf("%d routes when the initial table was complete, want 3", c)
+		}
 		for _, c := range []struct {
 			prefix string
 			med    uint32
@@ -201,5 +207,6 @@ func TestSpeakerInteroperatesWithBird(t *testing.T) {
 		b.must("enable", "peergate")
 		eventually(t, "session up again", func() bool { return rec.session(nb) == SessionUp })
 		eventually(t, "3 routes again", func() bool { return rec.count() == 3 })
+		eventually(t, "the new session's initial table complete", func() bool { return rec.tablesDone(nb) == 2 })
 	})
 }

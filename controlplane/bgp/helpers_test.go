@@ -169,6 +169,7 @@ type recorder struct {
 	mu       sync.Mutex
 	routes   map[string]Route // vpc|neighbor|prefix
 	sessions map[string]EventKind
+	done     map[string]int // InitialTableDone events per neighbour
 	events   []EventKind
 	batches  int
 	updates  int
@@ -178,7 +179,7 @@ type recorder struct {
 func record(t testing.TB, s *Speaker) *recorder {
 	ch, cancel := s.Subscribe()
 	t.Cleanup(cancel)
-	r := &recorder{routes: make(map[string]Route), sessions: make(map[string]EventKind)}
+	r := &recorder{routes: make(map[string]Route), sessions: make(map[string]EventKind), done: make(map[string]int)}
 	go func() {
 		for ev := range ch {
 			r.mu.Lock()
@@ -195,6 +196,8 @@ func record(t testing.TB, s *Speaker) *recorder {
 						r.routes[k] = u.Route
 					}
 				}
+			case InitialTableDone:
+				r.done[ev.Neighbor]++
 			default:
 				r.sessions[ev.Neighbor] = ev.Kind
 			}
@@ -218,6 +221,13 @@ func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.routes)
+}
+
+// tablesDone is how many times neighbor's initial table was complete.
+func (r *recorder) tablesDone(neighbor string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.done[neighbor]
 }
 
 func (r *recorder) session(neighbor string) EventKind {

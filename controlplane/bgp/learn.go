@@ -55,6 +55,7 @@ func (s *Speaker) onPeer(ev *api.WatchEventResponse_PeerEvent) {
 func (s *Speaker) setUpLocked(n *neighbor, up bool) {
 	n.up = up
 	n.since = time.Now()
+	n.eor = 0
 	kind, word := SessionUp, "up"
 	if !up {
 		word = "down"
@@ -146,6 +147,10 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 	if len(paths) == 0 {
 		return
 	}
+	if len(paths) == 1 && paths[0].GetNlri() == nil {
+		s.onEndOfRIB(paths[0])
+		return
+	}
 	pp := &s.parser
 	pp.asn = s.global.ASN
 	parsed := make([]parsedPath, 0, len(paths))
@@ -205,6 +210,44 @@ func (s *Speaker) onPaths(paths []*api.Path) {
 			s.compactLaterLocked()
 			break
 		}
+	}
+}
+
+// End-of-RIB families seen on a session (neighbor.eor).
+const (
+	eorV4 = 1 << iota
+	eorV6
+	eorAll = eorV4 | eorV6
+)
+
+// onEndOfRIB records a neighbour's End-of-RIB marker (gobgp sends one as
+// a path without NLRI) and, once both unicast families have sent theirs,
+// tells the subscribers that its initial table is complete.
+func (s *Speaker) onEndOfRIB(p *api.Path) {
+	f := p.GetFamily()
+	if f.GetSafi() != api.Family_SAFI_UNICAST {
+		return
+	}
+	addr, err := netip.ParseAddr(p.GetNeighborIp())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.neighbors[addr.Unmap()]
+	if n == nil || !n.up || n.eor == eorAll {
+		return
+	}
+	switch f.GetAfi() {
+	case api.Family_AFI_IP:
+		n.eor |= eorV4
+	case api.Family_AFI_IP6:
+		n.eor |= eorV6
+	}
+	if n.eor == eorAll {
+		s.log.Debug("bgp initial table received", "vpc", n.cfg.VPC, "neighbor", n.name, "routes", n.count())
+		s.pending = append(s.pending, Event{Kind: InitialTableDone, VPC: n.cfg.VPC, Neighbor: n.name})
+		s.signal()
 	}
 }
 

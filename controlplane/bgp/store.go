@@ -99,6 +99,7 @@ type neighbor struct {
 	up    bool
 	since time.Time
 	state api.PeerState_SessionState // last state gobgp reported
+	eor   uint8                      // End-of-RIB families since the session came up
 	v4    prefixMap[key4]
 	v6    prefixMap[key6]
 	// nextHops numbers the next hops of held routes. Reset with the

@@ -224,7 +224,7 @@ type Syncer struct {
 	// Quiet): compile them at once while they are few.
 	lead bool
 	// pending holds the route changes per VPC since the last compilation,
-	// in order (finalChanges reduces them); large: they are many enough
+	// in order (pendingRoutes.final reduces them); large: they are many enough
 	// to be paced.
 	pending  map[string]*pendingRoutes
 	vpcPend  map[string]int // changes pending per VPC
@@ -232,9 +232,11 @@ type Syncer struct {
 	large    bool
 	// whole: a VPC's pending changes are large against its table (more
 	// than an eighth of the routes the speaker holds for it, pending
-	// ones included), which compile.Compiler resolves whole.
-	whole    bool
-	external []string // external VPCs of the live configuration
+	// ones included), which compile.Compiler resolves whole; tableDone:
+	// such a VPC's neighbour has since sent its whole table
+	// (bgp.InitialTableDone), so the batch compiles at once.
+	whole, tableDone bool
+	external         []string // external VPCs of the live configuration
 	// The last compilation's end and duration pace the next one.
 	lastEnd  time.Time
 	lastTook time.Duration
@@ -320,7 +322,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 // Single updates are never held back so: a few changes after a quiet
 // spell compile at once (lead).
 func (s *Syncer) delay() time.Duration {
-	if s.lead && !s.large && s.npending <= leadMax {
+	if s.tableDone || s.lead && !s.large && s.npending <= leadMax {
 		return 0
 	}
 	if s.whole && time.Since(s.firstDirty) < wholeMaxHold {
@@ -368,6 +370,13 @@ const paceFactor = 2
 // note records which VPC's learned routes changed; it reports whether
 // a compilation is due.
 func (s *Syncer) note(ev bgp.Event) bool {
+	if ev.Kind == bgp.InitialTableDone && s.whole && s.dirty[ev.VPC] {
+		// The transfer held for its stream to pause is complete, as the
+		// neighbour's End-of-RIB markers say: no need to wait for the
+		// pause (transferQuiet).
+		s.tableDone = true
+		return true
+	}
 	if ev.Kind != bgp.RoutesChanged || len(ev.Updates) == 0 {
 		return false
 	}
@@ -439,7 +448,7 @@ func (s *Syncer) flush() {
 	// changes, and a cleared map keeps its size.
 	s.pending = map[string]*pendingRoutes{}
 	clear(s.vpcPend)
-	s.npending, s.large, s.whole = 0, false, false
+	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
 	clear(s.dirty)
 	s.lastEnd = time.Now()
 	s.lastTook = s.lastEnd.Sub(start)
@@ -474,7 +483,7 @@ func (s *Syncer) compiledCount() int {
 func (s *Syncer) flushFull() {
 	s.pending = map[string]*pendingRoutes{}
 	clear(s.vpcPend)
-	s.npending, s.large, s.whole = 0, false, false
+	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
 	next := make(compile.Learned, len(s.external))
 	total := 0
 	for _, vpc := range s.external {
@@ -588,7 +597,7 @@ func (s *Syncer) stopSpeaker() {
 	// Whatever the old speaker taught is gone: compile without it.
 	s.pending = map[string]*pendingRoutes{}
 	clear(s.vpcPend)
-	s.npending, s.large, s.whole = 0, false, false
+	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
 		s.learned = compile.Learned{}

@@ -3,6 +3,8 @@ package bgpsync
 import (
 	"testing"
 	"time"
+
+	"github.com/peergate/peergate/controlplane/bgp"
 )
 
 func TestDelayBeforeCompiling(t *testing.T) {
@@ -68,5 +70,27 @@ func TestDelayHoldsAWholeTableBatchUntilTheStreamPauses(t *testing.T) {
 				t.Errorf("delay %v, want between %v and %v", d, c.min, c.max)
 			}
 		})
+	}
+}
+
+// A transfer held for the stream to pause compiles at once when its
+// neighbour says its table is complete (End-of-RIB for both families);
+// the marker of a VPC with nothing held changes nothing.
+func TestInitialTableDoneEndsTheHold(t *testing.T) {
+	s := New(nil, Options{})
+	s.firstDirty, s.lastEnd = time.Now(), time.Now().Add(-time.Minute)
+	s.large, s.whole, s.npending = true, true, 100000
+	s.dirty["e1"] = true
+	if d := s.delay(); d != transferQuiet {
+		t.Fatalf("held: delay %v, want %v", d, transferQuiet)
+	}
+	if s.note(bgp.Event{Kind: bgp.InitialTableDone, VPC: "e2", Neighbor: "192.0.2.2"}) {
+		t.Error("another VPC's end of table ends the hold")
+	}
+	if !s.note(bgp.Event{Kind: bgp.InitialTableDone, VPC: "e1", Neighbor: "192.0.2.1"}) {
+		t.Fatal("the held VPC's end of table is not noted")
+	}
+	if d := s.delay(); d != 0 {
+		t.Errorf("after the end of the table: delay %v, want 0", d)
 	}
 }
