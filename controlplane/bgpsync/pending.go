@@ -47,7 +47,7 @@ func (p *pendingRoutes) add(ups []bgp.RouteUpdate) {
 		}
 		p.changes = append(p.changes, pendingChange{
 			key: makeChangeKey(u.Route.Prefix, uint64(p.nbr), 0),
-			nh:  p.nh, med: u.Route.MED, asLen: uint32(min(max(u.Route.ASPathLen, 0), 1<<32-1)),
+			nh:  p.nh, med: u.Route.MED, asLen: uint32(min(max(u.Route.ASPathLen, 0), 0xffff)), // the speaker stores at most this; so does the compiler
 			withdraw: u.Withdraw,
 		})
 	}
