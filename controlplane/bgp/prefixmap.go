@@ -47,8 +47,13 @@ func (m *prefixMap[K]) get(k K) (held, bool) {
 	return held{}, false
 }
 
-// set holds h for k; had says whether k was held (get's answer).
-func (m *prefixMap[K]) set(k K, h held, had bool) {
+// put holds h for k and reports whether that changed anything (a
+// neighbour re-announcing a route as it was changes nothing).
+func (m *prefixMap[K]) put(k K, h held) bool {
+	old, had := m.get(k)
+	if had && old == h {
+		return false
+	}
 	if !had {
 		m.n++
 	}
@@ -56,6 +61,7 @@ func (m *prefixMap[K]) set(k K, h held, had bool) {
 		m.recent = make(map[K]held)
 	}
 	m.recent[k] = h
+	return true
 }
 
 // del removes k and returns what it held.

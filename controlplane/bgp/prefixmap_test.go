@@ -45,8 +45,10 @@ func TestPrefixMapMatchesAMap(t *testing.T) {
 			delete(ref, k)
 		default:
 			h := held{nh: uint32(r.IntN(3)), med: uint32(r.IntN(3)), asLen: uint16(r.IntN(3))}
-			_, had := m.get(k)
-			m.set(k, h, had)
+			old, had := ref[k]
+			if changed := m.put(k, h); changed != (!had || old != h) {
+				t.Fatalf("step %d: put(%v, %v) reports changed %v", step, k, h, changed)
+			}
 			ref[k] = h
 		}
 		if r.IntN(200) == 0 {

@@ -139,21 +139,9 @@ func (n *neighbor) hold(v val) held {
 func (n *neighbor) learn(p netip.Prefix, v val) (held, bool) {
 	h := n.hold(v)
 	if p.Addr().Is4() {
-		k := makeKey4(p)
-		old, ok := n.v4.get(k)
-		if ok && old == h {
-			return h, false
-		}
-		n.v4.set(k, h, ok)
-		return h, true
+		return h, n.v4.put(makeKey4(p), h)
 	}
-	k := makeKey6(p)
-	old, ok := n.v6.get(k)
-	if ok && old == h {
-		return h, false
-	}
-	n.v6.set(k, h, ok)
-	return h, true
+	return h, n.v6.put(makeKey6(p), h)
 }
 
 // forget removes p and returns what it was, if it was held.

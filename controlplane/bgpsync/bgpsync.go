@@ -119,9 +119,7 @@ func makeChangeKey(p netip.Prefix, nbr uint64, seq uint32) changeKey {
 // comparison sort's time, which the dataplanes wait for.
 func sortKeys(keys []changeKey) {
 	if len(keys) < 256 {
-		slices.SortFunc(keys, func(a, b changeKey) int {
-			return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo), cmp.Compare(a.meta, b.meta))
-		})
+		slices.SortFunc(keys, changeKey.compare)
 		return
 	}
 	// digit d: byte d%8 (from the least significant) of word d/8, the
@@ -168,6 +166,11 @@ func sortKeys(keys []changeKey) {
 	if &src[0] != &keys[0] {
 		copy(keys, src)
 	}
+}
+
+// compare orders keys by (hi, lo, meta), the order sortKeys sorts in.
+func (k changeKey) compare(o changeKey) int {
+	return cmp.Or(cmp.Compare(k.hi, o.hi), cmp.Compare(k.lo, o.lo), cmp.Compare(k.meta, o.meta))
 }
 
 // prefix is the prefix k was made from.
@@ -227,7 +230,6 @@ type Syncer struct {
 	// in order (pendingRoutes.final reduces them); large: they are many enough
 	// to be paced.
 	pending  map[string]*pendingRoutes
-	vpcPend  map[string]int // changes pending per VPC
 	npending int
 	large    bool
 	// whole: a VPC's pending changes are large against its table (more
@@ -394,11 +396,7 @@ func (s *Syncer) note(ev bgp.Event) bool {
 	}
 	p.add(ev.Updates)
 	s.npending += len(ev.Updates)
-	if s.vpcPend == nil {
-		s.vpcPend = map[string]int{}
-	}
-	s.vpcPend[ev.VPC] += len(ev.Updates)
-	m := s.vpcPend[ev.VPC]
+	m := p.len()
 	vsTable := s.sp != nil && m*8 > s.sp.RouteCount(ev.VPC) // large against the VPC's table
 	if s.lead && vsTable {
 		// compile.Compiler.UpdateLearned resolves the VPC's own table
@@ -414,6 +412,14 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		s.large = true
 	}
 	return true
+}
+
+// dropPending forgets the pending changes and what was derived from them.
+// A new map: a transfer's batch may have held hundreds of thousands of
+// changes.
+func (s *Syncer) dropPending() {
+	s.pending = map[string]*pendingRoutes{}
+	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
 }
 
 // flush hands the changes to the compiler incrementally: only the
@@ -444,11 +450,7 @@ func (s *Syncer) flush() {
 		s.flushFull()
 		return
 	}
-	// New maps: a transfer's batch may have held hundreds of thousands of
-	// changes, and a cleared map keeps its size.
-	s.pending = map[string]*pendingRoutes{}
-	clear(s.vpcPend)
-	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
+	s.dropPending()
 	clear(s.dirty)
 	s.lastEnd = time.Now()
 	s.lastTook = s.lastEnd.Sub(start)
@@ -481,9 +483,7 @@ func (s *Syncer) compiledCount() int {
 // VPC. It reads the speaker's store rather than replaying events: the
 // store is the truth.
 func (s *Syncer) flushFull() {
-	s.pending = map[string]*pendingRoutes{}
-	clear(s.vpcPend)
-	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
+	s.dropPending()
 	next := make(compile.Learned, len(s.external))
 	total := 0
 	for _, vpc := range s.external {
@@ -595,9 +595,7 @@ func (s *Syncer) stopSpeaker() {
 	s.cur, s.curGlobal = nil, bgp.Global{}
 	s.mu.Unlock()
 	// Whatever the old speaker taught is gone: compile without it.
-	s.pending = map[string]*pendingRoutes{}
-	clear(s.vpcPend)
-	s.npending, s.large, s.whole, s.tableDone = 0, false, false, false
+	s.dropPending()
 	if len(s.learned) > 0 || s.lastCount > 0 {
 		clear(s.dirty)
 		s.learned = compile.Learned{}

@@ -40,9 +40,8 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 	}
 	s := &Snapshot{Generation: t.GetGeneration(), Peerings: []string{""}}
 	w := &writer{
-		newest:   s,
-		lim:      limits{vpcs: len(t.GetVpcs()), natTables: len(t.GetNatTables()), filters: len(t.GetFilters()), natPools: len(t.GetNatPools())},
-		peerings: map[string]uint16{"": 0},
+		newest: s,
+		lim:    limits{vpcs: len(t.GetVpcs()), natTables: len(t.GetNatTables()), filters: len(t.GetFilters()), natPools: len(t.GetNatPools())},
 		// Identical action lists share one group: a full table's routes
 		// mostly point at a handful of them.
 		groups: map[string]uint32{},
@@ -165,9 +164,6 @@ func Build(t *tablesv1.Tables, o Options) (*Snapshot, error) {
 		w.vpcs = append(w.vpcs, tabs)
 	}
 	w.builtGroups = len(s.Groups)
-	for i, p := range s.Peerings {
-		w.peerings[p] = uint16(i)
-	}
 	s.class.init(nclass)
 	for i := range s.VPCs {
 		v := &s.VPCs[i]
@@ -436,18 +432,14 @@ func (s *Snapshot) actions(w *writer, pfx netip.Prefix, in []*tablesv1.Action, l
 		}
 		act.SrcNAT, act.Filter, act.SnatPool, act.ReversePool = a.GetSrcNat(), a.GetIngressFilter(), a.GetSnatPool(), a.GetReversePool()
 		if a.GetPeering() != "" {
-			// A peering new in a delta is looked up by scanning: the
-			// writer's map only records peerings of published snapshots.
-			id, ok := w.peerings[a.GetPeering()]
-			if !ok {
-				if i := slices.Index(s.Peerings, a.GetPeering()); i >= 0 {
-					id = uint16(i)
-				} else {
-					id = uint16(len(s.Peerings))
-					s.Peerings = append(s.Peerings, a.GetPeering())
-				}
+			// Found by a scan: this runs once per new group (routes share
+			// groups), and the peerings are the configuration's few.
+			i := slices.Index(s.Peerings, a.GetPeering())
+			if i < 0 {
+				i = len(s.Peerings)
+				s.Peerings = append(s.Peerings, a.GetPeering())
 			}
-			act.Peering = id
+			act.Peering = uint16(i)
 		}
 		out = append(out, act)
 	}

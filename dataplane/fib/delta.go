@@ -51,7 +51,7 @@ func (t *vpcTables) publish(v *VPC) {
 
 // writer is what the snapshots of one Build share to take deltas: the
 // VPCs' lpm tables (copy-on-write, so a snapshot's lpm.Snapshots never
-// change) and the indexes of groups and peerings. It belongs to the
+// change) and the index of groups. It belongs to the
 // newest snapshot; older ones only read what they hold.
 type writer struct {
 	mu          sync.Mutex
@@ -59,7 +59,6 @@ type writer struct {
 	lim         limits
 	vpcs        []vpcTables // by VPC id
 	groups      map[string]uint32
-	peerings    map[string]uint16
 	builtGroups int   // len(Groups) after Build
 	broken      error // a delta failed after changing tables
 	memo        groupMemo
@@ -142,18 +141,32 @@ func (s *Snapshot) ApplyDelta(d *tablesv1.TableDelta) (*Snapshot, error) {
 	for k, g := range staged {
 		w.groups[k] = g
 	}
-	for i := len(s.Peerings); i < len(ns.Peerings); i++ {
-		w.peerings[ns.Peerings[i]] = uint16(i)
-	}
 	w.newest = &ns
 	return &ns, nil
 }
 
-// applyPlan makes the changes of plan to the writer's tables. Tables
-// loaded whole (bulk changes: a table transfer, typically an external's
-// local routes and the routes of the VPC peering with it) are built
-// concurrently: they share nothing.
+// applyPlan makes the changes of plan to the writer's tables, in order
+// for a delta that names a VPC twice: the part before the repeat, then the
+// rest.
 func applyPlan(w *writer, plan []vpcChanges) error {
+	seen := make(map[int]bool, len(plan))
+	for i, c := range plan {
+		if seen[c.vpc] {
+			if err := applyDistinct(w, plan[:i]); err != nil {
+				return err
+			}
+			return applyPlan(w, plan[i:])
+		}
+		seen[c.vpc] = true
+	}
+	return applyDistinct(w, plan)
+}
+
+// applyDistinct makes the changes of plan, whose VPCs are distinct.
+// Tables loaded whole (bulk changes: a table transfer, typically an
+// external's local routes and the routes of the VPC peering with it) are
+// built concurrently: they share nothing.
+func applyDistinct(w *writer, plan []vpcChanges) error {
 	type job struct {
 		vpc int
 		t   *lpm.Table

@@ -452,3 +452,45 @@ func TestApplyDeltaWhileWorkersRead(t *testing.T) {
 		t.Error("the readers never ran")
 	}
 }
+
+// TestApplyDeltaNamingAVPCTwice: a delta whose VPC entries repeat one (no
+// controlplane sends it, a malformed one may) has its parts applied in
+// order, bulk loads included, as a Build of the patched tables says.
+func TestApplyDeltaNamingAVPCTwice(t *testing.T) {
+	ref := refTables{deltaTables()}
+	s, err := Build(proto.Clone(ref.t).(*tablesv1.Tables), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := func(v string) []*tablesv1.Action {
+		return []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_DELIVER, Via: v}}
+	}
+	first, second := &tablesv1.VpcRouteDelta{VpcId: 2}, &tablesv1.VpcRouteDelta{VpcId: 2}
+	var addrs []netip.Addr
+	for i := range 2 * bulkChanges {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+		addrs = append(addrs, p.Addr().Next())
+		if i < bulkChanges+bulkChanges/2 {
+			first.UpsertLocalRoutes = append(first.UpsertLocalRoutes, &tablesv1.Route{Prefix: p.String(), Actions: via("192.0.2.1")})
+		}
+		switch {
+		case i < 100:
+			second.RemoveLocalRoutes = append(second.RemoveLocalRoutes, p.String())
+		case i >= bulkChanges/2:
+			second.UpsertLocalRoutes = append(second.UpsertLocalRoutes, &tablesv1.Route{Prefix: p.String(), Actions: via("192.0.2.2")})
+		}
+	}
+	d := &tablesv1.TableDelta{BaseGeneration: 7, Generation: 8, Vpcs: []*tablesv1.VpcRouteDelta{first, second}}
+	got, err := s.ApplyDelta(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.apply(d)
+	want, err := Build(proto.Clone(ref.t).(*tablesv1.Tables), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.lookups(addrs), want.lookups(addrs)) {
+		t.Error("the delta's two entries for one VPC were not applied in order")
+	}
+}
