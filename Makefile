@@ -41,7 +41,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 proto:
-	@./scripts/deps.sh protobuf-compiler
+	@./scripts/deps.sh protobuf-compiler libprotobuf-dev
 	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(HOME)/go/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	protoc -I proto --go_out=paths=source_relative:proto --go-grpc_out=paths=source_relative:proto \

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -112,7 +113,12 @@ func (h *Hub) Publish(t *tablesv1.Tables) {
 // dataplane that was sent the base generation (or an earlier one still
 // chained by the kept deltas) gets the deltas; any other, or one that
 // refuses a delta, gets t whole. Neither may be modified afterwards.
+//
+// Large upsert lists go out as route blocks (routeblock.PackDelta): a
+// table transfer's million routes as Route messages cost the receiving
+// dataplane about a second to decode.
 func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
+	d = routeblock.PackDelta(d)
 	h.mu.Lock()
 	if h.cur == nil || d.GetBaseGeneration() != h.cur.GetGeneration() || d.GetGeneration() != t.GetGeneration() {
 		h.deltas = nil

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/peergate/peergate/internal/fulltable"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -112,6 +113,38 @@ func BenchmarkTransferInternetTable(b *testing.B) {
 			}
 		}
 	})
+	// What the dataplane pays from the wire on: decode the delta, then
+	// apply it, with the routes as Route messages or as route blocks (the
+	// form the controlplane's hub sends a transfer in).
+	for _, form := range []struct {
+		name string
+		d    *tablesv1.TableDelta
+	}{{"receive-plain", d}, {"receive-block", routeblock.PackDelta(d)}} {
+		b.Run(form.name, func(b *testing.B) {
+			wire, err := proto.Marshal(form.d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(wire))/1e6, "wire-MB")
+			b.ReportAllocs()
+			for range b.N {
+				b.StopTimer()
+				s, err := Build(empty, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				b.StartTimer()
+				var got tablesv1.TableDelta
+				if err := proto.Unmarshal(wire, &got); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.ApplyDelta(&got); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("build", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {

@@ -365,6 +365,9 @@ type groupMemo struct {
 // sameActions reports whether a and b compile to the same group: every
 // field groupKey puts in the key is equal.
 func sameActions(a, b []*tablesv1.Action) bool {
+	if len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) {
+		return true // one list: the routes of a block share their template's
+	}
 	return slices.EqualFunc(a, b, func(x, y *tablesv1.Action) bool {
 		return x.GetKind() == y.GetKind() && x.GetDstVpc() == y.GetDstVpc() && x.GetVia() == y.GetVia() &&
 			x.GetTtlDecrement() == y.GetTtlDecrement() && x.GetPeering() == y.GetPeering() && x.GetDstNat() == y.GetDstNat() &&

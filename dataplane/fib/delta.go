@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/peergate/peergate/lpm"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -215,8 +216,8 @@ func applyDistinct(w *writer, plan []vpcChanges) error {
 // groups (new ones are appended to s and recorded in staged).
 func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, staged map[string]uint32) (vpcChanges, error) {
 	c := vpcChanges{vpc: id}
-	c.routes.ins = make([]lpm.Route, 0, len(vd.GetUpsertRoutes()))
-	c.local.ins = make([]lpm.Route, 0, len(vd.GetUpsertLocalRoutes()))
+	c.routes.ins = make([]lpm.Route, 0, len(vd.GetUpsertRoutes())+routeblock.Len(vd.GetUpsertRouteBlock()))
+	c.local.ins = make([]lpm.Route, 0, len(vd.GetUpsertLocalRoutes())+routeblock.Len(vd.GetUpsertLocalRouteBlock()))
 	tabs := &w.vpcs[id]
 	for _, x := range vd.GetRemoveRoutes() {
 		p, err := parsePrefixOrAddr(x)
@@ -236,10 +237,10 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		}
 		c.local.del = append(c.local.del, p.Masked())
 	}
-	for _, r := range vd.GetUpsertRoutes() {
-		p, g, err := s.upsert(w, r, staged, false)
+	route := func(p netip.Prefix, r *tablesv1.Route) error {
+		g, err := s.upsert(w, p, r, staged, false)
 		if err != nil {
-			return c, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+			return err
 		}
 		switch {
 		case r.GetMatchSource():
@@ -247,31 +248,65 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		case !tabs.routerIPs[p]:
 			c.routes.ins = append(c.routes.ins, lpm.Route{Prefix: p, Value: g})
 		}
+		return nil
+	}
+	local := func(p netip.Prefix, r *tablesv1.Route) error {
+		g, err := s.upsert(w, p, r, staged, true)
+		if err != nil {
+			return err
+		}
+		c.local.ins = append(c.local.ins, lpm.Route{Prefix: p, Value: g})
+		return nil
+	}
+	for _, r := range vd.GetUpsertRoutes() {
+		p, err := parsePrefixOrAddr(r.GetPrefix())
+		if err == nil {
+			err = route(p.Masked(), r)
+		}
+		if err != nil {
+			return c, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+		}
+	}
+	if err := eachOfBlock(vd.GetUpsertRouteBlock(), route); err != nil {
+		return c, fmt.Errorf("route block: %w", err)
 	}
 	for _, r := range vd.GetUpsertLocalRoutes() {
-		p, g, err := s.upsert(w, r, staged, true)
+		p, err := parsePrefixOrAddr(r.GetPrefix())
+		if err == nil {
+			err = local(p.Masked(), r)
+		}
 		if err != nil {
 			return c, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
 		}
-		c.local.ins = append(c.local.ins, lpm.Route{Prefix: p, Value: g})
+	}
+	if err := eachOfBlock(vd.GetUpsertLocalRouteBlock(), local); err != nil {
+		return c, fmt.Errorf("local route block: %w", err)
 	}
 	return c, nil
 }
 
-// upsert returns the masked prefix of r and its group.
-func (s *Snapshot) upsert(w *writer, r *tablesv1.Route, staged map[string]uint32, local bool) (netip.Prefix, uint32, error) {
-	p, err := parsePrefixOrAddr(r.GetPrefix())
-	if err != nil {
-		return p, 0, err
+// eachOfBlock calls f with every route of b (nil: none), stopping at the
+// first error.
+func eachOfBlock(b *tablesv1.RouteBlock, f func(netip.Prefix, *tablesv1.Route) error) error {
+	r := routeblock.NewReader(b)
+	for r.Next() {
+		if err := f(r.Prefix(), r.Route()); err != nil {
+			return fmt.Errorf("route %s: %w", r.Prefix(), err)
+		}
 	}
+	return r.Err()
+}
+
+// upsert returns the group of r's actions for the (masked) prefix p.
+func (s *Snapshot) upsert(w *writer, p netip.Prefix, r *tablesv1.Route, staged map[string]uint32, local bool) (uint32, error) {
 	g, key, err := s.groupKey(w, p, r.GetActions(), staged, local)
 	if err != nil {
-		return p, 0, err
+		return 0, err
 	}
 	if key != "" {
 		staged[key] = g
 	}
-	return p.Masked(), g, nil
+	return g, nil
 }
 
 // bulk reports whether the changes are many against t: loaded whole.

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -165,6 +166,27 @@ func (g *deltaGen) delta(base uint64, n int) *tablesv1.TableDelta {
 	return d
 }
 
+// pack returns d with the upserts of each list from a random point on in
+// a route block (applied after the plain routes).
+func (g *deltaGen) pack(t *testing.T, d *tablesv1.TableDelta) *tablesv1.TableDelta {
+	out := &tablesv1.TableDelta{BaseGeneration: d.BaseGeneration, Generation: d.Generation}
+	split := func(rs []*tablesv1.Route) ([]*tablesv1.Route, *tablesv1.RouteBlock) {
+		i := g.r.IntN(len(rs) + 1)
+		b, err := routeblock.Pack(rs[i:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs[:i], b
+	}
+	for _, vd := range d.Vpcs {
+		nv := &tablesv1.VpcRouteDelta{VpcId: vd.VpcId, RemoveRoutes: vd.RemoveRoutes, RemoveLocalRoutes: vd.RemoveLocalRoutes}
+		nv.UpsertRoutes, nv.UpsertRouteBlock = split(vd.UpsertRoutes)
+		nv.UpsertLocalRoutes, nv.UpsertLocalRouteBlock = split(vd.UpsertLocalRoutes)
+		out.Vpcs = append(out.Vpcs, nv)
+	}
+	return out
+}
+
 func (g *deltaGen) addrs(n int) []netip.Addr {
 	out := []netip.Addr{netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("fd00::1")}
 	for range n {
@@ -210,7 +232,11 @@ func TestApplyDeltaMatchesBuild(t *testing.T) {
 				d := g.delta(s.Generation, n)
 				addrs := g.addrs(200)
 				before := s.lookups(addrs)
-				next, err := s.ApplyDelta(d)
+				sent := d
+				if step%2 == 1 {
+					sent = g.pack(t, d) // as the controlplane sends transfers
+				}
+				next, err := s.ApplyDelta(sent)
 				if errors.Is(err, ErrRebuild) && strings.Contains(err.Error(), "action groups") {
 					// What a dataplane does: complete tables.
 					rebuilds++

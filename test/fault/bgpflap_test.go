@@ -27,6 +27,7 @@ import (
 	"github.com/peergate/peergate/dataplane/agent"
 	"github.com/peergate/peergate/internal/testenv"
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -213,7 +214,11 @@ func watchTables(t *testing.T, addr string) *tablesWatch {
 					if w.tables == nil {
 						return fmt.Errorf("delta over generation %d before any tables", d.GetBaseGeneration())
 					}
-					return compile.ApplyDelta(w.tables, d)
+					plain, err := routeblock.UnpackDelta(d)
+					if err != nil {
+						return err
+					}
+					return compile.ApplyDelta(w.tables, plain)
 				})
 			},
 			Logger: slog.New(slog.DiscardHandler),

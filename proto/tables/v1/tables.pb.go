@@ -1184,8 +1184,12 @@ type VpcRouteDelta struct {
 	RemoveRoutes      []string `protobuf:"bytes,3,rep,name=remove_routes,json=removeRoutes,proto3" json:"remove_routes,omitempty"`
 	UpsertLocalRoutes []*Route `protobuf:"bytes,4,rep,name=upsert_local_routes,json=upsertLocalRoutes,proto3" json:"upsert_local_routes,omitempty"`
 	RemoveLocalRoutes []string `protobuf:"bytes,5,rep,name=remove_local_routes,json=removeLocalRoutes,proto3" json:"remove_local_routes,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// More upserts, carried compactly (a table transfer's hundreds of
+	// thousands): applied after upsert_routes and upsert_local_routes.
+	UpsertRouteBlock      *RouteBlock `protobuf:"bytes,6,opt,name=upsert_route_block,json=upsertRouteBlock,proto3" json:"upsert_route_block,omitempty"`
+	UpsertLocalRouteBlock *RouteBlock `protobuf:"bytes,7,opt,name=upsert_local_route_block,json=upsertLocalRouteBlock,proto3" json:"upsert_local_route_block,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *VpcRouteDelta) Reset() {
@@ -1253,6 +1257,107 @@ func (x *VpcRouteDelta) GetRemoveLocalRoutes() []string {
 	return nil
 }
 
+func (x *VpcRouteDelta) GetUpsertRouteBlock() *RouteBlock {
+	if x != nil {
+		return x.UpsertRouteBlock
+	}
+	return nil
+}
+
+func (x *VpcRouteDelta) GetUpsertLocalRouteBlock() *RouteBlock {
+	if x != nil {
+		return x.UpsertLocalRouteBlock
+	}
+	return nil
+}
+
+// RouteBlock carries many routes compactly: the distinct route attributes
+// once, then per route its prefix and the index of its attributes. A
+// million learned routes as Route messages are ~50 MB whose decoding
+// allocates several objects per route (about a second on the receiving
+// dataplane); as a block they are ~5 MB in a handful of fields. Package
+// proto/tables/routeblock writes and reads blocks.
+type RouteBlock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The attributes routes refer to: Route messages without a prefix.
+	Templates []*Route `protobuf:"bytes,1,rep,name=templates,proto3" json:"templates,omitempty"`
+	// The IPv4 prefixes, each as in a BGP NLRI: its length (one byte, 0-32)
+	// followed by the ceil(length/8) leading bytes of its address.
+	Ipv4 []byte `protobuf:"bytes,2,opt,name=ipv4,proto3" json:"ipv4,omitempty"`
+	// The index in templates of each IPv4 prefix's attributes, in order.
+	Ipv4Templates []uint32 `protobuf:"varint,3,rep,packed,name=ipv4_templates,json=ipv4Templates,proto3" json:"ipv4_templates,omitempty"`
+	// The IPv6 prefixes, encoded as ipv4's (lengths 0-128).
+	Ipv6          []byte   `protobuf:"bytes,4,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
+	Ipv6Templates []uint32 `protobuf:"varint,5,rep,packed,name=ipv6_templates,json=ipv6Templates,proto3" json:"ipv6_templates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteBlock) Reset() {
+	*x = RouteBlock{}
+	mi := &file_tables_v1_tables_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteBlock) ProtoMessage() {}
+
+func (x *RouteBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_tables_v1_tables_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteBlock.ProtoReflect.Descriptor instead.
+func (*RouteBlock) Descriptor() ([]byte, []int) {
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RouteBlock) GetTemplates() []*Route {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *RouteBlock) GetIpv4() []byte {
+	if x != nil {
+		return x.Ipv4
+	}
+	return nil
+}
+
+func (x *RouteBlock) GetIpv4Templates() []uint32 {
+	if x != nil {
+		return x.Ipv4Templates
+	}
+	return nil
+}
+
+func (x *RouteBlock) GetIpv6() []byte {
+	if x != nil {
+		return x.Ipv6
+	}
+	return nil
+}
+
+func (x *RouteBlock) GetIpv6Templates() []uint32 {
+	if x != nil {
+		return x.Ipv6Templates
+	}
+	return nil
+}
+
 type DataplaneMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1268,7 +1373,7 @@ type DataplaneMessage struct {
 
 func (x *DataplaneMessage) Reset() {
 	*x = DataplaneMessage{}
-	mi := &file_tables_v1_tables_proto_msgTypes[14]
+	mi := &file_tables_v1_tables_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1385,7 @@ func (x *DataplaneMessage) String() string {
 func (*DataplaneMessage) ProtoMessage() {}
 
 func (x *DataplaneMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[14]
+	mi := &file_tables_v1_tables_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1398,7 @@ func (x *DataplaneMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataplaneMessage.ProtoReflect.Descriptor instead.
 func (*DataplaneMessage) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{14}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DataplaneMessage) GetMsg() isDataplaneMessage_Msg {
@@ -1378,7 +1483,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_tables_v1_tables_proto_msgTypes[15]
+	mi := &file_tables_v1_tables_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1495,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[15]
+	mi := &file_tables_v1_tables_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1508,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{15}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Hello) GetDataplaneId() string {
@@ -1431,7 +1536,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tables_v1_tables_proto_msgTypes[16]
+	mi := &file_tables_v1_tables_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1548,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[16]
+	mi := &file_tables_v1_tables_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1561,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{16}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Ack) GetGeneration() uint64 {
@@ -1487,7 +1592,7 @@ type ControlplaneMessage struct {
 
 func (x *ControlplaneMessage) Reset() {
 	*x = ControlplaneMessage{}
-	mi := &file_tables_v1_tables_proto_msgTypes[17]
+	mi := &file_tables_v1_tables_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1604,7 @@ func (x *ControlplaneMessage) String() string {
 func (*ControlplaneMessage) ProtoMessage() {}
 
 func (x *ControlplaneMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[17]
+	mi := &file_tables_v1_tables_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1617,7 @@ func (x *ControlplaneMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlplaneMessage.ProtoReflect.Descriptor instead.
 func (*ControlplaneMessage) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{17}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ControlplaneMessage) GetMsg() isControlplaneMessage_Msg {
@@ -1586,7 +1691,7 @@ type FlowsRequest struct {
 
 func (x *FlowsRequest) Reset() {
 	*x = FlowsRequest{}
-	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	mi := &file_tables_v1_tables_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1703,7 @@ func (x *FlowsRequest) String() string {
 func (*FlowsRequest) ProtoMessage() {}
 
 func (x *FlowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[18]
+	mi := &file_tables_v1_tables_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1716,7 @@ func (x *FlowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowsRequest.ProtoReflect.Descriptor instead.
 func (*FlowsRequest) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{18}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FlowsRequest) GetRequestId() uint64 {
@@ -1651,7 +1756,7 @@ type Flows struct {
 
 func (x *Flows) Reset() {
 	*x = Flows{}
-	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	mi := &file_tables_v1_tables_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1768,7 @@ func (x *Flows) String() string {
 func (*Flows) ProtoMessage() {}
 
 func (x *Flows) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[19]
+	mi := &file_tables_v1_tables_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1781,7 @@ func (x *Flows) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flows.ProtoReflect.Descriptor instead.
 func (*Flows) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{19}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Flows) GetRequestId() uint64 {
@@ -1731,7 +1836,7 @@ type Flow struct {
 
 func (x *Flow) Reset() {
 	*x = Flow{}
-	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	mi := &file_tables_v1_tables_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1848,7 @@ func (x *Flow) String() string {
 func (*Flow) ProtoMessage() {}
 
 func (x *Flow) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[20]
+	mi := &file_tables_v1_tables_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1861,7 @@ func (x *Flow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Flow.ProtoReflect.Descriptor instead.
 func (*Flow) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{20}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Flow) GetVpc() string {
@@ -1860,7 +1965,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_tables_v1_tables_proto_msgTypes[21]
+	mi := &file_tables_v1_tables_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1977,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[21]
+	mi := &file_tables_v1_tables_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +1990,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{21}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Stats) GetGeneration() uint64 {
@@ -1952,7 +2057,7 @@ type PortStats struct {
 
 func (x *PortStats) Reset() {
 	*x = PortStats{}
-	mi := &file_tables_v1_tables_proto_msgTypes[22]
+	mi := &file_tables_v1_tables_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2069,7 @@ func (x *PortStats) String() string {
 func (*PortStats) ProtoMessage() {}
 
 func (x *PortStats) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[22]
+	mi := &file_tables_v1_tables_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2082,7 @@ func (x *PortStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortStats.ProtoReflect.Descriptor instead.
 func (*PortStats) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{22}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PortStats) GetName() string {
@@ -2040,7 +2145,7 @@ type NamedCounter struct {
 
 func (x *NamedCounter) Reset() {
 	*x = NamedCounter{}
-	mi := &file_tables_v1_tables_proto_msgTypes[23]
+	mi := &file_tables_v1_tables_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2157,7 @@ func (x *NamedCounter) String() string {
 func (*NamedCounter) ProtoMessage() {}
 
 func (x *NamedCounter) ProtoReflect() protoreflect.Message {
-	mi := &file_tables_v1_tables_proto_msgTypes[23]
+	mi := &file_tables_v1_tables_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2170,7 @@ func (x *NamedCounter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamedCounter.ProtoReflect.Descriptor instead.
 func (*NamedCounter) Descriptor() ([]byte, []int) {
-	return file_tables_v1_tables_proto_rawDescGZIP(), []int{23}
+	return file_tables_v1_tables_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NamedCounter) GetName() string {
@@ -2187,13 +2292,22 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x125\n" +
-	"\x04vpcs\x18\x03 \x03(\v2!.peergate.tables.v1.VpcRouteDeltaR\x04vpcs\"\x86\x02\n" +
+	"\x04vpcs\x18\x03 \x03(\v2!.peergate.tables.v1.VpcRouteDeltaR\x04vpcs\"\xad\x03\n" +
 	"\rVpcRouteDelta\x12\x15\n" +
 	"\x06vpc_id\x18\x01 \x01(\rR\x05vpcId\x12>\n" +
 	"\rupsert_routes\x18\x02 \x03(\v2\x19.peergate.tables.v1.RouteR\fupsertRoutes\x12#\n" +
 	"\rremove_routes\x18\x03 \x03(\tR\fremoveRoutes\x12I\n" +
 	"\x13upsert_local_routes\x18\x04 \x03(\v2\x19.peergate.tables.v1.RouteR\x11upsertLocalRoutes\x12.\n" +
-	"\x13remove_local_routes\x18\x05 \x03(\tR\x11removeLocalRoutes\"\xdf\x01\n" +
+	"\x13remove_local_routes\x18\x05 \x03(\tR\x11removeLocalRoutes\x12L\n" +
+	"\x12upsert_route_block\x18\x06 \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x10upsertRouteBlock\x12W\n" +
+	"\x18upsert_local_route_block\x18\a \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x15upsertLocalRouteBlock\"\xbb\x01\n" +
+	"\n" +
+	"RouteBlock\x127\n" +
+	"\ttemplates\x18\x01 \x03(\v2\x19.peergate.tables.v1.RouteR\ttemplates\x12\x12\n" +
+	"\x04ipv4\x18\x02 \x01(\fR\x04ipv4\x12%\n" +
+	"\x0eipv4_templates\x18\x03 \x03(\rR\ripv4Templates\x12\x12\n" +
+	"\x04ipv6\x18\x04 \x01(\fR\x04ipv6\x12%\n" +
+	"\x0eipv6_templates\x18\x05 \x03(\rR\ripv6Templates\"\xdf\x01\n" +
 	"\x10DataplaneMessage\x121\n" +
 	"\x05hello\x18\x01 \x01(\v2\x19.peergate.tables.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x03ack\x18\x02 \x01(\v2\x17.peergate.tables.v1.AckH\x00R\x03ack\x121\n" +
@@ -2308,7 +2422,7 @@ func file_tables_v1_tables_proto_rawDescGZIP() []byte {
 }
 
 var file_tables_v1_tables_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tables_v1_tables_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_tables_v1_tables_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tables_v1_tables_proto_goTypes = []any{
 	(ActionKind)(0),             // 0: peergate.tables.v1.ActionKind
 	(Attachment_Kind)(0),        // 1: peergate.tables.v1.Attachment.Kind
@@ -2327,19 +2441,20 @@ var file_tables_v1_tables_proto_goTypes = []any{
 	(*FilterRule)(nil),          // 14: peergate.tables.v1.FilterRule
 	(*TableDelta)(nil),          // 15: peergate.tables.v1.TableDelta
 	(*VpcRouteDelta)(nil),       // 16: peergate.tables.v1.VpcRouteDelta
-	(*DataplaneMessage)(nil),    // 17: peergate.tables.v1.DataplaneMessage
-	(*Hello)(nil),               // 18: peergate.tables.v1.Hello
-	(*Ack)(nil),                 // 19: peergate.tables.v1.Ack
-	(*ControlplaneMessage)(nil), // 20: peergate.tables.v1.ControlplaneMessage
-	(*FlowsRequest)(nil),        // 21: peergate.tables.v1.FlowsRequest
-	(*Flows)(nil),               // 22: peergate.tables.v1.Flows
-	(*Flow)(nil),                // 23: peergate.tables.v1.Flow
-	(*Stats)(nil),               // 24: peergate.tables.v1.Stats
-	(*PortStats)(nil),           // 25: peergate.tables.v1.PortStats
-	(*NamedCounter)(nil),        // 26: peergate.tables.v1.NamedCounter
-	nil,                         // 27: peergate.tables.v1.Flows.CountersEntry
-	nil,                         // 28: peergate.tables.v1.Stats.DropsEntry
-	nil,                         // 29: peergate.tables.v1.Stats.CountersEntry
+	(*RouteBlock)(nil),          // 17: peergate.tables.v1.RouteBlock
+	(*DataplaneMessage)(nil),    // 18: peergate.tables.v1.DataplaneMessage
+	(*Hello)(nil),               // 19: peergate.tables.v1.Hello
+	(*Ack)(nil),                 // 20: peergate.tables.v1.Ack
+	(*ControlplaneMessage)(nil), // 21: peergate.tables.v1.ControlplaneMessage
+	(*FlowsRequest)(nil),        // 22: peergate.tables.v1.FlowsRequest
+	(*Flows)(nil),               // 23: peergate.tables.v1.Flows
+	(*Flow)(nil),                // 24: peergate.tables.v1.Flow
+	(*Stats)(nil),               // 25: peergate.tables.v1.Stats
+	(*PortStats)(nil),           // 26: peergate.tables.v1.PortStats
+	(*NamedCounter)(nil),        // 27: peergate.tables.v1.NamedCounter
+	nil,                         // 28: peergate.tables.v1.Flows.CountersEntry
+	nil,                         // 29: peergate.tables.v1.Stats.DropsEntry
+	nil,                         // 30: peergate.tables.v1.Stats.CountersEntry
 }
 var file_tables_v1_tables_proto_depIdxs = []int32{
 	4,  // 0: peergate.tables.v1.Tables.gateway:type_name -> peergate.tables.v1.Gateway
@@ -2360,27 +2475,30 @@ var file_tables_v1_tables_proto_depIdxs = []int32{
 	16, // 15: peergate.tables.v1.TableDelta.vpcs:type_name -> peergate.tables.v1.VpcRouteDelta
 	8,  // 16: peergate.tables.v1.VpcRouteDelta.upsert_routes:type_name -> peergate.tables.v1.Route
 	8,  // 17: peergate.tables.v1.VpcRouteDelta.upsert_local_routes:type_name -> peergate.tables.v1.Route
-	18, // 18: peergate.tables.v1.DataplaneMessage.hello:type_name -> peergate.tables.v1.Hello
-	19, // 19: peergate.tables.v1.DataplaneMessage.ack:type_name -> peergate.tables.v1.Ack
-	24, // 20: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
-	22, // 21: peergate.tables.v1.DataplaneMessage.flows:type_name -> peergate.tables.v1.Flows
-	3,  // 22: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
-	15, // 23: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
-	21, // 24: peergate.tables.v1.ControlplaneMessage.flows_request:type_name -> peergate.tables.v1.FlowsRequest
-	23, // 25: peergate.tables.v1.Flows.flows:type_name -> peergate.tables.v1.Flow
-	27, // 26: peergate.tables.v1.Flows.counters:type_name -> peergate.tables.v1.Flows.CountersEntry
-	25, // 27: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
-	26, // 28: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
-	26, // 29: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
-	28, // 30: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
-	29, // 31: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
-	17, // 32: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
-	20, // 33: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
-	33, // [33:34] is the sub-list for method output_type
-	32, // [32:33] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	17, // 18: peergate.tables.v1.VpcRouteDelta.upsert_route_block:type_name -> peergate.tables.v1.RouteBlock
+	17, // 19: peergate.tables.v1.VpcRouteDelta.upsert_local_route_block:type_name -> peergate.tables.v1.RouteBlock
+	8,  // 20: peergate.tables.v1.RouteBlock.templates:type_name -> peergate.tables.v1.Route
+	19, // 21: peergate.tables.v1.DataplaneMessage.hello:type_name -> peergate.tables.v1.Hello
+	20, // 22: peergate.tables.v1.DataplaneMessage.ack:type_name -> peergate.tables.v1.Ack
+	25, // 23: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
+	23, // 24: peergate.tables.v1.DataplaneMessage.flows:type_name -> peergate.tables.v1.Flows
+	3,  // 25: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
+	15, // 26: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
+	22, // 27: peergate.tables.v1.ControlplaneMessage.flows_request:type_name -> peergate.tables.v1.FlowsRequest
+	24, // 28: peergate.tables.v1.Flows.flows:type_name -> peergate.tables.v1.Flow
+	28, // 29: peergate.tables.v1.Flows.counters:type_name -> peergate.tables.v1.Flows.CountersEntry
+	26, // 30: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
+	27, // 31: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
+	27, // 32: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
+	29, // 33: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
+	30, // 34: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
+	18, // 35: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
+	21, // 36: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
+	36, // [36:37] is the sub-list for method output_type
+	35, // [35:36] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_tables_v1_tables_proto_init() }
@@ -2388,13 +2506,13 @@ func file_tables_v1_tables_proto_init() {
 	if File_tables_v1_tables_proto != nil {
 		return
 	}
-	file_tables_v1_tables_proto_msgTypes[14].OneofWrappers = []any{
+	file_tables_v1_tables_proto_msgTypes[15].OneofWrappers = []any{
 		(*DataplaneMessage_Hello)(nil),
 		(*DataplaneMessage_Ack)(nil),
 		(*DataplaneMessage_Stats)(nil),
 		(*DataplaneMessage_Flows)(nil),
 	}
-	file_tables_v1_tables_proto_msgTypes[17].OneofWrappers = []any{
+	file_tables_v1_tables_proto_msgTypes[18].OneofWrappers = []any{
 		(*ControlplaneMessage_Tables)(nil),
 		(*ControlplaneMessage_Delta)(nil),
 		(*ControlplaneMessage_FlowsRequest)(nil),
@@ -2405,7 +2523,7 @@ func file_tables_v1_tables_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tables_v1_tables_proto_rawDesc), len(file_tables_v1_tables_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

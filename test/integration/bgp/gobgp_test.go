@@ -20,6 +20,7 @@ import (
 	"github.com/peergate/peergate/controlplane/compile"
 	"github.com/peergate/peergate/dataplane/agent"
 	"github.com/peergate/peergate/dataplane/fib"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -181,7 +182,13 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 				cur = snap
 				w.mu.Lock()
 				defer w.mu.Unlock()
-				if err := compile.ApplyDelta(w.last, d); err != nil {
+				// The watcher's tables are Route messages: the delta's
+				// route blocks expanded (outside the timed path).
+				plain, err := routeblock.UnpackDelta(d)
+				if err != nil {
+					return err
+				}
+				if err := compile.ApplyDelta(w.last, plain); err != nil {
 					return err
 				}
 				w.snap, w.at, w.arrived = snap, now, arrived
