@@ -355,7 +355,7 @@ func (d *dataplane) applyDelta(delta *tablesv1.TableDelta) error {
 // a million messages the dataplane would otherwise hold for nothing.
 func withoutRoutes(t *tablesv1.Tables) *tablesv1.Tables {
 	for _, v := range t.GetVpcs() {
-		v.Routes, v.LocalRoutes = nil, nil
+		v.Routes, v.LocalRoutes, v.RouteBlock, v.LocalRouteBlock = nil, nil, nil, nil
 	}
 	return t
 }

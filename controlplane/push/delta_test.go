@@ -1,9 +1,13 @@
 package push_test
 
 import (
+	"fmt"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/peergate/peergate/controlplane/push"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -90,5 +94,51 @@ func TestADataplaneBehindGetsEveryDeltaItNeeds(t *testing.T) {
 		if d == nil || d.GetGeneration() != want || d.GetBaseGeneration() != want-1 {
 			t.Fatalf("received %v, want the delta from %d to %d", m, want-1, want)
 		}
+	}
+}
+
+// manyRoutes returns n routes 10.0.i.0/24 forwarding to VPC 1.
+func manyRoutes(n int) []*tablesv1.Route {
+	acts := []*tablesv1.Action{{Kind: tablesv1.ActionKind_ACTION_FORWARD, DstVpc: 1}}
+	out := make([]*tablesv1.Route, n)
+	for i := range out {
+		out[i] = &tablesv1.Route{Prefix: fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), Actions: acts}
+	}
+	return out
+}
+
+// Large route lists go out as route blocks, whole tables and deltas alike;
+// what the dataplane decodes is the routes published.
+func TestLargeRouteListsGoOutAsBlocks(t *testing.T) {
+	hub, c := start(t)
+	n := 4 * routeblock.PackMin
+	full := &tablesv1.Tables{Generation: 1, Vpcs: []*tablesv1.Vpc{{Id: 0, Name: "a", Routes: manyRoutes(n)}}}
+	hub.Publish(full)
+	s, _ := connect(t, c, "dp")
+	got := recv(t, s).GetTables()
+	if got.GetVpcs()[0].GetRouteBlock() == nil || len(got.GetVpcs()[0].GetRoutes()) != 0 {
+		t.Fatalf("tables with %d routes sent as %d plain routes and block %v", n, len(got.GetVpcs()[0].GetRoutes()), got.GetVpcs()[0].GetRouteBlock())
+	}
+	plain, err := routeblock.UnpackTables(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(plain, full) {
+		t.Fatal("the tables received are not those published")
+	}
+	ack(t, s, 1, "")
+
+	d := &tablesv1.TableDelta{BaseGeneration: 1, Generation: 2, Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 0, UpsertRoutes: manyRoutes(n)[1:]}}}
+	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, d)
+	gotD := recv(t, s).GetDelta()
+	if gotD.GetVpcs()[0].GetUpsertRouteBlock() == nil {
+		t.Fatalf("a delta of %d upserts sent plain", n-1)
+	}
+	plainD, err := routeblock.UnpackDelta(gotD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(plainD, d) {
+		t.Fatal("the delta received is not the one published")
 	}
 }

@@ -47,6 +47,9 @@ type Hub struct {
 
 	mu      sync.Mutex
 	cur     *tablesv1.Tables
+	// wire is cur in its wire form (routeblock.PackTables), made by the
+	// first stream that sends cur whole; nil until then.
+	wire    *tablesv1.Tables
 	changed chan struct{} // closed and replaced on every Publish
 	// deltas leading to cur, oldest first, each one generation over the
 	// previous (cut when a full Publish breaks the chain).
@@ -101,7 +104,7 @@ const maxDeltas = 64
 // must not be modified afterwards: streams marshal it concurrently.
 func (h *Hub) Publish(t *tablesv1.Tables) {
 	h.mu.Lock()
-	h.cur = t
+	h.cur, h.wire = t, nil
 	h.deltas = nil
 	close(h.changed)
 	h.changed = make(chan struct{})
@@ -129,10 +132,34 @@ func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 		}
 		h.trimDeltasLocked()
 	}
-	h.cur = t
+	h.cur, h.wire = t, nil
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
+}
+
+// wireTables returns t in its wire form: route lists of a full table go
+// out as route blocks, a tenth of their size and without a message per
+// route to decode (seconds on the dataplane for a million routes). The
+// form of the current tables is kept for the next stream that needs them
+// whole; that of older ones is not.
+func (h *Hub) wireTables(t *tablesv1.Tables) *tablesv1.Tables {
+	h.mu.Lock()
+	w := h.wire
+	if h.cur != t {
+		w = nil
+	}
+	h.mu.Unlock()
+	if w != nil {
+		return w
+	}
+	w = routeblock.PackTables(t)
+	h.mu.Lock()
+	if h.cur == t {
+		h.wire = w
+	}
+	h.mu.Unlock()
+	return w
 }
 
 // trimDeltasLocked drops the deltas no stream can use. A stream catches
@@ -243,7 +270,7 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 				lastDelta = true
 			} else {
 				lastDelta = false
-				msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: t}}
+				msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: h.wireTables(t)}}
 				if err := stream.Send(msg); err != nil {
 					return fmt.Errorf("dataplane %s: send generation %d: %w", id, t.GetGeneration(), err)
 				}

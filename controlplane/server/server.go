@@ -36,6 +36,7 @@ import (
 	"github.com/peergate/peergate/controlplane/store"
 	"github.com/peergate/peergate/controlplane/validate"
 	apiv1 "github.com/peergate/peergate/proto/api/v1"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -428,6 +429,11 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	}
 	gen := s.gen + 1
 	d.BaseGeneration, d.Generation = s.gen, gen
+	// The delta's wire form (route blocks, see push.Hub.PublishDelta) is
+	// made while it is applied to the live tables: for a table transfer
+	// both take a fraction of a second, on the path to the dataplane.
+	wire := make(chan *tablesv1.TableDelta, 1)
+	go func() { wire <- routeblock.PackDelta(d) }()
 	t := withRoutesOf(s.tables, d, s.takeSpare)
 	if err := compile.ApplyDelta(t, d); err != nil {
 		// The compiler moved on but the tables did not: out of step.
@@ -439,7 +445,7 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	s.gen, s.tables, s.compileErr = gen, t, nil
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.hub.PublishDelta(t, d)
+	s.hub.PublishDelta(t, <-wire)
 	s.prepareSpares(t, d)
 	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()

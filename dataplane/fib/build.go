@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/peergate/peergate/lpm"
+	"github.com/peergate/peergate/proto/tables/routeblock"
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 )
 
@@ -231,20 +232,30 @@ func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables
 		}
 	}
 	var routes, srcRoutes, local []lpm.Route
-	for _, r := range v.GetRoutes() {
-		pfx, err := parsePrefixOrAddr(r.GetPrefix())
-		if err != nil {
-			return vpc, tabs, fmt.Errorf("route: %w", err)
-		}
+	route := func(pfx netip.Prefix, r *tablesv1.Route) error {
 		g, err := s.group(w, pfx, r.GetActions(), false)
 		if err != nil {
-			return vpc, tabs, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+			return err
 		}
 		if r.GetMatchSource() {
 			srcRoutes = append(srcRoutes, lpm.Route{Prefix: pfx.Masked(), Value: g})
 		} else {
 			routes = append(routes, lpm.Route{Prefix: pfx.Masked(), Value: g})
 		}
+		return nil
+	}
+	routes = make([]lpm.Route, 0, len(v.GetRoutes())+routeblock.Len(v.GetRouteBlock())+len(v.GetRouterIps()))
+	for _, r := range v.GetRoutes() {
+		pfx, err := parsePrefixOrAddr(r.GetPrefix())
+		if err == nil {
+			err = route(pfx, r)
+		}
+		if err != nil {
+			return vpc, tabs, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
+		}
+	}
+	if err := eachOfBlock(v.GetRouteBlock(), route); err != nil {
+		return vpc, tabs, fmt.Errorf("route block: %w", err)
 	}
 	localAct := s.addGroup([]Action{{Kind: ActLocal}})
 	tabs.routerIPs = map[netip.Prefix]bool{}
@@ -267,16 +278,26 @@ func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables
 		routes = append(routes, lpm.Route{Prefix: host, Value: localAct})
 		tabs.routerIPs[host] = true
 	}
+	addLocal := func(pfx netip.Prefix, r *tablesv1.Route) error {
+		g, err := s.group(w, pfx, r.GetActions(), true)
+		if err != nil {
+			return err
+		}
+		local = append(local, lpm.Route{Prefix: pfx.Masked(), Value: g})
+		return nil
+	}
+	local = make([]lpm.Route, 0, len(v.GetLocalRoutes())+routeblock.Len(v.GetLocalRouteBlock()))
 	for _, r := range v.GetLocalRoutes() {
 		pfx, err := parsePrefixOrAddr(r.GetPrefix())
-		if err != nil {
-			return vpc, tabs, fmt.Errorf("local route: %w", err)
+		if err == nil {
+			err = addLocal(pfx, r)
 		}
-		g, err := s.group(w, pfx, r.GetActions(), true)
 		if err != nil {
 			return vpc, tabs, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
 		}
-		local = append(local, lpm.Route{Prefix: pfx.Masked(), Value: g})
+	}
+	if err := eachOfBlock(v.GetLocalRouteBlock(), addLocal); err != nil {
+		return vpc, tabs, fmt.Errorf("local route block: %w", err)
 	}
 	if tabs.routes, err = lpm.Build(routes); err != nil {
 		return vpc, tabs, fmt.Errorf("routes: %w", err)

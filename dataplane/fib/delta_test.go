@@ -520,3 +520,49 @@ func TestApplyDeltaNamingAVPCTwice(t *testing.T) {
 		t.Error("the delta's two entries for one VPC were not applied in order")
 	}
 }
+
+// TestBuildReadsRouteBlocks builds random tables with the tail of every
+// route list in a route block (as the controlplane sends full tables) and
+// compares every lookup with a Build of the plain lists: the block's routes
+// come after the plain ones, match_source routes included, and the router
+// IPs stay local.
+func TestBuildReadsRouteBlocks(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			g := &deltaGen{r: rand.New(rand.NewPCG(seed, 2))}
+			ref := refTables{deltaTables()}
+			for range 20 {
+				ref.apply(g.delta(ref.t.Generation, 40))
+			}
+			packed := proto.Clone(ref.t).(*tablesv1.Tables)
+			for _, v := range packed.Vpcs {
+				i, j := g.r.IntN(len(v.Routes)+1), g.r.IntN(len(v.LocalRoutes)+1)
+				var err error
+				if v.RouteBlock, err = routeblock.Pack(v.Routes[i:]); err != nil {
+					t.Fatal(err)
+				}
+				if v.LocalRouteBlock, err = routeblock.Pack(v.LocalRoutes[j:]); err != nil {
+					t.Fatal(err)
+				}
+				v.Routes, v.LocalRoutes = v.Routes[:i], v.LocalRoutes[:j]
+			}
+			want, err := Build(proto.Clone(ref.t).(*tablesv1.Tables), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Build(packed, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addrs := g.addrs(500)
+			if !slices.Equal(got.lookups(addrs), want.lookups(addrs)) {
+				t.Fatal("lookups differ between the plain and the block form")
+			}
+			// And it takes deltas as a Build of plain lists does.
+			d := g.delta(ref.t.Generation, 40)
+			if _, err := got.ApplyDelta(d); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

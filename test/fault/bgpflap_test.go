@@ -207,7 +207,11 @@ func watchTables(t *testing.T, addr string) *tablesWatch {
 		_ = agent.Run(ctx, agent.Config{
 			Address: addr, DataplaneID: "h1-flap",
 			Apply: func(tb *tablesv1.Tables) error {
-				return update(func() error { w.tables = tb; return nil })
+				plain, err := routeblock.UnpackTables(tb)
+				if err != nil {
+					return err
+				}
+				return update(func() error { w.tables = plain; return nil })
 			},
 			ApplyDelta: func(d *tablesv1.TableDelta) error {
 				return update(func() error {

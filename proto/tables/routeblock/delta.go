@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // PackMin is the number of upserts from which PackDelta moves a list into
@@ -26,12 +28,12 @@ func PackDelta(d *tablesv1.TableDelta) *tablesv1.TableDelta {
 			continue
 		}
 		if out == nil {
-			out = &tablesv1.TableDelta{BaseGeneration: d.GetBaseGeneration(), Generation: d.GetGeneration(), Vpcs: slices.Clone(d.GetVpcs())}
+			out = shallow(d)
+			out.Vpcs = slices.Clone(d.GetVpcs())
 		}
-		out.Vpcs[i] = &tablesv1.VpcRouteDelta{
-			VpcId: vd.GetVpcId(), RemoveRoutes: vd.GetRemoveRoutes(), RemoveLocalRoutes: vd.GetRemoveLocalRoutes(),
-			UpsertRoutes: routes, UpsertRouteBlock: block, UpsertLocalRoutes: local, UpsertLocalRouteBlock: localBlock,
-		}
+		nv := shallow(vd)
+		nv.UpsertRoutes, nv.UpsertRouteBlock, nv.UpsertLocalRoutes, nv.UpsertLocalRouteBlock = routes, block, local, localBlock
+		out.Vpcs[i] = nv
 	}
 	if out == nil {
 		return d
@@ -55,11 +57,11 @@ func pack(routes []*tablesv1.Route, b *tablesv1.RouteBlock) ([]*tablesv1.Route, 
 // UnpackDelta returns d with its blocks expanded into the plain upsert
 // lists (after their routes), for receivers that work on Route messages.
 func UnpackDelta(d *tablesv1.TableDelta) (*tablesv1.TableDelta, error) {
-	out := &tablesv1.TableDelta{BaseGeneration: d.GetBaseGeneration(), Generation: d.GetGeneration()}
+	out := shallow(d)
+	out.Vpcs = nil
 	for _, vd := range d.GetVpcs() {
-		nv := &tablesv1.VpcRouteDelta{
-			VpcId: vd.GetVpcId(), RemoveRoutes: vd.GetRemoveRoutes(), RemoveLocalRoutes: vd.GetRemoveLocalRoutes(),
-		}
+		nv := shallow(vd)
+		nv.UpsertRouteBlock, nv.UpsertLocalRouteBlock = nil, nil
 		var err error
 		if nv.UpsertRoutes, err = unpack(vd.GetUpsertRoutes(), vd.GetUpsertRouteBlock()); err != nil {
 			return nil, fmt.Errorf("vpc %d routes: %w", vd.GetVpcId(), err)
@@ -81,4 +83,66 @@ func unpack(routes []*tablesv1.Route, b *tablesv1.RouteBlock) ([]*tablesv1.Route
 		return nil, err
 	}
 	return append(append(make([]*tablesv1.Route, 0, len(routes)+len(more)), routes...), more...), nil
+}
+
+// PackTables returns t with every route list of at least PackMin routes
+// moved into its VPC's block, sharing the rest with t; t itself is
+// unchanged. As for PackDelta, a list stays plain when its block is taken
+// or a prefix does not parse.
+func PackTables(t *tablesv1.Tables) *tablesv1.Tables {
+	var vpcs []*tablesv1.Vpc
+	for i, v := range t.GetVpcs() {
+		routes, block := pack(v.GetRoutes(), v.GetRouteBlock())
+		local, localBlock := pack(v.GetLocalRoutes(), v.GetLocalRouteBlock())
+		if block == v.GetRouteBlock() && localBlock == v.GetLocalRouteBlock() {
+			continue
+		}
+		if vpcs == nil {
+			vpcs = slices.Clone(t.GetVpcs())
+		}
+		nv := shallow(v)
+		nv.Routes, nv.RouteBlock, nv.LocalRoutes, nv.LocalRouteBlock = routes, block, local, localBlock
+		vpcs[i] = nv
+	}
+	if vpcs == nil {
+		return t
+	}
+	out := shallow(t)
+	out.Vpcs = vpcs
+	return out
+}
+
+// UnpackTables returns t with its blocks expanded into the plain route
+// lists (after their routes), for receivers that work on Route messages.
+func UnpackTables(t *tablesv1.Tables) (*tablesv1.Tables, error) {
+	out := shallow(t)
+	out.Vpcs = slices.Clone(t.GetVpcs())
+	for i, v := range out.Vpcs {
+		if v.GetRouteBlock() == nil && v.GetLocalRouteBlock() == nil {
+			continue
+		}
+		nv := shallow(v)
+		var err error
+		if nv.Routes, err = unpack(v.GetRoutes(), v.GetRouteBlock()); err != nil {
+			return nil, fmt.Errorf("vpc %s routes: %w", v.GetName(), err)
+		}
+		if nv.LocalRoutes, err = unpack(v.GetLocalRoutes(), v.GetLocalRouteBlock()); err != nil {
+			return nil, fmt.Errorf("vpc %s local routes: %w", v.GetName(), err)
+		}
+		nv.RouteBlock, nv.LocalRouteBlock = nil, nil
+		out.Vpcs[i] = nv
+	}
+	return out, nil
+}
+
+// shallow returns a copy of m that shares every field's value with m
+// (lists and messages alike), whatever fields its message type has.
+func shallow[M proto.Message](m M) M {
+	src := m.ProtoReflect()
+	dst := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	return dst.Interface().(M)
 }

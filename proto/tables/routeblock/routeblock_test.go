@@ -193,3 +193,39 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestPackTables(t *testing.T) {
+	big := randomRoutes(rand.New(rand.NewPCG(7, 8)), 3*PackMin)
+	tb := &tablesv1.Tables{
+		Generation: 9, Gateway: &tablesv1.Gateway{Asn: 65000, RouterId: "192.0.2.1"},
+		Ports:     []*tablesv1.Port{{Id: 1, Name: "p1"}},
+		NatTables: []*tablesv1.NatTable{{Segments: []*tablesv1.NatSegment{{From: "10.0.0.0/8", To: "172.16.0.0/12"}}}},
+		Vpcs: []*tablesv1.Vpc{
+			{Id: 0, Name: "small", Subnets: []string{"10.0.0.0/16"}, RouterIps: []string{"10.0.0.1"}, Routes: big[:3]},
+			{Id: 1, Name: "e", External: true, Attachment: &tablesv1.Attachment{Kind: tablesv1.Attachment_KIND_UNTAGGED, PortId: 1},
+				Routes: big[:PackMin], LocalRoutes: big},
+		},
+	}
+	orig := proto.Clone(tb)
+
+	packed := PackTables(tb)
+	assert.True(t, proto.Equal(orig, tb), "the tables given are unchanged")
+	assert.Same(t, tb.Vpcs[0], packed.Vpcs[0], "a VPC with small lists only is shared")
+	assert.Same(t, tb.Gateway, packed.Gateway)
+	e := packed.Vpcs[1]
+	assert.Empty(t, e.Routes)
+	assert.Empty(t, e.LocalRoutes)
+	assert.Equal(t, PackMin, Len(e.RouteBlock))
+	assert.Equal(t, 3*PackMin, Len(e.LocalRouteBlock))
+	assert.Equal(t, "e", e.Name)
+	assert.True(t, e.External)
+	assert.Same(t, tb.Vpcs[1].Attachment, e.Attachment)
+
+	back, err := UnpackTables(packed)
+	require.NoError(t, err)
+	want := proto.Clone(tb).(*tablesv1.Tables)
+	want.Vpcs[1].Routes, want.Vpcs[1].LocalRoutes = byFamily(big[:PackMin]), byFamily(big)
+	assert.True(t, proto.Equal(want, back), "unpacked: %v", back)
+	small := &tablesv1.Tables{Vpcs: []*tablesv1.Vpc{{Routes: big[:3]}}}
+	assert.Same(t, small, PackTables(small), "nothing to pack: the tables themselves")
+}

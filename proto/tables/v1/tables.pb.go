@@ -536,9 +536,13 @@ type Vpc struct {
 	// Every action here is ACTION_DELIVER, ACTION_DROP or ACTION_LOCAL (the
 	// gateway's own router and connect addresses). A VPC without a peergate
 	// attachment has a nil attachment: nothing is delivered to it.
-	LocalRoutes   []*Route `protobuf:"bytes,8,rep,name=local_routes,json=localRoutes,proto3" json:"local_routes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LocalRoutes []*Route `protobuf:"bytes,8,rep,name=local_routes,json=localRoutes,proto3" json:"local_routes,omitempty"`
+	// More routes and local_routes, carried compactly (a full table's
+	// million): applied after the plain lists, before the router IPs.
+	RouteBlock      *RouteBlock `protobuf:"bytes,9,opt,name=route_block,json=routeBlock,proto3" json:"route_block,omitempty"`
+	LocalRouteBlock *RouteBlock `protobuf:"bytes,10,opt,name=local_route_block,json=localRouteBlock,proto3" json:"local_route_block,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Vpc) Reset() {
@@ -623,6 +627,20 @@ func (x *Vpc) GetRoutes() []*Route {
 func (x *Vpc) GetLocalRoutes() []*Route {
 	if x != nil {
 		return x.LocalRoutes
+	}
+	return nil
+}
+
+func (x *Vpc) GetRouteBlock() *RouteBlock {
+	if x != nil {
+		return x.RouteBlock
+	}
+	return nil
+}
+
+func (x *Vpc) GetLocalRouteBlock() *RouteBlock {
+	if x != nil {
+		return x.LocalRouteBlock
 	}
 	return nil
 }
@@ -2233,7 +2251,7 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"\n" +
 	"KIND_VXLAN\x10\x01\x12\r\n" +
 	"\tKIND_VLAN\x10\x02\x12\x11\n" +
-	"\rKIND_UNTAGGED\x10\x03\"\xaf\x02\n" +
+	"\rKIND_UNTAGGED\x10\x03\"\xbc\x03\n" +
 	"\x03Vpc\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12>\n" +
@@ -2245,7 +2263,11 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"router_ips\x18\x05 \x03(\tR\trouterIps\x12\x1a\n" +
 	"\bexternal\x18\x06 \x01(\bR\bexternal\x121\n" +
 	"\x06routes\x18\a \x03(\v2\x19.peergate.tables.v1.RouteR\x06routes\x12<\n" +
-	"\flocal_routes\x18\b \x03(\v2\x19.peergate.tables.v1.RouteR\vlocalRoutes\"\xa8\x01\n" +
+	"\flocal_routes\x18\b \x03(\v2\x19.peergate.tables.v1.RouteR\vlocalRoutes\x12?\n" +
+	"\vroute_block\x18\t \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\n" +
+	"routeBlock\x12J\n" +
+	"\x11local_route_block\x18\n" +
+	" \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x0flocalRouteBlock\"\xa8\x01\n" +
 	"\x05Route\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\rR\x06metric\x12\x16\n" +
@@ -2467,38 +2489,40 @@ var file_tables_v1_tables_proto_depIdxs = []int32{
 	6,  // 7: peergate.tables.v1.Vpc.attachment:type_name -> peergate.tables.v1.Attachment
 	8,  // 8: peergate.tables.v1.Vpc.routes:type_name -> peergate.tables.v1.Route
 	8,  // 9: peergate.tables.v1.Vpc.local_routes:type_name -> peergate.tables.v1.Route
-	9,  // 10: peergate.tables.v1.Route.actions:type_name -> peergate.tables.v1.Action
-	0,  // 11: peergate.tables.v1.Action.kind:type_name -> peergate.tables.v1.ActionKind
-	11, // 12: peergate.tables.v1.NatTable.segments:type_name -> peergate.tables.v1.NatSegment
-	14, // 13: peergate.tables.v1.Filter.rules:type_name -> peergate.tables.v1.FilterRule
-	2,  // 14: peergate.tables.v1.FilterRule.protocol:type_name -> peergate.tables.v1.FilterRule.Protocol
-	16, // 15: peergate.tables.v1.TableDelta.vpcs:type_name -> peergate.tables.v1.VpcRouteDelta
-	8,  // 16: peergate.tables.v1.VpcRouteDelta.upsert_routes:type_name -> peergate.tables.v1.Route
-	8,  // 17: peergate.tables.v1.VpcRouteDelta.upsert_local_routes:type_name -> peergate.tables.v1.Route
-	17, // 18: peergate.tables.v1.VpcRouteDelta.upsert_route_block:type_name -> peergate.tables.v1.RouteBlock
-	17, // 19: peergate.tables.v1.VpcRouteDelta.upsert_local_route_block:type_name -> peergate.tables.v1.RouteBlock
-	8,  // 20: peergate.tables.v1.RouteBlock.templates:type_name -> peergate.tables.v1.Route
-	19, // 21: peergate.tables.v1.DataplaneMessage.hello:type_name -> peergate.tables.v1.Hello
-	20, // 22: peergate.tables.v1.DataplaneMessage.ack:type_name -> peergate.tables.v1.Ack
-	25, // 23: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
-	23, // 24: peergate.tables.v1.DataplaneMessage.flows:type_name -> peergate.tables.v1.Flows
-	3,  // 25: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
-	15, // 26: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
-	22, // 27: peergate.tables.v1.ControlplaneMessage.flows_request:type_name -> peergate.tables.v1.FlowsRequest
-	24, // 28: peergate.tables.v1.Flows.flows:type_name -> peergate.tables.v1.Flow
-	28, // 29: peergate.tables.v1.Flows.counters:type_name -> peergate.tables.v1.Flows.CountersEntry
-	26, // 30: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
-	27, // 31: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
-	27, // 32: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
-	29, // 33: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
-	30, // 34: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
-	18, // 35: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
-	21, // 36: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
-	36, // [36:37] is the sub-list for method output_type
-	35, // [35:36] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	17, // 10: peergate.tables.v1.Vpc.route_block:type_name -> peergate.tables.v1.RouteBlock
+	17, // 11: peergate.tables.v1.Vpc.local_route_block:type_name -> peergate.tables.v1.RouteBlock
+	9,  // 12: peergate.tables.v1.Route.actions:type_name -> peergate.tables.v1.Action
+	0,  // 13: peergate.tables.v1.Action.kind:type_name -> peergate.tables.v1.ActionKind
+	11, // 14: peergate.tables.v1.NatTable.segments:type_name -> peergate.tables.v1.NatSegment
+	14, // 15: peergate.tables.v1.Filter.rules:type_name -> peergate.tables.v1.FilterRule
+	2,  // 16: peergate.tables.v1.FilterRule.protocol:type_name -> peergate.tables.v1.FilterRule.Protocol
+	16, // 17: peergate.tables.v1.TableDelta.vpcs:type_name -> peergate.tables.v1.VpcRouteDelta
+	8,  // 18: peergate.tables.v1.VpcRouteDelta.upsert_routes:type_name -> peergate.tables.v1.Route
+	8,  // 19: peergate.tables.v1.VpcRouteDelta.upsert_local_routes:type_name -> peergate.tables.v1.Route
+	17, // 20: peergate.tables.v1.VpcRouteDelta.upsert_route_block:type_name -> peergate.tables.v1.RouteBlock
+	17, // 21: peergate.tables.v1.VpcRouteDelta.upsert_local_route_block:type_name -> peergate.tables.v1.RouteBlock
+	8,  // 22: peergate.tables.v1.RouteBlock.templates:type_name -> peergate.tables.v1.Route
+	19, // 23: peergate.tables.v1.DataplaneMessage.hello:type_name -> peergate.tables.v1.Hello
+	20, // 24: peergate.tables.v1.DataplaneMessage.ack:type_name -> peergate.tables.v1.Ack
+	25, // 25: peergate.tables.v1.DataplaneMessage.stats:type_name -> peergate.tables.v1.Stats
+	23, // 26: peergate.tables.v1.DataplaneMessage.flows:type_name -> peergate.tables.v1.Flows
+	3,  // 27: peergate.tables.v1.ControlplaneMessage.tables:type_name -> peergate.tables.v1.Tables
+	15, // 28: peergate.tables.v1.ControlplaneMessage.delta:type_name -> peergate.tables.v1.TableDelta
+	22, // 29: peergate.tables.v1.ControlplaneMessage.flows_request:type_name -> peergate.tables.v1.FlowsRequest
+	24, // 30: peergate.tables.v1.Flows.flows:type_name -> peergate.tables.v1.Flow
+	28, // 31: peergate.tables.v1.Flows.counters:type_name -> peergate.tables.v1.Flows.CountersEntry
+	26, // 32: peergate.tables.v1.Stats.ports:type_name -> peergate.tables.v1.PortStats
+	27, // 33: peergate.tables.v1.Stats.vpcs:type_name -> peergate.tables.v1.NamedCounter
+	27, // 34: peergate.tables.v1.Stats.peerings:type_name -> peergate.tables.v1.NamedCounter
+	29, // 35: peergate.tables.v1.Stats.drops:type_name -> peergate.tables.v1.Stats.DropsEntry
+	30, // 36: peergate.tables.v1.Stats.counters:type_name -> peergate.tables.v1.Stats.CountersEntry
+	18, // 37: peergate.tables.v1.TablePush.Connect:input_type -> peergate.tables.v1.DataplaneMessage
+	21, // 38: peergate.tables.v1.TablePush.Connect:output_type -> peergate.tables.v1.ControlplaneMessage
+	38, // [38:39] is the sub-list for method output_type
+	37, // [37:38] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_tables_v1_tables_proto_init() }

@@ -158,8 +158,14 @@ func watch(t testing.TB, cp *controlplane) *watcher {
 				}
 				now := time.Now()
 				cur = snap
+				// The watcher's tables are Route messages: the route
+				// blocks expanded (outside the timed path).
+				plain, err := routeblock.UnpackTables(tb)
+				if err != nil {
+					return err
+				}
 				w.mu.Lock()
-				w.last, w.snap, w.at, w.arrived = tb, snap, now, arrived
+				w.last, w.snap, w.at, w.arrived = plain, snap, now, arrived
 				w.count++
 				w.full++
 				w.cond.Broadcast()
