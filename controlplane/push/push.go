@@ -45,8 +45,8 @@ type Hub struct {
 
 	log *slog.Logger
 
-	mu      sync.Mutex
-	cur     *tablesv1.Tables
+	mu  sync.Mutex
+	cur *tablesv1.Tables
 	// wire is cur in its wire form (routeblock.PackTables), made by the
 	// first stream that sends cur whole; nil until then.
 	wire    *tablesv1.Tables
