@@ -526,7 +526,7 @@ func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta, take func(k spareK
 		v := out.Vpcs[i]
 		nv := &tablesv1.Vpc{
 			Id: v.Id, Name: v.Name, Attachment: v.Attachment, Subnets: v.Subnets, RouterIps: v.RouterIps, External: v.External,
-			Routes: v.Routes, LocalRoutes: v.LocalRoutes,
+			Routes: v.Routes, LocalRoutes: v.LocalRoutes, RouteBlock: v.RouteBlock, LocalRouteBlock: v.LocalRouteBlock,
 		}
 		clone := func(local bool, rs []*tablesv1.Route, extra int) []*tablesv1.Route {
 			if take != nil {

@@ -306,6 +306,18 @@ func TestFullInternetTableThroughTheControlplane(t *testing.T) {
 	t.Logf("with the full table held, one update -> live in the dataplane agent (%d deltas, %d complete tables): p50 %v, p90 %v, p99 %v, max %v over %d updates; of which the lookup snapshot's update (fib ApplyDelta): p50 %v, max %v",
 		deltas, full, q(0.5), q(0.9), q(0.99), lat[len(lat)-1].Round(100*time.Microsecond), len(lat),
 		snapLat[len(snapLat)/2].Round(time.Microsecond), snapLat[len(snapLat)-1].Round(time.Microsecond))
+
+	// A dataplane that connects now (one restarting) gets the complete
+	// tables, the full table's routes as route blocks: time from its
+	// connect to its lookup snapshot built.
+	connect := time.Now()
+	w2 := watch(t, cp)
+	w2.until(t, "the complete tables in a second agent", is("vpc-e2 10"), fmt.Sprintf("100.127.%d.0/24", updates-1))
+	w2.mu.Lock()
+	t.Logf("a dataplane connecting with the full table held: complete tables (generation %d, %d complete, %d deltas) received after %v, its lookup snapshot built %v later",
+		w2.last.GetGeneration(), w2.full, w2.deltas, w2.arrived.Sub(connect).Round(time.Millisecond), w2.at.Sub(w2.arrived).Round(time.Millisecond))
+	w2.mu.Unlock()
+
 	out, _ := cp.gwctl("get", "bgp")
 	t.Logf("gwctl get bgp:\n%s", out)
 
