@@ -158,8 +158,9 @@ func BenchmarkTransferInternetTable(b *testing.B) {
 // BenchmarkSnapshotMemoryInternetTable reports the heap a snapshot of the
 // full table holds once the tables it was built from are gone (the
 // dataplane keeps no route lists), B/route over its ~2.1 M routes, beside
-// what the tables themselves held (tables-B/route), which the dataplane
-// kept before.
+// what the tables themselves held as Route messages (tables-B/route), which
+// the dataplane kept before, and as received in their wire form, the large
+// lists in route blocks (received-B/route).
 //
 //	go test -run '^$' -bench SnapshotMemoryInternetTable ./dataplane/fib/
 func BenchmarkSnapshotMemoryInternetTable(b *testing.B) {
@@ -171,6 +172,19 @@ func BenchmarkSnapshotMemoryInternetTable(b *testing.B) {
 		b.ReportMetric(float64(liveHeap()-before)/routes, "B/route")
 		b.ReportMetric(float64(tables)/routes, "tables-B/route")
 		runtime.KeepAlive(s)
+		// The tables as a dataplane receives them now: the large route
+		// lists in route blocks.
+		wire, err := proto.Marshal(routeblock.PackTables(full))
+		if err != nil {
+			b.Fatal(err)
+		}
+		before = liveHeap()
+		var got tablesv1.Tables
+		if err := proto.Unmarshal(wire, &got); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(liveHeap()-before)/routes, "received-B/route")
+		runtime.KeepAlive(&got)
 	}
 }
 
