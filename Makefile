@@ -67,7 +67,7 @@ bench-lpm: deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=2s ./lpm/
 
 # fuzz runs every fuzz target for FUZZTIME each: what comes from outside
-# (manifests, packets, deltas from the controlplane) and the structures
+# (manifests, packets, deltas and route blocks from the controlplane) and the structures
 # under them.
 FUZZTIME ?= 30s
 fuzz: deps
@@ -76,6 +76,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzParseRoutePrefix -fuzztime $(FUZZTIME) ./controlplane/compile/
 	$(GO) test -run '^$$' -fuzz FuzzPipeline -fuzztime $(FUZZTIME) ./dataplane/pipeline/
 	$(GO) test -run '^$$' -fuzz FuzzApplyDelta -fuzztime $(FUZZTIME) ./dataplane/fib/
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime $(FUZZTIME) ./proto/tables/routeblock/
 	$(GO) test -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME) ./nat/
 	$(GO) test -run '^$$' -fuzz FuzzTable -fuzztime $(FUZZTIME) ./lpm/
 

@@ -168,7 +168,7 @@ func (g *deltaGen) delta(base uint64, n int) *tablesv1.TableDelta {
 
 // pack returns d with the upserts of each list from a random point on in
 // a route block (applied after the plain routes).
-func (g *deltaGen) pack(t *testing.T, d *tablesv1.TableDelta) *tablesv1.TableDelta {
+func (g *deltaGen) pack(t testing.TB, d *tablesv1.TableDelta) *tablesv1.TableDelta {
 	out := &tablesv1.TableDelta{BaseGeneration: d.BaseGeneration, Generation: d.Generation}
 	split := func(rs []*tablesv1.Route) ([]*tablesv1.Route, *tablesv1.RouteBlock) {
 		i := g.r.IntN(len(rs) + 1)
@@ -396,8 +396,12 @@ func TestApplyDeltaSharesGroups(t *testing.T) {
 //	go test -run '^$' -fuzz FuzzApplyDelta ./dataplane/fib/
 func FuzzApplyDelta(f *testing.F) {
 	g := &deltaGen{r: rand.New(rand.NewPCG(1, 2))}
-	for range 8 {
-		b, err := proto.Marshal(g.delta(7, 6))
+	for i := range 12 {
+		d := g.delta(7, 6)
+		if i >= 8 {
+			d = g.pack(f, d) // routes in blocks too
+		}
+		b, err := proto.Marshal(d)
 		if err != nil {
 			f.Fatal(err)
 		}
