@@ -238,24 +238,15 @@ func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables
 			return err
 		}
 		if r.GetMatchSource() {
-			srcRoutes = append(srcRoutes, lpm.Route{Prefix: pfx.Masked(), Value: g})
+			srcRoutes = append(srcRoutes, lpm.Route{Prefix: pfx, Value: g})
 		} else {
-			routes = append(routes, lpm.Route{Prefix: pfx.Masked(), Value: g})
+			routes = append(routes, lpm.Route{Prefix: pfx, Value: g})
 		}
 		return nil
 	}
 	routes = make([]lpm.Route, 0, len(v.GetRoutes())+routeblock.Len(v.GetRouteBlock())+len(v.GetRouterIps()))
-	for _, r := range v.GetRoutes() {
-		pfx, err := parsePrefixOrAddr(r.GetPrefix())
-		if err == nil {
-			err = route(pfx, r)
-		}
-		if err != nil {
-			return vpc, tabs, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
-		}
-	}
-	if err := eachOfBlock(v.GetRouteBlock(), route); err != nil {
-		return vpc, tabs, fmt.Errorf("route block: %w", err)
+	if err := eachRoute("route", v.GetRoutes(), v.GetRouteBlock(), route); err != nil {
+		return vpc, tabs, err
 	}
 	localAct := s.addGroup([]Action{{Kind: ActLocal}})
 	tabs.routerIPs = map[netip.Prefix]bool{}
@@ -283,21 +274,12 @@ func (s *Snapshot) buildVPC(v *tablesv1.Vpc, w *writer) (vpc VPC, tabs vpcTables
 		if err != nil {
 			return err
 		}
-		local = append(local, lpm.Route{Prefix: pfx.Masked(), Value: g})
+		local = append(local, lpm.Route{Prefix: pfx, Value: g})
 		return nil
 	}
 	local = make([]lpm.Route, 0, len(v.GetLocalRoutes())+routeblock.Len(v.GetLocalRouteBlock()))
-	for _, r := range v.GetLocalRoutes() {
-		pfx, err := parsePrefixOrAddr(r.GetPrefix())
-		if err == nil {
-			err = addLocal(pfx, r)
-		}
-		if err != nil {
-			return vpc, tabs, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
-		}
-	}
-	if err := eachOfBlock(v.GetLocalRouteBlock(), addLocal); err != nil {
-		return vpc, tabs, fmt.Errorf("local route block: %w", err)
+	if err := eachRoute("local route", v.GetLocalRoutes(), v.GetLocalRouteBlock(), addLocal); err != nil {
+		return vpc, tabs, err
 	}
 	if tabs.routes, err = lpm.Build(routes); err != nil {
 		return vpc, tabs, fmt.Errorf("routes: %w", err)

@@ -258,43 +258,38 @@ func (s *Snapshot) vpcChanges(w *writer, id int, vd *tablesv1.VpcRouteDelta, sta
 		c.local.ins = append(c.local.ins, lpm.Route{Prefix: p, Value: g})
 		return nil
 	}
-	for _, r := range vd.GetUpsertRoutes() {
-		p, err := parsePrefixOrAddr(r.GetPrefix())
-		if err == nil {
-			err = route(p.Masked(), r)
-		}
-		if err != nil {
-			return c, fmt.Errorf("route %s: %w", r.GetPrefix(), err)
-		}
+	if err := eachRoute("route", vd.GetUpsertRoutes(), vd.GetUpsertRouteBlock(), route); err != nil {
+		return c, err
 	}
-	if err := eachOfBlock(vd.GetUpsertRouteBlock(), route); err != nil {
-		return c, fmt.Errorf("route block: %w", err)
-	}
-	for _, r := range vd.GetUpsertLocalRoutes() {
-		p, err := parsePrefixOrAddr(r.GetPrefix())
-		if err == nil {
-			err = local(p.Masked(), r)
-		}
-		if err != nil {
-			return c, fmt.Errorf("local route %s: %w", r.GetPrefix(), err)
-		}
-	}
-	if err := eachOfBlock(vd.GetUpsertLocalRouteBlock(), local); err != nil {
-		return c, fmt.Errorf("local route block: %w", err)
+	if err := eachRoute("local route", vd.GetUpsertLocalRoutes(), vd.GetUpsertLocalRouteBlock(), local); err != nil {
+		return c, err
 	}
 	return c, nil
 }
 
-// eachOfBlock calls f with every route of b (nil: none), stopping at the
-// first error.
-func eachOfBlock(b *tablesv1.RouteBlock, f func(netip.Prefix, *tablesv1.Route) error) error {
-	r := routeblock.NewReader(b)
-	for r.Next() {
-		if err := f(r.Prefix(), r.Route()); err != nil {
-			return fmt.Errorf("route %s: %w", r.Prefix(), err)
+// eachRoute calls f with every route of a list and then of its block (a
+// nil block has none), each with its masked prefix, and stops at the first
+// error; what names the list in errors.
+func eachRoute(what string, plain []*tablesv1.Route, block *tablesv1.RouteBlock, f func(netip.Prefix, *tablesv1.Route) error) error {
+	for _, r := range plain {
+		p, err := parsePrefixOrAddr(r.GetPrefix())
+		if err == nil {
+			err = f(p.Masked(), r)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, r.GetPrefix(), err)
 		}
 	}
-	return r.Err()
+	rd := routeblock.NewReader(block)
+	for rd.Next() {
+		if err := f(rd.Prefix(), rd.Route()); err != nil {
+			return fmt.Errorf("%s %s: %w", what, rd.Prefix(), err)
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return fmt.Errorf("%s block: %w", what, err)
+	}
+	return nil
 }
 
 // upsert returns the group of r's actions for the (masked) prefix p.
