@@ -107,38 +107,51 @@ func manyRoutes(n int) []*tablesv1.Route {
 	return out
 }
 
-// Large route lists go out as route blocks, whole tables and deltas alike;
-// what the dataplane decodes is the routes published.
-func TestLargeRouteListsGoOutAsBlocks(t *testing.T) {
+// Large route lists go out as route blocks, whole tables and deltas alike,
+// to a dataplane that reads them; one that does not say so (built before
+// blocks) gets Route messages. Either way it decodes the routes published.
+func TestLargeRouteListsGoOutAsBlocksToThoseWhoReadThem(t *testing.T) {
 	hub, c := start(t)
 	n := 4 * routeblock.PackMin
 	full := &tablesv1.Tables{Generation: 1, Vpcs: []*tablesv1.Vpc{{Id: 0, Name: "a", Routes: manyRoutes(n)}}}
 	hub.Publish(full)
-	s, _ := connect(t, c, "dp")
-	got := recv(t, s).GetTables()
-	if got.GetVpcs()[0].GetRouteBlock() == nil || len(got.GetVpcs()[0].GetRoutes()) != 0 {
-		t.Fatalf("tables with %d routes sent as %d plain routes and block %v", n, len(got.GetVpcs()[0].GetRoutes()), got.GetVpcs()[0].GetRouteBlock())
-	}
-	plain, err := routeblock.UnpackTables(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !proto.Equal(plain, full) {
-		t.Fatal("the tables received are not those published")
-	}
-	ack(t, s, 1, "")
-
 	d := &tablesv1.TableDelta{BaseGeneration: 1, Generation: 2, Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 0, UpsertRoutes: manyRoutes(n)[1:]}}}
+	for _, blocks := range []bool{true, false} {
+		t.Run(fmt.Sprint("route blocks ", blocks), func(t *testing.T) {
+			s, _ := connectWith(t, c, &tablesv1.Hello{DataplaneId: fmt.Sprint("dp-", blocks), RouteBlocks: blocks})
+			got := recv(t, s).GetTables()
+			if v := got.GetVpcs()[0]; (v.GetRouteBlock() != nil) != blocks || (len(v.GetRoutes()) == 0) != blocks {
+				t.Fatalf("tables of %d routes sent as %d plain routes and %d in a block", n, len(v.GetRoutes()), routeblock.Len(v.GetRouteBlock()))
+			}
+			plain, err := routeblock.UnpackTables(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(plain, full) {
+				t.Fatal("the tables received are not those published")
+			}
+			ack(t, s, 1, "")
+		})
+	}
+	// Both streams are at generation 1 now: each gets the delta in its form.
+	s1, _ := connectWith(t, c, &tablesv1.Hello{DataplaneId: "dp-late-blocks", RouteBlocks: true, Generation: 1})
+	s2, _ := connectWith(t, c, &tablesv1.Hello{DataplaneId: "dp-late-plain", Generation: 1})
+	for _, s := range []tablesv1.TablePush_ConnectClient{s1, s2} {
+		recv(t, s) // complete tables first (a new stream)
+		ack(t, s, 1, "")
+	}
 	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, d)
-	gotD := recv(t, s).GetDelta()
-	if gotD.GetVpcs()[0].GetUpsertRouteBlock() == nil {
-		t.Fatalf("a delta of %d upserts sent plain", n-1)
-	}
-	plainD, err := routeblock.UnpackDelta(gotD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !proto.Equal(plainD, d) {
-		t.Fatal("the delta received is not the one published")
+	for i, s := range []tablesv1.TablePush_ConnectClient{s1, s2} {
+		gotD := recv(t, s).GetDelta()
+		if blocks := i == 0; (gotD.GetVpcs()[0].GetUpsertRouteBlock() != nil) != blocks {
+			t.Fatalf("stream %d (route blocks %v): delta of %d upserts sent with block %v", i, blocks, n-1, gotD.GetVpcs()[0].GetUpsertRouteBlock() != nil)
+		}
+		plainD, err := routeblock.UnpackDelta(gotD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(plainD, d) {
+			t.Fatalf("stream %d: the delta received is not the one published", i)
+		}
 	}
 }

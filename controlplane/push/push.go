@@ -47,9 +47,9 @@ type Hub struct {
 
 	mu  sync.Mutex
 	cur *tablesv1.Tables
-	// wire is cur in its wire form (routeblock.PackTables), made by the
-	// first stream that sends cur whole; nil until then.
-	wire    *tablesv1.Tables
+	// wire is cur in its wire form (routeblock.PackTables), packed once
+	// by the first stream that sends cur whole; nil until then.
+	wire    *wireTables
 	changed chan struct{} // closed and replaced on every Publish
 	// deltas leading to cur, oldest first, each one generation over the
 	// previous (cut when a full Publish breaks the chain).
@@ -117,9 +117,10 @@ func (h *Hub) Publish(t *tablesv1.Tables) {
 // chained by the kept deltas) gets the deltas; any other, or one that
 // refuses a delta, gets t whole. Neither may be modified afterwards.
 //
-// Large upsert lists go out as route blocks (routeblock.PackDelta): a
-// table transfer's million routes as Route messages cost the receiving
-// dataplane about a second to decode.
+// Large upsert lists go out as route blocks (routeblock.PackDelta; d may
+// come packed already) to the dataplanes that read them: a table
+// transfer's million routes as Route messages cost the receiving dataplane
+// about a second to decode. The others get them as Route messages.
 func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 	d = routeblock.PackDelta(d)
 	h.mu.Lock()
@@ -138,28 +139,31 @@ func (h *Hub) PublishDelta(t *tablesv1.Tables, d *tablesv1.TableDelta) {
 	h.mu.Unlock()
 }
 
-// wireTables returns t in its wire form: route lists of a full table go
-// out as route blocks, a tenth of their size and without a message per
+// wireTables is a generation's complete tables in their wire form.
+type wireTables struct {
+	src  *tablesv1.Tables
+	once sync.Once
+	t    *tablesv1.Tables
+}
+
+// packedTables returns t in its wire form: the route lists of a full table
+// go out as route blocks, a tenth of their size and without a message per
 // route to decode (seconds on the dataplane for a million routes). The
-// form of the current tables is kept for the next stream that needs them
-// whole; that of older ones is not.
-func (h *Hub) wireTables(t *tablesv1.Tables) *tablesv1.Tables {
+// current tables are packed once, however many streams send them at once
+// (dataplanes reconnecting after a controlplane restart); older ones by
+// each stream that still sends them.
+func (h *Hub) packedTables(t *tablesv1.Tables) *tablesv1.Tables {
 	h.mu.Lock()
 	w := h.wire
-	if h.cur != t {
-		w = nil
+	if w == nil || w.src != t {
+		w = &wireTables{src: t}
+		if h.cur == t {
+			h.wire = w
+		}
 	}
 	h.mu.Unlock()
-	if w != nil {
-		return w
-	}
-	w = routeblock.PackTables(t)
-	h.mu.Lock()
-	if h.cur == t {
-		h.wire = w
-	}
-	h.mu.Unlock()
-	return w
+	w.once.Do(func() { w.t = routeblock.PackTables(t) })
+	return w.t
 }
 
 // trimDeltasLocked drops the deltas no stream can use. A stream catches
@@ -229,6 +233,10 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		addr = p.Addr.String()
 	}
+	// A dataplane that does not say it reads route blocks (one built
+	// before them) would skip them as unknown fields: it gets Route
+	// messages only.
+	blocks := hello.GetRouteBlocks()
 	id := hello.GetDataplaneId()
 	if id == "" {
 		id = "anonymous@" + addr
@@ -261,6 +269,13 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 		if t != nil && t != sent {
 			if len(deltas) > 0 {
 				for _, d := range deltas {
+					if !blocks {
+						plain, err := routeblock.UnpackDelta(d)
+						if err != nil {
+							return fmt.Errorf("dataplane %s: delta to generation %d as Route messages: %w", id, d.GetGeneration(), err)
+						}
+						d = plain
+					}
 					msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Delta{Delta: d}}
 					if err := stream.Send(msg); err != nil {
 						return fmt.Errorf("dataplane %s: send delta to generation %d: %w", id, d.GetGeneration(), err)
@@ -270,7 +285,11 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 				lastDelta = true
 			} else {
 				lastDelta = false
-				msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: h.wireTables(t)}}
+				wire := t
+				if blocks {
+					wire = h.packedTables(t)
+				}
+				msg := &tablesv1.ControlplaneMessage{Msg: &tablesv1.ControlplaneMessage_Tables{Tables: wire}}
 				if err := stream.Send(msg); err != nil {
 					return fmt.Errorf("dataplane %s: send generation %d: %w", id, t.GetGeneration(), err)
 				}

@@ -38,6 +38,10 @@ func start(t *testing.T) (*push.Hub, tablesv1.TablePushClient) {
 }
 
 func connect(t *testing.T, c tablesv1.TablePushClient, id string) (tablesv1.TablePush_ConnectClient, context.CancelFunc) {
+	return connectWith(t, c, &tablesv1.Hello{DataplaneId: id})
+}
+
+func connectWith(t *testing.T, c tablesv1.TablePushClient, hello *tablesv1.Hello) (tablesv1.TablePush_ConnectClient, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -45,7 +49,7 @@ func connect(t *testing.T, c tablesv1.TablePushClient, id string) (tablesv1.Tabl
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(&tablesv1.DataplaneMessage{Msg: &tablesv1.DataplaneMessage_Hello{Hello: &tablesv1.Hello{DataplaneId: id}}}); err != nil {
+	if err := s.Send(&tablesv1.DataplaneMessage{Msg: &tablesv1.DataplaneMessage_Hello{Hello: hello}}); err != nil {
 		t.Fatal(err)
 	}
 	return s, cancel

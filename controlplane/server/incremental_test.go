@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -29,6 +30,10 @@ func TestUpdateLearnedPublishesADeltaEqualToAFullCompile(t *testing.T) {
 	if res, err := srv.ApplyObjects(objs, false); err != nil || !res.Accepted {
 		t.Fatalf("apply: %v %v", err, res.Errors)
 	}
+	var batch []compile.LearnedRoute // large enough to travel as a route block
+	for i := range 2 * 64 {
+		batch = append(batch, learnedRoute(fmt.Sprintf("100.64.%d.0/24", i), "203.0.113.3", 0))
+	}
 	steps := []struct {
 		name     string
 		vpc      string
@@ -42,6 +47,8 @@ func TestUpdateLearnedPublishesADeltaEqualToAFullCompile(t *testing.T) {
 			compile.Learned{"vpc-e1": {learnedRoute("8.8.8.0/24", "203.0.113.3", 0)}, "vpc-e2": {learnedRoute("8.8.8.0/24", "198.51.100.3", 0)}}, true},
 		{"vpc-e1 withdraws: failover", "vpc-e1", nil, []compile.LearnedRoute{learnedRoute("8.8.8.0/24", "203.0.113.3", 0)},
 			compile.Learned{"vpc-e2": {learnedRoute("8.8.8.0/24", "198.51.100.3", 0)}}, true},
+		{"a batch from vpc-e1 (packed for the wire while it is applied)", "vpc-e1", batch, nil,
+			compile.Learned{"vpc-e1": batch, "vpc-e2": {learnedRoute("8.8.8.0/24", "198.51.100.3", 0)}}, true},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

@@ -526,7 +526,10 @@ func withRoutesOf(t *tablesv1.Tables, d *tablesv1.TableDelta, take func(k spareK
 		v := out.Vpcs[i]
 		nv := &tablesv1.Vpc{
 			Id: v.Id, Name: v.Name, Attachment: v.Attachment, Subnets: v.Subnets, RouterIps: v.RouterIps, External: v.External,
-			Routes: v.Routes, LocalRoutes: v.LocalRoutes, RouteBlock: v.RouteBlock, LocalRouteBlock: v.LocalRouteBlock,
+			Routes: v.Routes, LocalRoutes: v.LocalRoutes,
+			// RouteBlock and LocalRouteBlock stay nil: the server's
+			// tables are Route messages only (blocks are the push link's
+			// wire form, made by the hub).
 		}
 		clone := func(local bool, rs []*tablesv1.Route, extra int) []*tablesv1.Route {
 			if take != nil {

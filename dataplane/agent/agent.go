@@ -50,10 +50,14 @@ type Config struct {
 	DataplaneID string
 	// Apply installs complete tables. It is called from one goroutine, one
 	// call at a time; an error refuses the generation (the dataplane keeps
-	// what it runs) and is reported to the controlplane.
+	// what it runs) and is reported to the controlplane. The agent tells
+	// the controlplane it reads route blocks: large route lists come as
+	// Vpc.RouteBlock and LocalRouteBlock (package routeblock reads them;
+	// routeblock.UnpackTables turns them back into Route messages).
 	Apply func(*tablesv1.Tables) error
 	// ApplyDelta installs a delta over the running generation; nil refuses
-	// every delta (the controlplane then has to send full tables).
+	// every delta (the controlplane then has to send full tables). Large
+	// upsert lists come as route blocks, as for Apply.
 	ApplyDelta func(*tablesv1.TableDelta) error
 	// Stats returns a snapshot of the counters; nil pushes none.
 	Stats func() *tablesv1.Stats
@@ -220,7 +224,7 @@ func (a *agent) session(ctx context.Context) (progressed bool, err error) {
 		defer sendMu.Unlock()
 		return stream.Send(m)
 	}
-	hello := &tablesv1.Hello{DataplaneId: a.cfg.DataplaneID, Generation: a.running}
+	hello := &tablesv1.Hello{DataplaneId: a.cfg.DataplaneID, Generation: a.running, RouteBlocks: true}
 	if err := send(&tablesv1.DataplaneMessage{Msg: &tablesv1.DataplaneMessage_Hello{Hello: hello}}); err != nil {
 		return false, fmt.Errorf("send hello: %w", err)
 	}

@@ -1,44 +1,48 @@
 // Package routeblock writes and reads tablesv1.RouteBlock, the compact wire
 // form of many routes: the distinct route attributes once (templates), then
-// per route its prefix (as in a BGP NLRI) and the index of its template.
+// per route its prefix (as in a BGP NLRI) and the index of its template, in
+// the order of the route list the block stands for.
 //
-// The controlplane's push hub packs the large upsert lists of a delta into
-// blocks (PackDelta); the dataplane reads them with a Reader, which
-// allocates nothing per route. It is a codec only: what routes mean is the
-// compiler's and the dataplane's business.
+// The controlplane's push hub packs large route lists into blocks, those of
+// complete tables (PackTables) and the upserts of deltas (PackDelta), for
+// dataplanes that say they read them; the dataplane reads them with a
+// Reader, which allocates nothing per route. It is a codec only: what
+// routes mean is the compiler's and the dataplane's business.
 package routeblock
 
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 
 	tablesv1 "github.com/peergate/peergate/proto/tables/v1"
 	"google.golang.org/protobuf/proto"
 )
 
 // templateKey identifies a route's attributes without comparing action
-// lists: routes resolving to one candidate share its action slice.
+// lists: the routes of one candidate share its action slice, so a slice is
+// known by its first element's address (not the element: ECMP lists of
+// different routes share elements) and its length.
 type templateKey struct {
 	metric      uint32
 	source      string
 	matchSource bool
-	first       *tablesv1.Action
+	actions     **tablesv1.Action
 	n           int
 }
 
 func keyOf(r *tablesv1.Route) templateKey {
 	k := templateKey{metric: r.GetMetric(), source: r.GetSource(), matchSource: r.GetMatchSource(), n: len(r.GetActions())}
 	if k.n > 0 {
-		k.first = r.Actions[0]
+		k.actions = &r.Actions[0]
 	}
 	return k
 }
 
 // sameAttributes reports whether a and b differ in their prefix at most.
 func sameAttributes(a, b *tablesv1.Route) bool {
-	return a.GetMetric() == b.GetMetric() && a.GetSource() == b.GetSource() && a.GetMatchSource() == b.GetMatchSource() &&
-		slices.EqualFunc(a.GetActions(), b.GetActions(), func(x, y *tablesv1.Action) bool { return proto.Equal(x, y) })
+	x, y := shallow(a), shallow(b)
+	x.Prefix, y.Prefix = "", ""
+	return proto.Equal(x, y)
 }
 
 // Builder packs routes into a block. The zero value is ready to use.
@@ -51,21 +55,19 @@ type Builder struct {
 	has     bool
 }
 
-// Add appends r. Its prefix must be a valid prefix; its actions are shared
-// with the block (not copied), so r must not change afterwards.
+// Add appends r. Its prefix must be a valid prefix (not an IPv4-mapped
+// IPv6 one, which a dataplane reads as IPv4 from text); its actions are
+// shared with the block (not copied), so r must not change afterwards.
 func (bl *Builder) Add(r *tablesv1.Route) error {
 	p, err := netip.ParsePrefix(r.GetPrefix())
 	if err != nil {
 		return fmt.Errorf("routeblock: route %q: %w", r.GetPrefix(), err)
 	}
-	t := bl.template(r)
-	if p.Addr().Is4() {
-		bl.b.Ipv4 = appendPrefix(bl.b.Ipv4, p)
-		bl.b.Ipv4Templates = append(bl.b.Ipv4Templates, t)
-	} else {
-		bl.b.Ipv6 = appendPrefix(bl.b.Ipv6, p)
-		bl.b.Ipv6Templates = append(bl.b.Ipv6Templates, t)
+	if p.Addr().Is4In6() {
+		return fmt.Errorf("routeblock: route %q: an IPv4-mapped prefix", r.GetPrefix())
 	}
+	bl.b.Prefixes = appendPrefix(bl.b.Prefixes, p)
+	bl.b.RouteTemplates = append(bl.b.RouteTemplates, bl.template(r))
 	return nil
 }
 
@@ -92,15 +94,15 @@ func (bl *Builder) template(r *tablesv1.Route) uint32 {
 		return uint32(bl.last)
 	}
 	t := uint32(len(bl.b.Templates))
-	bl.b.Templates = append(bl.b.Templates, &tablesv1.Route{
-		Metric: r.GetMetric(), Source: r.GetSource(), Actions: r.GetActions(), MatchSource: r.GetMatchSource(),
-	})
+	tmpl := shallow(r)
+	tmpl.Prefix = ""
+	bl.b.Templates = append(bl.b.Templates, tmpl)
 	bl.index[k], bl.last, bl.has = t, int(t), true
 	return t
 }
 
 // Len returns the number of routes added.
-func (bl *Builder) Len() int { return len(bl.b.Ipv4Templates) + len(bl.b.Ipv6Templates) }
+func (bl *Builder) Len() int { return len(bl.b.RouteTemplates) }
 
 // Block returns the block of the routes added, or nil when there are none.
 // The Builder must not be used afterwards.
@@ -122,23 +124,24 @@ func Pack(routes []*tablesv1.Route) (*tablesv1.RouteBlock, error) {
 	return bl.Block(), nil
 }
 
+// v6Bias is added to an IPv6 prefix's length in its length byte.
+const v6Bias = 33
+
 func appendPrefix(b []byte, p netip.Prefix) []byte {
 	bits := p.Bits()
-	b = append(b, byte(bits))
 	if p.Addr().Is4() {
 		a := p.Addr().As4()
-		return append(b, a[:(bits+7)/8]...)
+		return append(append(b, byte(bits)), a[:(bits+7)/8]...)
 	}
 	a := p.Addr().As16()
-	return append(b, a[:(bits+7)/8]...)
+	return append(append(b, byte(v6Bias+bits)), a[:(bits+7)/8]...)
 }
 
 // Len returns the number of routes in b.
-func Len(b *tablesv1.RouteBlock) int { return len(b.GetIpv4Templates()) + len(b.GetIpv6Templates()) }
+func Len(b *tablesv1.RouteBlock) int { return len(b.GetRouteTemplates()) }
 
-// Reader reads the routes of a block in order, IPv4 first: a later route
-// of a prefix replaces an earlier one (what applying them in order does).
-// A block that does not decode ends the routes with an error:
+// Reader reads the routes of a block in order. A block that does not
+// decode ends the routes with an error:
 //
 //	r := routeblock.NewReader(b)
 //	for r.Next() {
@@ -146,19 +149,17 @@ func Len(b *tablesv1.RouteBlock) int { return len(b.GetIpv4Templates()) + len(b.
 //	}
 //	if err := r.Err(); err != nil { ... }
 type Reader struct {
-	b    *tablesv1.RouteBlock
-	v6   bool
-	buf  []byte   // the current family's prefixes not read yet
-	tmpl []uint32 // the current family's template indexes
-	i    int      // routes of the current family read
-	p    netip.Prefix
-	r    *tablesv1.Route
-	err  error
+	b   *tablesv1.RouteBlock
+	buf []byte // the prefixes not read yet
+	i   int    // routes read
+	p   netip.Prefix
+	r   *tablesv1.Route
+	err error
 }
 
 // NewReader returns a Reader of b (nil: no routes).
 func NewReader(b *tablesv1.RouteBlock) Reader {
-	return Reader{b: b, buf: b.GetIpv4(), tmpl: b.GetIpv4Templates()}
+	return Reader{b: b, buf: b.GetPrefixes()}
 }
 
 // Next reads the next route; false at the end or on error.
@@ -166,19 +167,16 @@ func (r *Reader) Next() bool {
 	if r.err != nil {
 		return false
 	}
-	for r.i == len(r.tmpl) {
+	tmpl := r.b.GetRouteTemplates()
+	if r.i == len(tmpl) {
 		if len(r.buf) > 0 {
-			r.err = fmt.Errorf("routeblock: %s: %d bytes beyond the last of %d prefixes", r.family(), len(r.buf), len(r.tmpl))
-			return false
+			r.err = fmt.Errorf("routeblock: %d bytes beyond the last of %d prefixes", len(r.buf), len(tmpl))
 		}
-		if r.v6 {
-			return false
-		}
-		r.v6, r.buf, r.tmpl, r.i = true, r.b.GetIpv6(), r.b.GetIpv6Templates(), 0
+		return false
 	}
-	t := r.tmpl[r.i]
+	t := tmpl[r.i]
 	if int(t) >= len(r.b.GetTemplates()) {
-		r.err = fmt.Errorf("routeblock: %s route %d: template %d of %d", r.family(), r.i, t, len(r.b.GetTemplates()))
+		r.err = fmt.Errorf("routeblock: route %d: template %d of %d", r.i, t, len(r.b.GetTemplates()))
 		return false
 	}
 	if r.p, r.err = r.prefix(); r.err != nil {
@@ -191,35 +189,25 @@ func (r *Reader) Next() bool {
 
 // prefix decodes the prefix at the head of r.buf.
 func (r *Reader) prefix() (netip.Prefix, error) {
-	maxBits := 32
-	if r.v6 {
-		maxBits = 128
-	}
 	if len(r.buf) == 0 {
-		return netip.Prefix{}, fmt.Errorf("routeblock: %s route %d: no prefix (%d templates, fewer prefixes)", r.family(), r.i, len(r.tmpl))
+		return netip.Prefix{}, fmt.Errorf("routeblock: route %d: no prefix (%d template indexes, fewer prefixes)", r.i, len(r.b.GetRouteTemplates()))
 	}
-	bits := int(r.buf[0])
+	bits, v6 := int(r.buf[0]), false
+	if bits >= v6Bias {
+		bits, v6 = bits-v6Bias, true
+	}
 	n := (bits + 7) / 8
-	if bits > maxBits || len(r.buf) < 1+n {
-		return netip.Prefix{}, fmt.Errorf("routeblock: %s route %d: bad prefix (length %d, %d bytes left)", r.family(), r.i, bits, len(r.buf)-1)
+	if bits > 128 || len(r.buf) < 1+n {
+		return netip.Prefix{}, fmt.Errorf("routeblock: route %d: bad prefix (length byte %d, %d bytes left)", r.i, r.buf[0], len(r.buf)-1)
 	}
 	var a [16]byte
 	copy(a[:], r.buf[1:1+n])
 	r.buf = r.buf[1+n:]
-	var addr netip.Addr
-	if r.v6 {
-		addr = netip.AddrFrom16(a)
-	} else {
+	addr := netip.AddrFrom16(a)
+	if !v6 {
 		addr = netip.AddrFrom4([4]byte(a[:4]))
 	}
 	return netip.PrefixFrom(addr, bits).Masked(), nil
-}
-
-func (r *Reader) family() string {
-	if r.v6 {
-		return "ipv6"
-	}
-	return "ipv4"
 }
 
 // Prefix returns the prefix of the route read (masked).
@@ -238,8 +226,9 @@ func Routes(b *tablesv1.RouteBlock) ([]*tablesv1.Route, error) {
 	out := make([]*tablesv1.Route, 0, Len(b))
 	r := NewReader(b)
 	for r.Next() {
-		t := r.Route()
-		out = append(out, &tablesv1.Route{Prefix: r.Prefix().String(), Metric: t.Metric, Source: t.Source, Actions: t.Actions, MatchSource: t.MatchSource})
+		x := shallow(r.Route())
+		x.Prefix = r.Prefix().String()
+		out = append(out, x)
 	}
 	if err := r.Err(); err != nil {
 		return nil, err

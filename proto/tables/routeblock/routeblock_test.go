@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 func forward(vpc uint32) []*tablesv1.Action {
@@ -41,20 +42,6 @@ func randomRoutes(r *rand.Rand, n int) []*tablesv1.Route {
 	return out
 }
 
-// byFamily orders routes as a block reads them: IPv4 first, each family in
-// the order given.
-func byFamily(routes []*tablesv1.Route) []*tablesv1.Route {
-	var v4, v6 []*tablesv1.Route
-	for _, r := range routes {
-		if netip.MustParsePrefix(r.Prefix).Addr().Is4() {
-			v4 = append(v4, r)
-		} else {
-			v6 = append(v6, r)
-		}
-	}
-	return append(v4, v6...)
-}
-
 func TestPackRoundTrips(t *testing.T) {
 	for seed := range uint64(5) {
 		routes := randomRoutes(rand.New(rand.NewPCG(seed, 1)), 2000)
@@ -67,7 +54,7 @@ func TestPackRoundTrips(t *testing.T) {
 		require.NoError(t, proto.Unmarshal(wire, &got))
 		back, err := Routes(&got)
 		require.NoError(t, err)
-		want := byFamily(routes)
+		want := routes
 		require.Len(t, back, len(want))
 		for i := range want {
 			require.Truef(t, proto.Equal(want[i], back[i]), "route %d: want %v, got %v", i, want[i], back[i])
@@ -97,6 +84,47 @@ func TestPackMasksAndRefuses(t *testing.T) {
 
 	_, err = Pack([]*tablesv1.Route{{Prefix: "10.0.0.0/8"}, {Prefix: "nope"}})
 	assert.ErrorContains(t, err, `"nope"`)
+	_, err = Pack([]*tablesv1.Route{{Prefix: "::ffff:10.0.0.0/104"}})
+	assert.ErrorContains(t, err, "IPv4-mapped")
+}
+
+// ECMP routes share the candidates' actions, not the list: routes whose
+// lists start with the same action keep their own lists.
+func TestPackKeepsEachECMPList(t *testing.T) {
+	a1, a2, a3 := forward(1)[0], forward(2)[0], forward(3)[0]
+	routes := []*tablesv1.Route{
+		{Prefix: "10.1.0.0/16", Actions: []*tablesv1.Action{a1, a2}},
+		{Prefix: "10.2.0.0/16", Actions: []*tablesv1.Action{a1, a2}}, // equal to the last, own slice
+		{Prefix: "10.3.0.0/16", Actions: []*tablesv1.Action{a1, a3}},
+		{Prefix: "10.4.0.0/16", Actions: []*tablesv1.Action{a1}},
+	}
+	b, err := Pack(routes)
+	require.NoError(t, err)
+	back, err := Routes(b)
+	require.NoError(t, err)
+	for i := range routes {
+		assert.Truef(t, proto.Equal(routes[i], back[i]), "route %d: want %v, got %v", i, routes[i], back[i])
+	}
+	assert.Len(t, b.Templates, 3, "equal lists in a row share a template")
+}
+
+// A template is a Route without its prefix, whatever fields Route has.
+func TestTemplatesKeepEveryField(t *testing.T) {
+	r := &tablesv1.Route{Prefix: "10.0.0.0/8", Metric: 7, Source: "bgp:192.0.2.1", Actions: forward(1), MatchSource: true}
+	fields := r.ProtoReflect().Descriptor().Fields()
+	set := 0
+	r.ProtoReflect().Range(func(protoreflect.FieldDescriptor, protoreflect.Value) bool { set++; return true })
+	require.Equal(t, fields.Len(), set, "the test route sets every field of Route")
+	back, err := Routes(must(Pack([]*tablesv1.Route{r})))
+	require.NoError(t, err)
+	assert.True(t, proto.Equal(r, back[0]), "got %v", back[0])
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestReaderRefusesBadBlocks(t *testing.T) {
@@ -106,12 +134,11 @@ func TestReaderRefusesBadBlocks(t *testing.T) {
 		b    *tablesv1.RouteBlock
 		want string
 	}{
-		{"a template index past the templates", &tablesv1.RouteBlock{Templates: tmpl, Ipv4: []byte{8, 10}, Ipv4Templates: []uint32{1}}, "template 1 of 1"},
-		{"a prefix longer than 32 bits", &tablesv1.RouteBlock{Templates: tmpl, Ipv4: []byte{33, 1, 2, 3, 4, 5}, Ipv4Templates: []uint32{0}}, "length 33"},
-		{"a prefix longer than 128 bits", &tablesv1.RouteBlock{Templates: tmpl, Ipv6: []byte{129}, Ipv6Templates: []uint32{0}}, "length 129"},
-		{"an address cut short", &tablesv1.RouteBlock{Templates: tmpl, Ipv4: []byte{24, 10, 1}, Ipv4Templates: []uint32{0}}, "2 bytes left"},
-		{"more template indexes than prefixes", &tablesv1.RouteBlock{Templates: tmpl, Ipv4: []byte{8, 10}, Ipv4Templates: []uint32{0, 0}}, "no prefix"},
-		{"more prefixes than template indexes", &tablesv1.RouteBlock{Templates: tmpl, Ipv6: []byte{0, 0}, Ipv6Templates: []uint32{0}}, "1 bytes beyond"},
+		{"a template index past the templates", &tablesv1.RouteBlock{Templates: tmpl, Prefixes: []byte{8, 10}, RouteTemplates: []uint32{1}}, "template 1 of 1"},
+		{"an IPv6 prefix longer than 128 bits", &tablesv1.RouteBlock{Templates: tmpl, Prefixes: []byte{v6Bias + 129}, RouteTemplates: []uint32{0}}, "length byte 162"},
+		{"an address cut short", &tablesv1.RouteBlock{Templates: tmpl, Prefixes: []byte{24, 10, 1}, RouteTemplates: []uint32{0}}, "2 bytes left"},
+		{"more template indexes than prefixes", &tablesv1.RouteBlock{Templates: tmpl, Prefixes: []byte{8, 10}, RouteTemplates: []uint32{0, 0}}, "no prefix"},
+		{"more prefixes than template indexes", &tablesv1.RouteBlock{Templates: tmpl, Prefixes: []byte{0, v6Bias}, RouteTemplates: []uint32{0}}, "1 bytes beyond"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Routes(tc.b)
@@ -158,7 +185,7 @@ func TestPackDelta(t *testing.T) {
 	back, err := UnpackDelta(packed)
 	require.NoError(t, err)
 	want := proto.Clone(d).(*tablesv1.TableDelta)
-	want.Vpcs[1].UpsertLocalRoutes = byFamily(big)
+	want.Vpcs[1].UpsertLocalRoutes = big
 	assert.True(t, proto.Equal(want, back), "unpacked: %v", back)
 
 	plain := &tablesv1.TableDelta{Vpcs: []*tablesv1.VpcRouteDelta{{VpcId: 1, UpsertRoutes: small}}}
@@ -224,7 +251,7 @@ func TestPackTables(t *testing.T) {
 	back, err := UnpackTables(packed)
 	require.NoError(t, err)
 	want := proto.Clone(tb).(*tablesv1.Tables)
-	want.Vpcs[1].Routes, want.Vpcs[1].LocalRoutes = byFamily(big[:PackMin]), byFamily(big)
+	want.Vpcs[1].Routes, want.Vpcs[1].LocalRoutes = big[:PackMin], big
 	assert.True(t, proto.Equal(want, back), "unpacked: %v", back)
 	small := &tablesv1.Tables{Vpcs: []*tablesv1.Vpc{{Routes: big[:3]}}}
 	assert.Same(t, small, PackTables(small), "nothing to pack: the tables themselves")

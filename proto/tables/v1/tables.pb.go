@@ -1290,25 +1290,25 @@ func (x *VpcRouteDelta) GetUpsertLocalRouteBlock() *RouteBlock {
 }
 
 // RouteBlock carries many routes compactly: the distinct route attributes
-// once, then per route its prefix and the index of its attributes. A
-// million learned routes as Route messages are ~50 MB whose decoding
-// allocates several objects per route (about a second on the receiving
-// dataplane); as a block they are ~5 MB in a handful of fields. Package
-// proto/tables/routeblock writes and reads blocks.
+// once, then per route its prefix and the index of its attributes, in the
+// order of the list it stands for. A million learned routes as Route
+// messages are ~50 MB whose decoding allocates several objects per route
+// (about a second on the receiving dataplane); as a block they are ~5 MB in
+// three fields. Package proto/tables/routeblock writes and reads blocks. A
+// controlplane sends blocks only to a dataplane whose Hello says it reads
+// them.
 type RouteBlock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The attributes routes refer to: Route messages without a prefix.
 	Templates []*Route `protobuf:"bytes,1,rep,name=templates,proto3" json:"templates,omitempty"`
-	// The IPv4 prefixes, each as in a BGP NLRI: its length (one byte, 0-32)
-	// followed by the ceil(length/8) leading bytes of its address.
-	Ipv4 []byte `protobuf:"bytes,2,opt,name=ipv4,proto3" json:"ipv4,omitempty"`
-	// The index in templates of each IPv4 prefix's attributes, in order.
-	Ipv4Templates []uint32 `protobuf:"varint,3,rep,packed,name=ipv4_templates,json=ipv4Templates,proto3" json:"ipv4_templates,omitempty"`
-	// The IPv6 prefixes, encoded as ipv4's (lengths 0-128).
-	Ipv6          []byte   `protobuf:"bytes,4,opt,name=ipv6,proto3" json:"ipv6,omitempty"`
-	Ipv6Templates []uint32 `protobuf:"varint,5,rep,packed,name=ipv6_templates,json=ipv6Templates,proto3" json:"ipv6_templates,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The prefixes, each a length byte then the ceil(bits/8) leading bytes
+	// of its address, as in a BGP NLRI: the length byte is the prefix length
+	// (0-32) for IPv4, 33 + the prefix length (33-161) for IPv6.
+	Prefixes []byte `protobuf:"bytes,2,opt,name=prefixes,proto3" json:"prefixes,omitempty"`
+	// The index in templates of each prefix's attributes, in order.
+	RouteTemplates []uint32 `protobuf:"varint,3,rep,packed,name=route_templates,json=routeTemplates,proto3" json:"route_templates,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RouteBlock) Reset() {
@@ -1348,30 +1348,16 @@ func (x *RouteBlock) GetTemplates() []*Route {
 	return nil
 }
 
-func (x *RouteBlock) GetIpv4() []byte {
+func (x *RouteBlock) GetPrefixes() []byte {
 	if x != nil {
-		return x.Ipv4
+		return x.Prefixes
 	}
 	return nil
 }
 
-func (x *RouteBlock) GetIpv4Templates() []uint32 {
+func (x *RouteBlock) GetRouteTemplates() []uint32 {
 	if x != nil {
-		return x.Ipv4Templates
-	}
-	return nil
-}
-
-func (x *RouteBlock) GetIpv6() []byte {
-	if x != nil {
-		return x.Ipv6
-	}
-	return nil
-}
-
-func (x *RouteBlock) GetIpv6Templates() []uint32 {
-	if x != nil {
-		return x.Ipv6Templates
+		return x.RouteTemplates
 	}
 	return nil
 }
@@ -1494,7 +1480,12 @@ type Hello struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	DataplaneId string                 `protobuf:"bytes,1,opt,name=dataplane_id,json=dataplaneId,proto3" json:"dataplane_id,omitempty"`
 	// Highest generation the dataplane already runs (0 = none).
-	Generation    uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The dataplane reads route blocks (Vpc.route_block, VpcRouteDelta's
+	// upsert blocks). A dataplane that does not say so gets plain route
+	// lists: one built before blocks existed would skip them as unknown
+	// fields and run without those routes.
+	RouteBlocks   bool `protobuf:"varint,3,opt,name=route_blocks,json=routeBlocks,proto3" json:"route_blocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1541,6 +1532,13 @@ func (x *Hello) GetGeneration() uint64 {
 		return x.Generation
 	}
 	return 0
+}
+
+func (x *Hello) GetRouteBlocks() bool {
+	if x != nil {
+		return x.RouteBlocks
+	}
+	return false
 }
 
 type Ack struct {
@@ -2322,25 +2320,24 @@ const file_tables_v1_tables_proto_rawDesc = "" +
 	"\x13upsert_local_routes\x18\x04 \x03(\v2\x19.peergate.tables.v1.RouteR\x11upsertLocalRoutes\x12.\n" +
 	"\x13remove_local_routes\x18\x05 \x03(\tR\x11removeLocalRoutes\x12L\n" +
 	"\x12upsert_route_block\x18\x06 \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x10upsertRouteBlock\x12W\n" +
-	"\x18upsert_local_route_block\x18\a \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x15upsertLocalRouteBlock\"\xbb\x01\n" +
+	"\x18upsert_local_route_block\x18\a \x01(\v2\x1e.peergate.tables.v1.RouteBlockR\x15upsertLocalRouteBlock\"\x8a\x01\n" +
 	"\n" +
 	"RouteBlock\x127\n" +
-	"\ttemplates\x18\x01 \x03(\v2\x19.peergate.tables.v1.RouteR\ttemplates\x12\x12\n" +
-	"\x04ipv4\x18\x02 \x01(\fR\x04ipv4\x12%\n" +
-	"\x0eipv4_templates\x18\x03 \x03(\rR\ripv4Templates\x12\x12\n" +
-	"\x04ipv6\x18\x04 \x01(\fR\x04ipv6\x12%\n" +
-	"\x0eipv6_templates\x18\x05 \x03(\rR\ripv6Templates\"\xdf\x01\n" +
+	"\ttemplates\x18\x01 \x03(\v2\x19.peergate.tables.v1.RouteR\ttemplates\x12\x1a\n" +
+	"\bprefixes\x18\x02 \x01(\fR\bprefixes\x12'\n" +
+	"\x0froute_templates\x18\x03 \x03(\rR\x0erouteTemplates\"\xdf\x01\n" +
 	"\x10DataplaneMessage\x121\n" +
 	"\x05hello\x18\x01 \x01(\v2\x19.peergate.tables.v1.HelloH\x00R\x05hello\x12+\n" +
 	"\x03ack\x18\x02 \x01(\v2\x17.peergate.tables.v1.AckH\x00R\x03ack\x121\n" +
 	"\x05stats\x18\x03 \x01(\v2\x19.peergate.tables.v1.StatsH\x00R\x05stats\x121\n" +
 	"\x05flows\x18\x04 \x01(\v2\x19.peergate.tables.v1.FlowsH\x00R\x05flowsB\x05\n" +
-	"\x03msg\"J\n" +
+	"\x03msg\"m\n" +
 	"\x05Hello\x12!\n" +
 	"\fdataplane_id\x18\x01 \x01(\tR\vdataplaneId\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
-	"generation\";\n" +
+	"generation\x12!\n" +
+	"\froute_blocks\x18\x03 \x01(\bR\vrouteBlocks\";\n" +
 	"\x03Ack\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
