@@ -222,7 +222,8 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	}
 	defer st.Close()
 	hub := push.New(log)
-	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log})
+	var gc gcPauser
+	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log, AroundUpdate: gc.around})
 	if err != nil {
 		return err
 	}

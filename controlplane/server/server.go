@@ -50,6 +50,14 @@ type Options struct {
 	// Hub publishes tables; nil creates one.
 	Hub    *push.Hub
 	Logger *slog.Logger
+	// AroundUpdate, when set, is called with the number of learned-route
+	// changes before UpdateLearned compiles them, and the function it
+	// returns once their generation is published (or the update failed).
+	// The calls are serialised, but an update's returned function may run
+	// after the next update's call (it runs once the server's lock is
+	// released). cmd/controlplane pauses the garbage collector around the
+	// large ones (a table transfer's batch).
+	AroundUpdate func(changes int) (done func())
 }
 
 // Server holds the live configuration. Its methods are safe for
@@ -58,6 +66,7 @@ type Server struct {
 	apiv1.UnimplementedGatewayServer
 
 	log     *slog.Logger
+	around  func(changes int) (done func())
 	store   *store.Store
 	hub     *push.Hub
 	health  *health.Server
@@ -143,6 +152,7 @@ func (s *Server) notifyLocked() {
 func New(opts Options) (*Server, error) {
 	s := &Server{
 		log:     opts.Logger,
+		around:  opts.AroundUpdate,
 		store:   opts.Store,
 		hub:     opts.Hub,
 		health:  health.NewServer(),
@@ -413,6 +423,9 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	if s.comp == nil || s.tables == nil {
 		s.changeMu.Unlock()
 		return ErrNoIncremental
+	}
+	if s.around != nil {
+		defer s.around(len(add) + len(withdraw))()
 	}
 	start := time.Now()
 	// The live tables are what the compiler's state compiles to: it reads

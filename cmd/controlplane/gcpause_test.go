@@ -1,0 +1,40 @@
+package main
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+func TestGCPauserPausesLargeUpdatesOnly(t *testing.T) {
+	percent := debug.SetGCPercent(100)
+	limit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	var g gcPauser
+
+	g.around(largeUpdate - 1)()
+	if p := gcPercent(); p != 100 {
+		t.Fatalf("a small update set GOGC to %d", p)
+	}
+
+	done := g.around(largeUpdate)
+	if p := gcPercent(); p != -1 {
+		t.Fatalf("during a large update GOGC is %d, want -1 (off)", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l > footprint()+gcHeadroom {
+		t.Fatalf("during a large update the memory limit is %d, want at most the footprint + %d", l, gcHeadroom)
+	}
+	// An update that starts before the first one's end (the server calls
+	// the end after releasing its lock) keeps the pause until both ended.
+	second := g.around(largeUpdate)
+	done()
+	done() // a second call changes nothing
+	if p := gcPercent(); p != -1 {
+		t.Fatalf("with a pause still running GOGC is %d", p)
+	}
+	second()
+	if p, l := gcPercent(), debug.SetMemoryLimit(-1); p != 100 || l != math.MaxInt64 {
+		t.Fatalf("after the pauses GOGC %d, memory limit %d: want 100 and no limit", p, l)
+	}
+}
