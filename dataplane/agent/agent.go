@@ -306,7 +306,10 @@ func (a *agent) applyDelta(d *tablesv1.TableDelta) *tablesv1.Ack {
 		return &tablesv1.Ack{Generation: gen, Error: fmt.Sprintf("delta over generation %d, but generation %d is running", d.GetBaseGeneration(), a.running)}
 	}
 	if err := a.cfg.ApplyDelta(d); err != nil {
-		a.log.Error("refused delta", "generation", gen, "err", err)
+		// Not an error of the dataplane's: the controlplane answers a
+		// refused delta with complete tables (fib asks for them when its
+		// action groups pile up).
+		a.log.Warn("refused delta, complete tables follow", "generation", gen, "err", err)
 		return &tablesv1.Ack{Generation: gen, Error: err.Error()}
 	}
 	a.running = gen
