@@ -28,6 +28,7 @@ import (
 	"github.com/peergate/peergate/controlplane/push"
 	"github.com/peergate/peergate/controlplane/server"
 	"github.com/peergate/peergate/controlplane/store"
+	"github.com/peergate/peergate/internal/gcpause"
 	"github.com/peergate/peergate/internal/metrics"
 	"github.com/peergate/peergate/internal/tlsconfig"
 )
@@ -222,8 +223,8 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	}
 	defer st.Close()
 	hub := push.New(log)
-	var gc gcPauser
-	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log, AroundUpdate: gc.around})
+	var gc gcpause.Pauser
+	srv, err := server.New(server.Options{Store: st, Hub: hub, Logger: log, AroundUpdate: gc.Around})
 	if err != nil {
 		return err
 	}

@@ -132,6 +132,15 @@ func clampASPathLen(n int) int { return min(max(n, 0), maxASPathLen) }
 // advertised.
 type Learned map[string][]LearnedRoute
 
+// Count returns the number of learned routes of every VPC.
+func (l Learned) Count() int {
+	n := 0
+	for _, rs := range l {
+		n += len(rs)
+	}
+	return n
+}
+
 // Compile validates c and compiles it with the learned routes. When
 // validation finds errors, it returns them as diagnostics and an error that
 // wraps them all; warnings are returned either way.

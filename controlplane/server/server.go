@@ -50,13 +50,14 @@ type Options struct {
 	// Hub publishes tables; nil creates one.
 	Hub    *push.Hub
 	Logger *slog.Logger
-	// AroundUpdate, when set, is called with the number of learned-route
-	// changes before UpdateLearned compiles them, and the function it
-	// returns once their generation is published (or the update failed).
-	// The calls are serialised, but an update's returned function may run
-	// after the next update's call (it runs once the server's lock is
-	// released). cmd/controlplane pauses the garbage collector around the
-	// large ones (a table transfer's batch).
+	// AroundUpdate, when set, is called with the number of learned routes
+	// a change compiles (an UpdateLearned's changes; every learned route
+	// for a complete compile: SetLearned, or an apply while routes are
+	// learned) before it compiles them, and the function it returns once
+	// the change is published or failed. The calls are serialised, but a
+	// change's returned function may run after the next change's call (it
+	// runs once the server's lock is released). cmd/controlplane pauses the
+	// garbage collector around the large ones (package gcpause).
 	AroundUpdate func(changes int) (done func())
 }
 
@@ -304,7 +305,11 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 		s.reject(dryRun, fmt.Sprintf("%d errors, first: %s", len(errs), errs[0]))
 		return res, nil
 	}
-	comp, t, _, err := compile.NewCompiler(next, s.liveLearned())
+	learned := s.liveLearned()
+	if s.around != nil {
+		defer s.around(learned.Count())()
+	}
+	comp, t, _, err := compile.NewCompiler(next, learned)
 	if err != nil {
 		res.Errors = textDiagnostics("", err)
 		s.reject(dryRun, err.Error())
@@ -367,6 +372,9 @@ func (s *Server) save(st store.State) error {
 // The error is a compilation's.
 func (s *Server) SetLearned(l compile.Learned) error {
 	s.changeMu.Lock()
+	if s.around != nil {
+		defer s.around(l.Count())()
+	}
 	comp, t, _, err := compile.NewCompiler(s.cfg, l)
 	if err != nil {
 		s.changeMu.Unlock()

@@ -1,4 +1,9 @@
-package main
+// Package gcpause pauses Go's garbage collector while a large batch of
+// learned routes compiles. It changes process-wide runtime settings
+// (debug.SetGCPercent, debug.SetMemoryLimit): it is for a binary's main, or
+// a benchmark standing in for it, to hand to server.Options.AroundUpdate,
+// never for a library to call on its own.
+package gcpause
 
 import (
 	"runtime/debug"
@@ -6,42 +11,43 @@ import (
 	"sync"
 )
 
-// largeUpdate is the number of learned-route changes from which the
+// LargeUpdate is the number of learned-route changes from which the
 // collector is paused while they compile: a table transfer's batch (a full
 // table's is a million), never a single BGP update.
-const largeUpdate = 100_000
+const LargeUpdate = 100_000
 
-// gcHeadroom bounds a pause: during it the soft memory limit is the
+// Headroom bounds a pause: during it the soft memory limit is the
 // process's footprint when it started plus this much (GOMEMLIMIT when that
 // is lower), so the collector still runs if a compile allocates more. A
 // full table's compile allocates ~0.8 GB, nearly all of it short-lived.
-const gcHeadroom = 1 << 30
+const Headroom = 1 << 30
 
-// gcPauser pauses Go's garbage collector while a large batch of learned
+// Pauser pauses Go's garbage collector while a large batch of learned
 // routes compiles. With a full table held the live heap is over a GB (gobgp's
 // RIB, the speaker's store, the compiled tables), and at the default GOGC the
 // batch's own garbage set off a collection that marked all of it during the
 // compile: on 2 cores a full table's compile took 1.9–2.8 s, against
 // 1.0–1.4 s with the collector paused, for the same peak RSS (the collection
 // runs right after, while nothing waits on it; test/integration/bgp's
-// README has the runs). server.Options.AroundUpdate calls it.
-type gcPauser struct {
+// README has the runs). The zero value is ready to use.
+type Pauser struct {
 	mu      sync.Mutex
 	pauses  int // in progress: the settings are restored when the last ends
 	percent int
 	limit   int64
 }
 
-// around pauses the collector if changes is large, and returns what ends
-// the pause.
-func (g *gcPauser) around(changes int) (done func()) {
-	if changes < largeUpdate {
+// Around pauses the collector if changes is large, and returns what ends
+// the pause (once, however many times it is called). Pauses may overlap:
+// the settings are restored when the last one ends.
+func (g *Pauser) Around(changes int) (done func()) {
+	if changes < LargeUpdate {
 		return func() {}
 	}
 	g.mu.Lock()
 	if g.pauses == 0 {
 		g.limit = debug.SetMemoryLimit(-1) // -1 reads it
-		debug.SetMemoryLimit(min(g.limit, footprint()+gcHeadroom))
+		debug.SetMemoryLimit(min(g.limit, footprint()+Headroom))
 		g.percent = debug.SetGCPercent(-1)
 	}
 	g.pauses++

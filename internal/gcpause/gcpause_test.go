@@ -1,4 +1,4 @@
-package main
+package gcpause
 
 import (
 	"math"
@@ -11,23 +11,23 @@ func TestGCPauserPausesLargeUpdatesOnly(t *testing.T) {
 	limit := debug.SetMemoryLimit(math.MaxInt64)
 	t.Cleanup(func() { debug.SetGCPercent(percent); debug.SetMemoryLimit(limit) })
 	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
-	var g gcPauser
+	var g Pauser
 
-	g.around(largeUpdate - 1)()
+	g.Around(LargeUpdate - 1)()
 	if p := gcPercent(); p != 100 {
 		t.Fatalf("a small update set GOGC to %d", p)
 	}
 
-	done := g.around(largeUpdate)
+	done := g.Around(LargeUpdate)
 	if p := gcPercent(); p != -1 {
 		t.Fatalf("during a large update GOGC is %d, want -1 (off)", p)
 	}
-	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l > footprint()+gcHeadroom {
-		t.Fatalf("during a large update the memory limit is %d, want at most the footprint + %d", l, gcHeadroom)
+	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l > footprint()+Headroom {
+		t.Fatalf("during a large update the memory limit is %d, want at most the footprint + %d", l, Headroom)
 	}
 	// An update that starts before the first one's end (the server calls
 	// the end after releasing its lock) keeps the pause until both ended.
-	second := g.around(largeUpdate)
+	second := g.Around(LargeUpdate)
 	done()
 	done() // a second call changes nothing
 	if p := gcPercent(); p != -1 {
