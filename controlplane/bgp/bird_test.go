@@ -210,3 +210,42 @@ func TestSpeakerInteroperatesWithBird(t *testing.T) {
 		eventually(t, "the new session's initial table complete", func() bool { return rec.tablesDone(nb) == 2 })
 	})
 }
+
+// birdConfV4 is birdConf with an IPv4 channel only: the session negotiates
+// IPv4 unicast alone, and BIRD sends that family's End-of-RIB only.
+const birdConfV4 = `router id 10.255.0.9;
+log "%[1]s/bird.log" all;
+protocol device {}
+protocol static s4 {
+  ipv4;
+  route 10.10.0.0/16 blackhole;
+  route 10.20.0.0/16 blackhole;
+}
+protocol bgp peergate {
+  local 127.0.0.2 port %[2]d as %[3]d;
+  neighbor 127.0.0.1 as %[4]d;
+  multihop;
+  passive on;
+  ipv4 {
+    import all;
+    export all;
+  };
+}
+`
+
+// A neighbour that speaks one family ends its initial table with that
+// family's End-of-RIB: the speaker waits for the negotiated families only.
+func TestAnIPv4OnlyNeighbourEndsItsInitialTable(t *testing.T) {
+	port := freePort(t, "127.0.0.2")
+	startBirdWith(t, func(dir string) string { return fmt.Sprintf(birdConfV4, dir, port, e1ASN, gatewayASN) })
+	s := startSpeaker(t, gatewayASN)
+	rec := record(t, s)
+	n := Neighbor{VPC: "vpc-e1", Address: mustPrefixes("127.0.0.2/32")[0].Addr(), Port: port, ASN: e1ASN}
+	if err := s.SetNeighbors(context.Background(), []Neighbor{n}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the initial table complete", func() bool { return rec.tablesDone("127.0.0.2") == 1 })
+	if c := rec.count(); c != 2 {
+		t.Errorf("%d routes when the initial table was complete, want 2", c)
+	}
+}

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func (s *Speaker) onPeer(ev *api.WatchEventResponse_PeerEvent) {
 func (s *Speaker) setUpLocked(n *neighbor, up bool) {
 	n.up = up
 	n.since = time.Now()
-	n.eor = 0
+	n.eor, n.eorWant, n.tableDone = 0, eorAll, false
 	kind, word := SessionUp, "up"
 	if !up {
 		word = "down"
@@ -68,6 +69,69 @@ func (s *Speaker) setUpLocked(n *neighbor, up bool) {
 		"vpc", n.cfg.VPC, "neighbor", n.name, "asn", n.cfg.ASN)
 	s.pending = append(s.pending, Event{Kind: kind, VPC: n.cfg.VPC, Neighbor: n.name})
 	s.signal()
+	if up {
+		go s.learnFamilies(n, n.cfg.Address, n.since)
+	}
+}
+
+// learnFamilies asks gobgp which unicast families the session of n that
+// came up at since negotiated, so that a neighbour speaking one family
+// only ends its initial table with that family's End-of-RIB (gobgp's peer
+// events carry no capabilities). Until the answer, or if there is none,
+// both families' markers are awaited (bgpsync's quiet window ends a
+// transfer without them).
+func (s *Speaker) learnFamilies(n *neighbor, addr netip.Addr, since time.Time) {
+	s.opMu.Lock()
+	srv := s.srv
+	s.opMu.Unlock()
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	want, found := uint8(0), false
+	// At session up the adj-rib-in ListPeer counts is nearly empty.
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+		want, found = negotiatedUnicast(p), true
+	})
+	if err != nil || !found || want == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !n.up || !n.since.Equal(since) {
+		return // another session by now
+	}
+	n.eorWant = want
+	s.tableDoneLocked(n)
+}
+
+// negotiatedUnicast returns the unicast End-of-RIB families of a session
+// with p: those of its multiprotocol capabilities (the speaker offers both),
+// or IPv4 alone when it sent none (RFC 4760).
+func negotiatedUnicast(p *api.Peer) uint8 {
+	var fams uint8
+	mp := false
+	for _, c := range p.GetState().GetRemoteCap() {
+		var m api.MultiProtocolCapability
+		if c.UnmarshalTo(&m) != nil {
+			continue
+		}
+		mp = true
+		if m.GetFamily().GetSafi() != api.Family_SAFI_UNICAST {
+			continue
+		}
+		switch m.GetFamily().GetAfi() {
+		case api.Family_AFI_IP:
+			fams |= eorV4
+		case api.Family_AFI_IP6:
+			fams |= eorV6
+		}
+	}
+	if !mp {
+		return eorV4
+	}
+	return fams
 }
 
 // pathParser turns gobgp API paths back into what the store needs. It
@@ -221,8 +285,8 @@ const (
 )
 
 // onEndOfRIB records a neighbour's End-of-RIB marker (gobgp sends one as
-// a path without NLRI) and, once both unicast families have sent theirs,
-// tells the subscribers that its initial table is complete.
+// a path without NLRI) and, once every negotiated unicast family has sent
+// its own, tells the subscribers that its initial table is complete.
 func (s *Speaker) onEndOfRIB(p *api.Path) {
 	f := p.GetFamily()
 	if f.GetSafi() != api.Family_SAFI_UNICAST {
@@ -235,7 +299,7 @@ func (s *Speaker) onEndOfRIB(p *api.Path) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.neighbors[addr.Unmap()]
-	if n == nil || !n.up || n.eor == eorAll {
+	if n == nil || !n.up {
 		return
 	}
 	switch f.GetAfi() {
@@ -244,11 +308,19 @@ func (s *Speaker) onEndOfRIB(p *api.Path) {
 	case api.Family_AFI_IP6:
 		n.eor |= eorV6
 	}
-	if n.eor == eorAll {
-		s.log.Debug("bgp initial table received", "vpc", n.cfg.VPC, "neighbor", n.name, "routes", n.count())
-		s.pending = append(s.pending, Event{Kind: InitialTableDone, VPC: n.cfg.VPC, Neighbor: n.name})
-		s.signal()
+	s.tableDoneLocked(n)
+}
+
+// tableDoneLocked sends InitialTableDone for n's session once the
+// End-of-RIB of every family it waits for came.
+func (s *Speaker) tableDoneLocked(n *neighbor) {
+	if n.tableDone || n.eor&n.eorWant != n.eorWant {
+		return
 	}
+	n.tableDone = true
+	s.log.Debug("bgp initial table received", "vpc", n.cfg.VPC, "neighbor", n.name, "routes", n.count())
+	s.pending = append(s.pending, Event{Kind: InitialTableDone, VPC: n.cfg.VPC, Neighbor: n.name})
+	s.signal()
 }
 
 // compactMin is the number of changes of one neighbour from which they

@@ -100,8 +100,13 @@ type neighbor struct {
 	since time.Time
 	state api.PeerState_SessionState // last state gobgp reported
 	eor   uint8                      // End-of-RIB families since the session came up
-	v4    prefixMap[key4]
-	v6    prefixMap[key6]
+	// eorWant is the families whose End-of-RIB ends the initial table: both
+	// unicast families until the session's negotiated ones are known
+	// (learnFamilies). tableDone: InitialTableDone was sent for the session.
+	eorWant   uint8
+	tableDone bool
+	v4        prefixMap[key4]
+	v6        prefixMap[key6]
 	// nextHops numbers the next hops of held routes. Reset with the
 	// routes when the session drops; until then it only grows (by the
 	// distinct next hops the neighbour ever sent).
