@@ -86,9 +86,10 @@ const (
 	// removed). The withdrawals of everything it taught precede this event.
 	SessionDown
 	// InitialTableDone: the neighbour sent its whole table since the
-	// session came up, as its End-of-RIB markers (RFC 4724) for IPv4 and
-	// IPv6 unicast say. Its route changes precede this event. A neighbour
-	// that sends no markers (or carries one family only) never sends it.
+	// session came up, as its End-of-RIB markers (RFC 4724) for the
+	// unicast families the session negotiated say (IPv4 and IPv6 until
+	// gobgp tells which). Its route changes precede this event. A
+	// neighbour that sends no markers never sends it.
 	InitialTableDone
 )
 
