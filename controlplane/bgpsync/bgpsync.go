@@ -204,6 +204,12 @@ type Options struct {
 	// defaults above).
 	Quiet, MaxDelay time.Duration
 	Logger          *slog.Logger
+	// AroundFlush, when set, is called with the number of pending changes
+	// before they are turned into learned routes and compiled, and the
+	// function it returns once they are (server.Options.AroundUpdate's
+	// counterpart: cmd/controlplane pauses the collector around the large
+	// ones, the final changes of a transfer included).
+	AroundFlush func(changes int) (done func())
 }
 
 // Syncer runs the speaker for a server. Create it with New, then Run.
@@ -432,6 +438,9 @@ func (s *Syncer) flush() {
 	}
 	start := time.Now()
 	n := s.npending
+	if s.opts.AroundFlush != nil {
+		defer s.opts.AroundFlush(n)()
+	}
 	ok := true
 	vpcs := make([]string, 0, len(s.pending))
 	for vpc := range s.pending {

@@ -3,6 +3,7 @@ package push_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -153,5 +154,34 @@ func TestLargeRouteListsGoOutAsBlocksToThoseWhoReadThem(t *testing.T) {
 		if !proto.Equal(plainD, d) {
 			t.Fatalf("stream %d: the delta received is not the one published", i)
 		}
+	}
+}
+
+func TestWaitSentReturnsOnceEveryDataplaneWasSentTheGeneration(t *testing.T) {
+	hub, s := inStep(t) // generation 1 sent and acknowledged
+	start := time.Now()
+	hub.WaitSent(1, time.Minute)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("generation 1, sent already: waited %v", d)
+	}
+	done := make(chan struct{})
+	go func() { hub.WaitSent(2, time.Minute); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("returned before generation 2 was published")
+	case <-time.After(50 * time.Millisecond):
+	}
+	hub.PublishDelta(&tablesv1.Tables{Generation: 2}, delta(1))
+	recv(t, s)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after generation 2 was sent")
+	}
+	// Nothing sends generation 3: the limit ends the wait.
+	start = time.Now()
+	hub.WaitSent(3, 100*time.Millisecond)
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("returned after %v, before its limit", d)
 	}
 }

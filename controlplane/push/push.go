@@ -51,6 +51,7 @@ type Hub struct {
 	// by the first stream that sends cur whole; nil until then.
 	wire    *wireTables
 	changed chan struct{} // closed and replaced on every Publish
+	sent    chan struct{} // closed and replaced whenever a stream sent a generation
 	// deltas leading to cur, oldest first, each one generation over the
 	// previous (cut when a full Publish breaks the chain).
 	deltas []*tablesv1.TableDelta
@@ -89,7 +90,7 @@ func New(log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{log: log, changed: make(chan struct{}), dps: map[string]*dataplane{}, closed: make(chan struct{})}
+	return &Hub{log: log, changed: make(chan struct{}), sent: make(chan struct{}), dps: map[string]*dataplane{}, closed: make(chan struct{})}
 }
 
 // Close ends every stream, so that a graceful gRPC stop does not wait for
@@ -164,6 +165,32 @@ func (h *Hub) packedTables(t *tablesv1.Tables) *tablesv1.Tables {
 	h.mu.Unlock()
 	w.once.Do(func() { w.t = routeblock.PackTables(t) })
 	return w.t
+}
+
+// WaitSent returns once every connected dataplane was sent generation gen
+// or a later one, or when limit has passed, whichever comes first.
+func (h *Hub) WaitSent(gen uint64, limit time.Duration) {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		h.mu.Lock()
+		behind := false
+		for _, d := range h.dps {
+			behind = behind || d.info.Connected && d.info.SentGeneration < gen
+		}
+		sent := h.sent
+		h.mu.Unlock()
+		if !behind {
+			return
+		}
+		select {
+		case <-sent:
+		case <-timer.C:
+			return
+		case <-h.closed:
+			return
+		}
+	}
 }
 
 // trimDeltasLocked drops the deltas no stream can use. A stream catches
@@ -297,6 +324,10 @@ func (h *Hub) Connect(stream tablesv1.TablePush_ConnectServer) error {
 			}
 			sent = t
 			h.update(id, conn, func(i *DataplaneInfo) { i.SentGeneration = t.GetGeneration() })
+			h.mu.Lock()
+			close(h.sent)
+			h.sent = make(chan struct{})
+			h.mu.Unlock()
 		}
 		select {
 		case <-refused:

@@ -54,10 +54,11 @@ type Options struct {
 	// a change compiles (an UpdateLearned's changes; every learned route
 	// for a complete compile: SetLearned, or an apply while routes are
 	// learned) before it compiles them, and the function it returns once
-	// the change is published or failed. The calls are serialised, but a
-	// change's returned function may run after the next change's call (it
-	// runs once the server's lock is released). cmd/controlplane pauses the
-	// garbage collector around the large ones (package gcpause).
+	// the change failed, or once its generation went out to the connected
+	// dataplanes (at most a second after it was published). The calls are
+	// serialised, but a change's returned function may run after later
+	// changes' calls. cmd/controlplane pauses the garbage collector around
+	// the large ones (package gcpause).
 	AroundUpdate func(changes int) (done func())
 }
 
@@ -306,9 +307,8 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 		return res, nil
 	}
 	learned := s.liveLearned()
-	if s.around != nil {
-		defer s.around(learned.Count())()
-	}
+	p := s.pause(learned.Count())
+	defer p.end()
 	comp, t, _, err := compile.NewCompiler(next, learned)
 	if err != nil {
 		res.Errors = textDiagnostics("", err)
@@ -335,6 +335,7 @@ func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Conf
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.Publish(t)
+	p.endWhenSent(gen)
 	res.Generation = gen
 	s.log.Info("configuration applied", "generation", gen, "objects", next.Len(), "warnings", len(warns))
 	return res, nil
@@ -372,9 +373,8 @@ func (s *Server) save(st store.State) error {
 // The error is a compilation's.
 func (s *Server) SetLearned(l compile.Learned) error {
 	s.changeMu.Lock()
-	if s.around != nil {
-		defer s.around(l.Count())()
-	}
+	p := s.pause(l.Count())
+	defer p.end()
 	comp, t, _, err := compile.NewCompiler(s.cfg, l)
 	if err != nil {
 		s.changeMu.Unlock()
@@ -388,9 +388,53 @@ func (s *Server) SetLearned(l compile.Learned) error {
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.Publish(t)
+	p.endWhenSent(gen)
 	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()
 	return nil
+}
+
+// sentWait bounds how long a pause (Options.AroundUpdate) outlasts its
+// generation's publication, waiting for the streams to send it.
+const sentWait = time.Second
+
+// pause is one AroundUpdate call of a change.
+type pause struct {
+	hub   *push.Hub
+	done  func()
+	ended bool
+}
+
+// pause calls AroundUpdate for a change that compiles n learned routes.
+func (s *Server) pause(n int) *pause {
+	if s.around == nil {
+		return &pause{ended: true}
+	}
+	return &pause{hub: s.hub, done: s.around(n)}
+}
+
+// end ends the pause now (a change that failed, or deferred after
+// endWhenSent: then nothing).
+func (p *pause) end() {
+	if !p.ended {
+		p.ended = true
+		p.done()
+	}
+}
+
+// endWhenSent ends the pause once the hub sent generation gen to every
+// connected dataplane (at most sentWait later): a collector resumed at the
+// publication marks the whole heap at once and its assists held up the
+// streams' sending of a transfer by half a second.
+func (p *pause) endWhenSent(gen uint64) {
+	if p.ended {
+		return
+	}
+	p.ended = true
+	go func() {
+		p.hub.WaitSent(gen, sentWait)
+		p.done()
+	}()
 }
 
 // liveLearned is what the live generation was compiled with; called
@@ -432,9 +476,8 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 		s.changeMu.Unlock()
 		return ErrNoIncremental
 	}
-	if s.around != nil {
-		defer s.around(len(add) + len(withdraw))()
-	}
+	p := s.pause(len(add) + len(withdraw))
+	defer p.end()
 	start := time.Now()
 	// The live tables are what the compiler's state compiles to: it reads
 	// the affected routes from them rather than resolving them again.
@@ -462,16 +505,19 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 		s.changeMu.Unlock()
 		return fmt.Errorf("update learned routes of %s: compiler out of step: %w", vpc, err)
 	}
+	applied := time.Now()
 	s.mu.Lock()
 	s.gen, s.tables, s.compileErr = gen, t, nil
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.PublishDelta(t, <-wire)
+	p.endWhenSent(gen)
+	published := time.Now()
 	s.prepareSpares(t, d)
 	s.saveLaterLocked(gen)
 	s.changeMu.Unlock()
 	s.log.Debug("learned routes updated", "vpc", vpc, "generation", gen, "add", len(add), "withdraw", len(withdraw),
-		"compile", compiled.Sub(start), "apply", time.Since(compiled))
+		"compile", compiled.Sub(start), "apply", applied.Sub(compiled), "publish", published.Sub(applied), "after", time.Since(published))
 	return nil
 }
 
