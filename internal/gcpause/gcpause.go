@@ -28,8 +28,9 @@ const Headroom = 1 << 30
 // batch's own garbage set off a collection that marked all of it during the
 // compile: on 2 cores a full table's compile took 1.9–2.8 s, against
 // 1.0–1.4 s with the collector paused, for the same peak RSS (the collection
-// runs right after, while nothing waits on it; test/integration/bgp's
-// README has the runs). The zero value is ready to use.
+// runs once the generation went out to the dataplanes, while nothing waits
+// on it; test/integration/bgp's README has the runs). The zero value is
+// ready to use.
 type Pauser struct {
 	mu      sync.Mutex
 	pauses  int // in progress: the settings are restored when the last ends
