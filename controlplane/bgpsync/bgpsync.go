@@ -205,10 +205,15 @@ type Options struct {
 	Quiet, MaxDelay time.Duration
 	Logger          *slog.Logger
 	// AroundFlush, when set, is called with the number of pending changes
-	// before they are turned into learned routes and compiled, and the
-	// function it returns once they are (server.Options.AroundUpdate's
-	// counterpart: cmd/controlplane pauses the collector around the large
-	// ones, the final changes of a transfer included).
+	// before they are turned into learned routes and compiled, when the
+	// stream they came in has ended (End-of-RIB, or no change for the
+	// transfer's quiet pause; not for the batches of a stream still
+	// flowing), and the function it returns once the new generation went
+	// out to the dataplanes (a server with WaitSent) or the compilation
+	// failed. cmd/controlplane pauses the collector around the large ones
+	// (package gcpause): with the stream still flowing, gobgp's garbage
+	// would fill the pause's memory headroom and the collector would then
+	// run flat out to stay under it.
 	AroundFlush func(changes int) (done func())
 }
 
@@ -438,8 +443,8 @@ func (s *Syncer) flush() {
 	}
 	start := time.Now()
 	n := s.npending
-	if s.opts.AroundFlush != nil {
-		defer s.opts.AroundFlush(n)()
+	if s.opts.AroundFlush != nil && (s.tableDone || start.Sub(s.lastEvent) >= transferQuiet) {
+		defer s.afterFlush(s.opts.AroundFlush(n))
 	}
 	ok := true
 	vpcs := make([]string, 0, len(s.pending))
@@ -468,6 +473,34 @@ func (s *Syncer) flush() {
 	s.lastCompile, s.lastCount = s.lastEnd, total
 	s.mu.Unlock()
 	s.log.Debug("learned routes updated", "changes", n, "took", s.lastTook)
+}
+
+// sentWaiter is implemented by a server that tells when its dataplanes
+// were sent a generation (package server does).
+type sentWaiter interface {
+	Generation() uint64
+	WaitSent(gen uint64, limit time.Duration)
+}
+
+// sentWait bounds how long an AroundFlush pause outlasts the flush,
+// waiting for the dataplanes to be sent the new generation: a collector
+// resumed at once marks the whole heap, and its assists held up the
+// sending of a transfer by half a second.
+const sentWait = time.Second
+
+// afterFlush calls done once the server's dataplanes were sent what the
+// flush published (at most sentWait later), or at once.
+func (s *Syncer) afterFlush(done func()) {
+	w, ok := s.srv.(sentWaiter)
+	if !ok {
+		done()
+		return
+	}
+	gen := w.Generation()
+	go func() {
+		w.WaitSent(gen, sentWait)
+		done()
+	}()
 }
 
 // learnedCounter is implemented by a server that tells how many learned

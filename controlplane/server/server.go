@@ -51,14 +51,14 @@ type Options struct {
 	Hub    *push.Hub
 	Logger *slog.Logger
 	// AroundUpdate, when set, is called with the number of learned routes
-	// a change compiles (an UpdateLearned's changes; every learned route
-	// for a complete compile: SetLearned, or an apply while routes are
+	// a complete compile handles (SetLearned, or an apply while routes are
 	// learned) before it compiles them, and the function it returns once
 	// the change failed, or once its generation went out to the connected
 	// dataplanes (at most a second after it was published). The calls are
 	// serialised, but a change's returned function may run after later
 	// changes' calls. cmd/controlplane pauses the garbage collector around
-	// the large ones (package gcpause).
+	// the large ones (package gcpause); UpdateLearned's are paused by its
+	// caller, bgpsync, which knows whether a BGP stream is still flowing.
 	AroundUpdate func(changes int) (done func())
 }
 
@@ -394,6 +394,10 @@ func (s *Server) SetLearned(l compile.Learned) error {
 	return nil
 }
 
+// WaitSent returns once every connected dataplane was sent generation gen
+// or a later one, or when limit has passed.
+func (s *Server) WaitSent(gen uint64, limit time.Duration) { s.hub.WaitSent(gen, limit) }
+
 // sentWait bounds how long a pause (Options.AroundUpdate) outlasts its
 // generation's publication, waiting for the streams to send it.
 const sentWait = time.Second
@@ -476,8 +480,6 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 		s.changeMu.Unlock()
 		return ErrNoIncremental
 	}
-	p := s.pause(len(add) + len(withdraw))
-	defer p.end()
 	start := time.Now()
 	// The live tables are what the compiler's state compiles to: it reads
 	// the affected routes from them rather than resolving them again.
@@ -511,7 +513,6 @@ func (s *Server) UpdateLearned(vpc string, add, withdraw []compile.LearnedRoute)
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.hub.PublishDelta(t, <-wire)
-	p.endWhenSent(gen)
 	published := time.Now()
 	s.prepareSpares(t, d)
 	s.saveLaterLocked(gen)
