@@ -364,8 +364,12 @@ func (s *Syncer) delay() time.Duration {
 }
 
 // wholeMaxHold bounds how long a table transfer's batch that is large
-// against its table waits for the stream to pause (see delay).
-const wholeMaxHold = 10 * time.Second
+// against its table waits for the stream to pause (see delay): a slower
+// stream goes live in steps this far apart. Each step resolves the table
+// whole while the stream still competes for the cores: at 10 s (before
+// 2026-12-07) a full table that took gobgp 9-10 s to receive was cut once,
+// and the cut cost ~5 s, a third of the transfer.
+const wholeMaxHold = 20 * time.Second
 
 // transferQuiet is the pause in a stream of route changes after which a
 // paced compilation runs at once: the end of a table transfer. Shorter
