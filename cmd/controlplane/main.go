@@ -241,6 +241,7 @@ func serve(ctx context.Context, log *slog.Logger, listens []string, stateDir str
 	// The BGP glue follows the server's generations; it stops the speaker
 	// (closing every session) when the daemon stops.
 	bo.AroundFlush = gc.Around // the transfer's final changes too
+	bo.DuringTransfer = gc.Transfer
 	syncer := bgpsync.New(srv, bo)
 	srv.SetBGP(syncer)
 	bgpCtx, stopBGP := context.WithCancel(context.Background())

@@ -215,6 +215,12 @@ type Options struct {
 	// would fill the pause's memory headroom and the collector would then
 	// run flat out to stay under it.
 	AroundFlush func(changes int) (done func())
+	// DuringTransfer, when set, is called when pending changes become a
+	// table transfer's batch (large against their VPC's table, held for
+	// the stream to pause), and the function it returns when that batch is
+	// flushed. cmd/controlplane runs the collector by memory meanwhile
+	// (gcpause.Pauser.Transfer).
+	DuringTransfer func() (done func())
 }
 
 // Syncer runs the speaker for a server. Create it with New, then Run.
@@ -234,6 +240,8 @@ type Syncer struct {
 	dirty      map[string]bool // VPCs whose learned routes changed since
 	firstDirty time.Time
 	lastEvent  time.Time // the last route event noted
+	// transferEnd ends DuringTransfer's call for the batch held now.
+	transferEnd func()
 	// lead: the pending changes began after a quiet spell (no event for
 	// Quiet): compile them at once while they are few.
 	lead bool
@@ -286,6 +294,7 @@ func New(srv Server, opts Options) *Syncer {
 // Run follows the server until ctx ends, then stops the speaker.
 func (s *Syncer) Run(ctx context.Context) error {
 	defer s.stopSpeaker()
+	defer s.endTransfer()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -421,6 +430,9 @@ func (s *Syncer) note(ev bgp.Event) bool {
 		s.lead = false
 	}
 	if m >= relativeMin && vsTable {
+		if !s.whole && s.opts.DuringTransfer != nil && s.transferEnd == nil {
+			s.transferEnd = s.opts.DuringTransfer()
+		}
 		s.large, s.whole = true, true
 	}
 	if s.npending > largeBatch {
@@ -450,6 +462,7 @@ func (s *Syncer) flush() {
 	if s.opts.AroundFlush != nil && (s.tableDone || start.Sub(s.lastEvent) >= transferQuiet) {
 		defer s.afterFlush(s.opts.AroundFlush(n))
 	}
+	s.endTransfer() // after the pause began: the collector stays off
 	ok := true
 	vpcs := make([]string, 0, len(s.pending))
 	for vpc := range s.pending {
@@ -477,6 +490,14 @@ func (s *Syncer) flush() {
 	s.lastCompile, s.lastCount = s.lastEnd, total
 	s.mu.Unlock()
 	s.log.Debug("learned routes updated", "changes", n, "took", s.lastTook)
+}
+
+// endTransfer ends what DuringTransfer began, if anything.
+func (s *Syncer) endTransfer() {
+	if s.transferEnd != nil {
+		s.transferEnd()
+		s.transferEnd = nil
+	}
 }
 
 // sentWaiter is implemented by a server that tells when its dataplanes
