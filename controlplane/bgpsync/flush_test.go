@@ -75,3 +75,28 @@ func TestAroundFlushPausesTheEndOfAStreamOnly(t *testing.T) {
 		})
 	}
 }
+
+// Changes that become a transfer's batch start DuringTransfer once, and
+// its flush ends it.
+func TestDuringTransferLastsUntilTheBatchIsFlushed(t *testing.T) {
+	srv := &flushServer{gen: 1, waited: make(chan uint64, 1)}
+	started, ended := 0, 0
+	s := New(srv, Options{DuringTransfer: func() func() {
+		started++
+		return func() { ended++ }
+	}})
+	s.sp = bgp.New(nil)
+	for i := range 2 * relativeMin {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0})
+		s.note(bgp.Event{Kind: bgp.RoutesChanged, VPC: "e1", Updates: []bgp.RouteUpdate{{Route: bgp.Route{
+			VPC: "e1", Prefix: netip.PrefixFrom(a, 24), NextHop: netip.MustParseAddr("192.0.2.1"), Neighbor: "192.0.2.1",
+		}}}})
+	}
+	if started != 1 || ended != 0 {
+		t.Fatalf("while the batch is held: started %d, ended %d; want 1, 0", started, ended)
+	}
+	s.flush()
+	if started != 1 || ended != 1 {
+		t.Fatalf("after the flush: started %d, ended %d; want 1, 1", started, ended)
+	}
+}
