@@ -209,7 +209,7 @@ type Options struct {
 	// stream they came in has ended (End-of-RIB, or no change for the
 	// transfer's quiet pause; not for the batches of a stream still
 	// flowing), and the function it returns once the new generation went
-	// out to the dataplanes (a server with WaitSent) or the compilation
+	// out to the dataplanes (a server with AfterSent) or the compilation
 	// failed. cmd/controlplane pauses the collector around the large ones
 	// (package gcpause): with the stream still flowing, gobgp's garbage
 	// would fill the pause's memory headroom and the collector would then
@@ -504,28 +504,17 @@ func (s *Syncer) endTransfer() {
 // were sent a generation (package server does).
 type sentWaiter interface {
 	Generation() uint64
-	WaitSent(gen uint64, limit time.Duration)
+	AfterSent(gen uint64, f func())
 }
 
-// sentWait bounds how long an AroundFlush pause outlasts the flush,
-// waiting for the dataplanes to be sent the new generation: a collector
-// resumed at once marks the whole heap, and its assists held up the
-// sending of a transfer by half a second.
-const sentWait = time.Second
-
 // afterFlush calls done once the server's dataplanes were sent what the
-// flush published (at most sentWait later), or at once.
+// flush published (see server.AfterSent), or at once.
 func (s *Syncer) afterFlush(done func()) {
-	w, ok := s.srv.(sentWaiter)
-	if !ok {
-		done()
+	if w, ok := s.srv.(sentWaiter); ok {
+		w.AfterSent(w.Generation(), done)
 		return
 	}
-	gen := w.Generation()
-	go func() {
-		w.WaitSent(gen, sentWait)
-		done()
-	}()
+	done()
 }
 
 // learnedCounter is implemented by a server that tells how many learned

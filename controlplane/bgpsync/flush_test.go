@@ -18,12 +18,12 @@ type flushServer struct {
 	waited chan uint64
 }
 
-func (f *flushServer) Changed() <-chan struct{}             { return nil }
-func (f *flushServer) Config() *manifest.Config             { return nil }
-func (f *flushServer) Tables() *tablesv1.Tables             { return nil }
-func (f *flushServer) SetLearned(compile.Learned) error     { f.gen++; return nil }
-func (f *flushServer) Generation() uint64                   { return f.gen }
-func (f *flushServer) WaitSent(gen uint64, _ time.Duration) { f.waited <- gen }
+func (f *flushServer) Changed() <-chan struct{}          { return nil }
+func (f *flushServer) Config() *manifest.Config          { return nil }
+func (f *flushServer) Tables() *tablesv1.Tables          { return nil }
+func (f *flushServer) SetLearned(compile.Learned) error  { f.gen++; return nil }
+func (f *flushServer) Generation() uint64                { return f.gen }
+func (f *flushServer) AfterSent(gen uint64, done func()) { f.waited <- gen; done() }
 func (f *flushServer) UpdateLearned(string, []compile.LearnedRoute, []compile.LearnedRoute) error {
 	f.gen++
 	return nil

@@ -394,17 +394,25 @@ func (s *Server) SetLearned(l compile.Learned) error {
 	return nil
 }
 
-// WaitSent returns once every connected dataplane was sent generation gen
-// or a later one, or when limit has passed.
-func (s *Server) WaitSent(gen uint64, limit time.Duration) { s.hub.WaitSent(gen, limit) }
+// AfterSent calls f, on a goroutine of its own, once every connected
+// dataplane was sent generation gen or a later one, or sentWait after the
+// call, whichever comes first. A collector pause (Options.AroundUpdate,
+// bgpsync.Options.AroundFlush) ends so: resumed at the publication, the
+// collector marks the whole heap at once, and its assists held up the
+// streams' sending of a transfer by half a second.
+func (s *Server) AfterSent(gen uint64, f func()) {
+	go func() {
+		s.hub.WaitSent(gen, sentWait)
+		f()
+	}()
+}
 
-// sentWait bounds how long a pause (Options.AroundUpdate) outlasts its
-// generation's publication, waiting for the streams to send it.
+// sentWait bounds how long AfterSent waits for the streams.
 const sentWait = time.Second
 
 // pause is one AroundUpdate call of a change.
 type pause struct {
-	hub   *push.Hub
+	s     *Server
 	done  func()
 	ended bool
 }
@@ -414,7 +422,7 @@ func (s *Server) pause(n int) *pause {
 	if s.around == nil {
 		return &pause{ended: true}
 	}
-	return &pause{hub: s.hub, done: s.around(n)}
+	return &pause{s: s, done: s.around(n)}
 }
 
 // end ends the pause now (a change that failed, or deferred after
@@ -426,19 +434,12 @@ func (p *pause) end() {
 	}
 }
 
-// endWhenSent ends the pause once the hub sent generation gen to every
-// connected dataplane (at most sentWait later): a collector resumed at the
-// publication marks the whole heap at once and its assists held up the
-// streams' sending of a transfer by half a second.
+// endWhenSent ends the pause once generation gen was sent (AfterSent).
 func (p *pause) endWhenSent(gen uint64) {
-	if p.ended {
-		return
+	if !p.ended {
+		p.ended = true
+		p.s.AfterSent(gen, p.done)
 	}
-	p.ended = true
-	go func() {
-		p.hub.WaitSent(gen, sentWait)
-		p.done()
-	}()
 }
 
 // liveLearned is what the live generation was compiled with; called

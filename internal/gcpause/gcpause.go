@@ -105,14 +105,22 @@ func (g *Pauser) Transfer() (done func()) {
 		go g.tune(stop)
 	}
 	g.mu.Unlock()
+	return g.ender(func() {
+		if g.transfers--; g.transfers == 0 {
+			close(g.stopTuner)
+		}
+	})
+}
+
+// ender returns what ends a pause or transfer: once, however many times it
+// is called, uncount (which drops its count) and restore what is due.
+func (g *Pauser) ender(uncount func()) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			if g.transfers--; g.transfers == 0 {
-				close(g.stopTuner)
-			}
+			uncount()
 			g.release()
 		})
 	}
@@ -150,15 +158,7 @@ func (g *Pauser) Around(changes int) (done func()) {
 	}
 	g.pauses++
 	g.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			g.pauses--
-			g.release()
-		})
-	}
+	return g.ender(func() { g.pauses-- })
 }
 
 // footprint is the memory the runtime's memory limit counts now: what it
