@@ -15,12 +15,15 @@ const benchBurst = 32
 // (a ~114-byte copy per packet, as a NIC's DMA would have written them) and
 // processes one burst; b.N counts packets, so ns/op and allocs/op are per
 // packet.
-func benchVXLAN(b *testing.B, internet []string) { benchVXLANTables(b, internet, false) }
+func benchVXLAN(b *testing.B, internet []string) { benchVXLANTables(b, internet, false, 1) }
 
 // benchVXLANTables is benchVXLAN; with stateful, a's route to b's
 // 10.2.0.0/24 masquerades onto a pool instead (stateful NAT, 1024
-// established sessions once the check burst has run).
-func benchVXLANTables(b *testing.B, internet []string, stateful bool) {
+// established sessions once the check burst has run). The packets come
+// from sources hosts of a (10.1.0.5 and the next ones): with more than
+// one, consecutive packets are different flows, as many clients of one
+// server are, and no forwarding memo can serve them.
+func benchVXLANTables(b *testing.B, internet []string, stateful bool, sources int) {
 	tables := peeredTables(internet)
 	if stateful {
 		tables = masqTables()
@@ -47,7 +50,8 @@ func benchVXLANTables(b *testing.B, internet []string, stateful bool) {
 	n := 1024
 	pristine := make([][]byte, n)
 	for i := range pristine {
-		inner := udpFrame(b, macA, gwMAC0, "10.1.0.5", dsts[i%len(dsts)], uint16(1024+i), 53, 64, 64)
+		src := netip.AddrFrom4([4]byte{10, 1, byte((5 + i%sources) >> 8), byte(5 + i%sources)})
+		inner := udpFrame(b, macA, gwMAC0, src.String(), dsts[i%len(dsts)], uint16(1024+i), 53, 64, 64)
 		pristine[i] = vxlanFrame(vtepA, 100, inner)
 	}
 	bufs := make([]*Buf, n)
@@ -109,7 +113,12 @@ func BenchmarkPipelineVXLANNATSmallTable(b *testing.B) { benchVXLAN(b, nil) }
 
 // BenchmarkPipelineVXLANStatefulNAT: the same path with the pipeline's own
 // stateful NAT (1024 established sessions) instead of the stateless one.
-func BenchmarkPipelineVXLANStatefulNAT(b *testing.B) { benchVXLANTables(b, nil, true) }
+func BenchmarkPipelineVXLANStatefulNAT(b *testing.B) { benchVXLANTables(b, nil, true, 1) }
+
+// BenchmarkPipelineVXLANNATManySources: the small-table path with 1024
+// sources in turn toward the one destination (every packet its own
+// stateless source translation).
+func BenchmarkPipelineVXLANNATManySources(b *testing.B) { benchVXLANTables(b, nil, false, 1024) }
 
 func BenchmarkPipelineVXLANNATInternetTable(b *testing.B) {
 	p := internetPrefixes(b)

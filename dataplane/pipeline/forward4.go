@@ -321,10 +321,12 @@ func (w *Worker) flush4() {
 				hp, hb, hf = 0, 0, 0
 			}
 			// The memo pays back only if a packet after this one
-			// has its destination: not when the next one of the burst
-			// does not (a burst of many destinations would make one
+			// has its source and destination: not when the next one of
+			// the burst does not (a burst of many flows would make one
 			// per packet, never used).
-			w.noMemo = i+1 < len(pend) && pend[i+1].dst != e.dst
+			more := i+1 < len(pend)
+			w.otherSrc = more && pend[i+1].src != e.src
+			w.noMemo = w.otherSrc || more && pend[i+1].dst != e.dst
 			w.route4(e, g, g != lpm.NoValue)
 		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
@@ -332,7 +334,7 @@ func (w *Worker) flush4() {
 	if hp > 0 {
 		w.countHits(hp, hb, hf)
 	}
-	w.resolved, w.noMemo = false, false
+	w.resolved, w.noMemo, w.otherSrc = false, false, false
 }
 
 // resolve4 does the delivery lookups of the pending packets whose route
@@ -578,7 +580,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		// any destination whose delivery lookup finds the same group:
 		// the traffic of an Internet table, one destination per packet.
 		anyDst := w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst && !act.HasDstNAT && act2.HasVia && act2.Via.Is4()
-		if (anyDst || !w.noMemo) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
+		if (anyDst && !w.otherSrc || !w.noMemo) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
 			mtu := dvpc.MTU
 			if dvpc.Kind == fib.AttachVXLAN {
 				mtu -= packet.VXLANOverhead4

@@ -175,11 +175,14 @@ type Worker struct {
 	// (pend4.g2), valid until flush4 returns.
 	resolved bool
 	// noMemo: route4 makes no forwarding memo (flush4 sets it when the
-	// next pending packet has another destination).
-	noMemo     bool
-	snat4      snatMemo
-	localMemo4 localMemo
-	fwd4       fwdMemo4
+	// next pending packet has another destination or source); otherSrc:
+	// not even one for any destination (the next one has another source).
+	// A memo serves one source: making one per packet for a burst of
+	// many clients costs a tenth of the packet and never hits.
+	noMemo, otherSrc bool
+	snat4            snatMemo
+	localMemo4       localMemo
+	fwd4             fwdMemo4
 
 	// noFast sends every packet through processOne (tests compare the two
 	// paths).
