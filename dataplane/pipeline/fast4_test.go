@@ -3,7 +3,9 @@ package pipeline
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -340,4 +342,68 @@ func addTraffic(a, b []Traffic) []Traffic {
 		a[i].Bytes += t.Bytes
 	}
 	return a
+}
+
+// TestSegmentMemoMatchesPacketsAlone sends bursts of many clients of one
+// NAT segment (each packet its own source, so one forwarding memo serves
+// the segment) and compares them with the packets sent alone: sources
+// outside every segment, TTL expiry and, in a table whose segments
+// overlap, the sources of the more specific segment in between must each
+// get their own verdict and translation.
+func TestSegmentMemoMatchesPacketsAlone(t *testing.T) {
+	for _, overlap := range []bool{false, true} {
+		t.Run(map[bool]string{false: "one segment", true: "overlapping segments"}[overlap], func(t *testing.T) {
+			tables := peeredTables(nil)
+			if overlap {
+				nt := tables.NatTables[0]
+				nt.Segments = append(nt.Segments, &tablesv1.NatSegment{From: "10.1.5.0/24", To: "172.17.5.0/24"})
+			}
+			learn := [][]byte{vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1"))}
+			fromA := func(src string, sp uint16, ttl uint8) []byte {
+				return vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, src, "192.168.2.7", sp, 53, ttl, 64))
+			}
+			frames := [][]byte{
+				fromA("10.1.0.5", 1024, 64),
+				fromA("10.1.0.6", 1025, 64),
+				fromA("10.1.7.200", 1026, 64),
+				fromA("10.1.5.9", 1027, 64),
+				fromA("10.1.5.10", 1028, 64),
+				fromA("10.1.0.7", 1029, 64),
+				fromA("10.7.0.1", 1030, 64), // in no segment
+				fromA("10.1.0.8", 1031, 64),
+				fromA("10.1.0.9", 1032, 1),
+				fromA("10.1.255.255", 1033, 64),
+				fromA("10.1.5.11", 1034, 64),
+				fromA("10.1.0.10", 1035, 64),
+			}
+			want := burstMatchesAlone(t, tables, learn, frames)
+			for i, r := range want {
+				switch {
+				case i == 6:
+					if r.drops["source_not_exposed"] != 1 {
+						t.Errorf("packet %d from outside the segments: %+v", i, r)
+					}
+				case i == 8:
+					if r.drops["ttl_expired"] != 1 {
+						t.Errorf("packet %d with TTL 1: %+v", i, r)
+					}
+				case r.v != VerdictTx:
+					t.Errorf("packet %d not forwarded: %+v", i, r)
+				}
+			}
+			src := func(r burstResult) string { // the inner source, from the hex of the inner packet
+				b, _ := hex.DecodeString(r.inner)
+				return netip.AddrFrom4([4]byte(b[12:16])).String()
+			}
+			wantSrc := map[int]string{0: "172.16.0.5", 2: "172.16.7.200", 3: "172.16.5.9", 9: "172.16.255.255"}
+			if overlap {
+				wantSrc[3], wantSrc[4], wantSrc[10] = "172.17.5.9", "172.17.5.10", "172.17.5.11"
+			}
+			for i, s := range wantSrc {
+				if got := src(want[i]); got != s {
+					t.Errorf("packet %d: translated source %s, want %s", i, got, s)
+				}
+			}
+		})
+	}
 }

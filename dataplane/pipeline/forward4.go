@@ -149,9 +149,36 @@ func (w *Worker) forward4(p *pkt) {
 // snatMemo remembers the last stateless source translation; localMemo the
 // last delivery lookup. gen is the worker's learnGen when they were made.
 type snatMemo struct {
-	gen     uint64
-	table   uint32
-	src, to uint32
+	gen   uint64
+	table uint32
+	srcNAT
+}
+
+// srcNAT is a stateless source translation as a forwarding decision keeps
+// it: the sources s with s&mask == from become to | s&^mask. A whole
+// segment of a NAT table has one, so the packets of many clients share a
+// decision; its checksum delta is the same for all of them too (each
+// 16-bit word changes by the same amount, the host bits being kept, so
+// the RFC 1624 deltas ~m + m' are congruent mod 0xffff and fold alike).
+// No translation is the segment 0/0 onto 0.
+type srcNAT struct{ from, mask, to uint32 }
+
+func (t srcNAT) has(src uint32) bool         { return src&t.mask == t.from }
+func (t srcNAT) translate(src uint32) uint32 { return t.to | src&^t.mask }
+
+// segmentNAT returns the translation of src by NAT table nt: its segment,
+// or src alone when the table's segments may overlap (a more specific
+// segment inside the one found would translate some of its sources
+// otherwise).
+func segmentNAT(nt *fib.NatTable, src uint32) (srcNAT, bool) {
+	seg, ok := nt.Lookup4(src)
+	if !ok {
+		return srcNAT{}, false
+	}
+	if !nt.Small {
+		return srcNAT{from: src, mask: ^uint32(0), to: seg.To4 | src&^seg.Mask4}, true
+	}
+	return srcNAT{from: seg.From4, mask: seg.Mask4, to: seg.To4}, true
 }
 
 type localMemo struct {
@@ -162,7 +189,8 @@ type localMemo struct {
 }
 
 // fwdMemo4 remembers the last stateless forwarding decision: for packets
-// from VPC vpc with addresses src -> dst whose route lookup found group g,
+// from VPC vpc with addresses src -> dst whose route lookup found group g
+// (src: any source of the translation snat, see srcNAT),
 // everything route4 derives from the tables alone (the action, both
 // translations, the delivery next hop, TTL decrement and MTU). It is only
 // made when neither group is ECMP (the flow hash plays no part), so a
@@ -181,14 +209,14 @@ type fwdMemo4 struct {
 	// destination is not translated and the delivery's next hop is
 	// fixed (a via), so the translation's checksum delta does not
 	// depend on it either (~x + x is 0xffff for every 16-bit word).
-	anyDst         bool
-	g2             uint32
-	src, dst       uint32
-	newSrc, newDst uint32
-	nh             uint32
-	mtu            int
-	dec            uint8
-	act            *fib.Action
+	anyDst      bool
+	g2          uint32
+	snat        srcNAT
+	dst, newDst uint32
+	nh          uint32
+	mtu         int
+	dec         uint8
+	act         *fib.Action
 	// delta is natDelta4 of the translation, computed once per memo.
 	delta uint32
 	// For a translation (natted): the IPv4 checksum's delta with the TTL
@@ -281,7 +309,7 @@ func (w *Worker) flush4() {
 		// fwdHit, written out: too big to inline. A memo for any
 		// destination (anyDst) applies to a packet whose delivery lookup
 		// resolve4 did and found the memo's group.
-		if m.gen == w.learnGen && m.g == g && m.src == e.src && m.vpc == e.p.vpc && m.gen != 0 &&
+		if m.gen == w.learnGen && m.g == g && m.snat.has(e.src) && m.vpc == e.p.vpc && m.gen != 0 &&
 			(m.dst == e.dst || m.anyDst && w.resolved && e.g2 == m.g2 && e.dvpc == int32(m.dvpc)) &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
 			// deliver's checks for a VXLAN template push: anything else
@@ -300,7 +328,7 @@ func (w *Worker) flush4() {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
 				} else {
-					w.rewrite4(e, m.newSrc, m.dstOf(e), m.delta, m.dec, m.act)
+					w.rewrite4(e, m.snat.translate(e.src), m.dstOf(e), m.delta, m.dec, m.act)
 				}
 				b.Off += e.p.l3
 				b.Len = e.tot
@@ -313,20 +341,20 @@ func (w *Worker) flush4() {
 					w.countHits(hp, hb, hf)
 					hp, hb, hf = 0, 0, 0
 				}
-				w.forwardNAT4(e, m.newSrc, m.dstOf(e), m.delta, m.dec, m.act, m.dvpc, m.nh)
+				w.forwardNAT4(e, m.snat.translate(e.src), m.dstOf(e), m.delta, m.dec, m.act, m.dvpc, m.nh)
 			}
 		} else {
 			if hp > 0 {
 				w.countHits(hp, hb, hf)
 				hp, hb, hf = 0, 0, 0
 			}
-			// The memo pays back only if a packet after this one
-			// has its source and destination: not when the next one of
-			// the burst does not (a burst of many flows would make one
-			// per packet, never used).
-			more := i+1 < len(pend)
-			w.otherSrc = more && pend[i+1].src != e.src
-			w.noMemo = w.otherSrc || more && pend[i+1].dst != e.dst
+			// route4 makes a memo only if it can serve the next packet
+			// of the burst (a burst of many flows would make one per
+			// packet, never used).
+			w.next = nil
+			if i+1 < len(pend) {
+				w.next = &pend[i+1]
+			}
 			w.route4(e, g, g != lpm.NoValue)
 		}
 		e.p.b, e.p.d, e.ip = nil, nil, nil
@@ -334,7 +362,7 @@ func (w *Worker) flush4() {
 	if hp > 0 {
 		w.countHits(hp, hb, hf)
 	}
-	w.resolved, w.noMemo, w.otherSrc = false, false, false
+	w.resolved, w.next = false, nil
 }
 
 // resolve4 does the delivery lookups of the pending packets whose route
@@ -396,7 +424,7 @@ func (m *fwdMemo4) prepare() {
 	m.key = key4(scopeVPC|uint32(m.dvpc), m.nh)
 	m.adj = neighHash(&m.key) & (adjCacheSize - 1)
 	m.ready = true
-	m.natted = m.newSrc != m.src || m.newDst != m.dst
+	m.natted = m.snat.to != m.snat.from || m.newDst != m.dst
 	m.dnat = m.newDst != m.dst
 	ttlD := uint32(0)
 	if m.dec > 0 {
@@ -423,7 +451,7 @@ func (m *fwdMemo4) rewrite(e *pend4) {
 	}
 	c := uint32(^ip.Checksum()) + m.ipD
 	ip.SetChecksum(^uint16(c&0xffff + c>>16))
-	binary.BigEndian.PutUint32(ip[12:], m.newSrc)
+	binary.BigEndian.PutUint32(ip[12:], m.snat.translate(e.src))
 	if m.dnat {
 		binary.BigEndian.PutUint32(ip[16:], m.newDst)
 	}
@@ -442,7 +470,7 @@ func (m *fwdMemo4) rewrite(e *pend4) {
 // finished with the forwarding memo as forwardNAT4 and deliver would have.
 func (w *Worker) countHits(np, nb, nf int) {
 	m := &w.fwd4
-	if m.newSrc != m.src || m.newDst != m.dst {
+	if m.snat.to != m.snat.from || m.newDst != m.dst {
 		w.C.Events[EvStatelessNAT] += uint64(np)
 	}
 	if id := m.act.Peering; id != 0 && int(id) < len(w.traffic.peer) {
@@ -461,7 +489,7 @@ func (w *Worker) countHits(np, nb, nf int) {
 // packet passes the memo's TTL, MTU and filter checks.
 func (w *Worker) fwdHit(vpc int, g, src, dst uint32, ip packet.IPv4, tot int, proto uint8, l4 *l4info) bool {
 	m := &w.fwd4
-	return m.gen == w.learnGen && m.g == g && m.src == src && m.dst == dst && m.vpc == vpc && m.gen != 0 &&
+	return m.gen == w.learnGen && m.g == g && m.snat.has(src) && m.dst == dst && m.vpc == vpc && m.gen != 0 &&
 		(m.dec == 0 || ip.TTL() > m.dec) && tot <= m.mtu &&
 		(m.act.Filter == 0 || w.allows(m.act.Filter, proto, l4))
 }
@@ -483,7 +511,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		return
 	}
 	if m := &w.fwd4; w.fwdHit(p.vpc, g, src, dst, ip, tot, proto, &l4) {
-		w.forwardNAT4(e, m.newSrc, m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
+		w.forwardNAT4(e, m.snat.translate(src), m.newDst, m.delta, m.dec, m.act, m.dvpc, m.nh)
 		return
 	}
 	act := pick(s, g, hash)
@@ -514,21 +542,22 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 			w.stateful(p, tot, act, dvpcID, hash)
 			return
 		}
+		var snat srcNAT // none: any source, untranslated
 		if act.SrcNAT != 0 {
-			// Packets of a burst often share a source: remember the last
-			// translation (valid while learnGen, which a new snapshot
-			// changes, is the same).
-			if m := &w.snat4; m.gen == w.learnGen && m.table == act.SrcNAT && m.src == src && m.gen != 0 {
-				newSrc = m.to
+			// Packets of a burst often share a source or a segment:
+			// remember the last translation (valid while learnGen, which
+			// a new snapshot changes, is the same).
+			if m := &w.snat4; m.gen == w.learnGen && m.table == act.SrcNAT && m.has(src) && m.gen != 0 {
+				snat = m.srcNAT
 			} else {
-				seg, ok := s.NatTables[act.SrcNAT-1].Lookup4(src)
-				if !ok {
+				var ok bool
+				if snat, ok = segmentNAT(&s.NatTables[act.SrcNAT-1], src); !ok {
 					w.drop(b, DropSrcNotExposed)
 					return
 				}
-				newSrc = seg.To4 | src&^seg.Mask4
-				*m = snatMemo{gen: w.learnGen, table: act.SrcNAT, src: src, to: newSrc}
+				*m = snatMemo{gen: w.learnGen, table: act.SrcNAT, srcNAT: snat}
 			}
+			newSrc = snat.translate(src)
 		}
 		if act.HasDstNAT {
 			newDst = act.DstNAT4 | dst&^act.DstNATMask4
@@ -580,13 +609,13 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		// any destination whose delivery lookup finds the same group:
 		// the traffic of an Internet table, one destination per packet.
 		anyDst := w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst && !act.HasDstNAT && act2.HasVia && act2.Via.Is4()
-		if (anyDst && !w.otherSrc || !w.noMemo) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
+		if n := w.next; (n == nil || snat.has(n.src) && (anyDst || n.dst == dst)) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
 			mtu := dvpc.MTU
 			if dvpc.Kind == fib.AttachVXLAN {
 				mtu -= packet.VXLANOverhead4
 			}
-			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, g2: g2, anyDst: anyDst, src: src, dst: dst,
-				newSrc: newSrc, newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
+			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, g2: g2, anyDst: anyDst, snat: snat, dst: dst,
+				newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
 				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
 		}
 	default:

@@ -40,7 +40,10 @@ func TestNAT4TTLDelta(t *testing.T) {
 // TestForwardMemoRewriteMatchesRewrite4 checks the forwarding memo's
 // rewrite (deltas precomputed and folded once per memo) against rewrite4,
 // byte for byte, over random headers, checksums (0 and 0xffff included),
-// translations and TTL decrements.
+// translations and TTL decrements. The memo's source translation is a
+// segment (random length, /0 to /32) and its delta is that of another
+// source of the segment, the memo's first packet: a memo serves every
+// client of a segment with one delta.
 func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var w Worker
@@ -65,13 +68,16 @@ func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 			binary.BigEndian.PutUint16(ip[20+int(off):], uint16(r.IntN(2))*0xffff)
 		}
 		src, dst := binary.BigEndian.Uint32(ip[12:]), binary.BigEndian.Uint32(ip[16:])
-		nsrc, ndst := r.Uint32(), r.Uint32()
+		mask := ^uint32(0) << (32 - r.IntN(33))
+		snat := srcNAT{from: src & mask, mask: mask, to: r.Uint32() & mask}
+		ndst := r.Uint32()
 		switch r.IntN(3) {
 		case 0:
-			nsrc = src
+			snat = srcNAT{}
 		case 1:
 			ndst = dst
 		}
+		nsrc := snat.translate(src)
 		if nsrc == src && ndst == dst {
 			continue
 		}
@@ -79,7 +85,11 @@ func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 		if proto == packet.ProtoUDP && r.IntN(8) == 0 {
 			l4.csumOff = -1 // no UDP checksum
 		}
-		m := fwdMemo4{src: src, dst: dst, newSrc: nsrc, newDst: ndst, dec: dec, delta: natDelta4(src, nsrc, dst, ndst)}
+		first := snat.from | r.Uint32()&^snat.mask
+		if !snat.has(src) || !snat.has(first) {
+			t.Fatalf("case %d: %#x or %#x not in %+v", i, src, first, snat)
+		}
+		m := fwdMemo4{snat: snat, dst: dst, newDst: ndst, dec: dec, delta: natDelta4(first, snat.translate(first), dst, ndst)}
 		m.prepare()
 		if !m.natted {
 			t.Fatalf("case %d: translation not seen", i)
@@ -93,7 +103,7 @@ func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 		ea := pend4{ip: a, ihl: 20, tot: 40, proto: proto, l4: l4, src: src, dst: dst}
 		eb := ea
 		eb.ip = b
-		w.rewrite4(&ea, nsrc, ndst, m.delta, dec, nil)
+		w.rewrite4(&ea, nsrc, ndst, natDelta4(src, nsrc, dst, ndst), dec, nil)
 		m.rewrite(&eb)
 		if string(a) != string(b) {
 			t.Fatalf("case %d (proto %d dec %d): rewrite4 %x, memo %x", i, proto, dec, a[:24], b[:24])

@@ -174,15 +174,16 @@ type Worker struct {
 	// resolved: resolve4 did the delivery lookups of the pending packets
 	// (pend4.g2), valid until flush4 returns.
 	resolved bool
-	// noMemo: route4 makes no forwarding memo (flush4 sets it when the
-	// next pending packet has another destination or source); otherSrc:
-	// not even one for any destination (the next one has another source).
-	// A memo serves one source: making one per packet for a burst of
-	// many clients costs a tenth of the packet and never hits.
-	noMemo, otherSrc bool
-	snat4            snatMemo
-	localMemo4       localMemo
-	fwd4             fwdMemo4
+	// next is the pending packet after the one route4 is routing (nil:
+	// none, or route4 called for a packet alone): route4 makes a
+	// forwarding memo only when it would serve that packet, or when there
+	// is none (the next burst may use it). A burst of many flows would
+	// otherwise make one per packet, never used, at a tenth of the
+	// packet's cost.
+	next       *pend4
+	snat4      snatMemo
+	localMemo4 localMemo
+	fwd4       fwdMemo4
 
 	// noFast sends every packet through processOne (tests compare the two
 	// paths).
