@@ -255,9 +255,19 @@ type burstResult struct {
 // the frames sent alone.
 func burstMatchesAlone(t *testing.T, tables *tablesv1.Tables, learn [][]byte, frames [][]byte) []burstResult {
 	t.Helper()
+	return burstMatchesAloneOn(t, tables, learn, 0, frames)
+}
+
+// burstMatchesAloneOn is burstMatchesAlone with the frames of learn
+// received on port learnPort. A frame sent out of a port other than 0 (the
+// fabric, VXLAN) is compared whole, its Ethernet header and tags included.
+func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, learn [][]byte, learnPort uint16, frames [][]byte) []burstResult {
+	t.Helper()
 	resultOf := func(w *Worker, b *Buf, drops0 map[string]uint64) burstResult {
 		r := burstResult{v: b.Verdict, drops: map[string]uint64{}}
-		if b.Verdict == VerdictTx && b.Len > vxlanHdrs {
+		if b.Verdict == VerdictTx && b.OutPort != 0 {
+			r.inner = fmt.Sprintf("%x", b.Bytes())
+		} else if b.Verdict == VerdictTx && b.Len > vxlanHdrs {
 			// The IP ID (and so the checksum) of a packet the gateway
 			// generates (an ICMP error) counts the worker's packets.
 			in := append([]byte(nil), b.Bytes()[vxlanHdrs:]...)
@@ -282,7 +292,7 @@ func burstMatchesAlone(t *testing.T, tables *tablesv1.Tables, learn [][]byte, fr
 	for i, f := range frames {
 		_, w, _ := newTestPipeline(t, tables, Config{})
 		for _, l := range learn {
-			run(w, 1, bufOf(l, 0))
+			run(w, 1, bufOf(l, learnPort))
 		}
 		c0, peer0 = w.C, append([]Traffic(nil), w.traffic.peer...)
 		b := bufOf(f, 0)
@@ -293,7 +303,7 @@ func burstMatchesAlone(t *testing.T, tables *tablesv1.Tables, learn [][]byte, fr
 	}
 	_, w, _ := newTestPipeline(t, tables, Config{})
 	for _, l := range learn {
-		run(w, 1, bufOf(l, 0))
+		run(w, 1, bufOf(l, learnPort))
 	}
 	var bufs []*Buf
 	for _, f := range frames {
@@ -403,6 +413,55 @@ func TestSegmentMemoMatchesPacketsAlone(t *testing.T) {
 				if got := src(want[i]); got != s {
 					t.Errorf("packet %d: translated source %s, want %s", i, got, s)
 				}
+			}
+		})
+	}
+}
+
+// TestL2MemoMatchesPacketsAlone: forwarding memos whose delivery is an
+// untagged, VLAN or QinQ attachment finish their hits in the burst loop as
+// VXLAN ones do (Ethernet header and tags pushed onto the adjacency's
+// MAC); every packet must leave as it does alone, headers and counters
+// included.
+func TestL2MemoMatchesPacketsAlone(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		vlan         uint32
+		outer, inner uint16
+	}{{"untagged", 0, 0, 0}, {"vlan", 20, 0, 20}, {"qinq", 20<<12 | 30, 20, 30}} {
+		t.Run(c.name, func(t *testing.T) {
+			tables := peeredTables(nil)
+			att := &tablesv1.Attachment{Kind: tablesv1.Attachment_KIND_UNTAGGED, PortId: 1}
+			arp := arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")
+			if c.vlan != 0 {
+				att = &tablesv1.Attachment{Kind: tablesv1.Attachment_KIND_VLAN, PortId: 1, Vlan: c.vlan}
+				arp = tagged(t, macB, bcast, c.outer, c.inner, &layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
+					HwAddressSize: 6, ProtAddressSize: 4, Operation: 1, SourceHwAddress: macB[:], SourceProtAddress: ip4("10.2.0.7"),
+					DstHwAddress: make([]byte, 6), DstProtAddress: ip4("10.2.0.1")})
+			}
+			tables.Vpcs[1].Attachment = att
+			fromA := func(src, dst string, sp uint16, ttl uint8, size int) []byte {
+				return vxlanFrame(vtepA, 100, udpFrame(t, macA, gwMAC0, src, dst, sp, 53, ttl, size))
+			}
+			frames := [][]byte{
+				fromA("10.1.0.5", "192.168.2.7", 1024, 64, 64),
+				fromA("10.1.0.6", "192.168.2.7", 1025, 64, 64),
+				fromA("10.1.0.7", "192.168.2.7", 1026, 64, 64),
+				fromA("10.1.0.8", "192.168.2.7", 1027, 1, 64),
+				fromA("10.1.0.9", "192.168.2.7", 1028, 64, 64),
+				fromA("10.1.0.9", "192.168.2.7", 1029, 64, 9000),
+				fromA("10.1.0.10", "192.168.2.7", 1030, 64, 64),
+				fromA("10.1.0.10", "192.168.2.8", 1031, 64, 64),
+				fromA("10.1.0.11", "192.168.2.7", 1032, 64, 64),
+			}
+			want := burstMatchesAloneOn(t, tables, [][]byte{arp}, 1, frames)
+			for _, i := range []int{0, 1, 2, 4, 6, 8} {
+				if want[i].v != VerdictTx {
+					t.Errorf("packet %d not forwarded alone: %+v", i, want[i])
+				}
+			}
+			if want[3].drops["ttl_expired"] != 1 || want[5].v == VerdictTx || want[7].v == VerdictTx {
+				t.Errorf("the burst does not exercise the per-packet checks: %+v", want)
 			}
 		})
 	}

@@ -228,16 +228,35 @@ type fwdMemo4 struct {
 	natted   bool
 	dnat     bool
 	ipD, l4D uint32
-	// The delivery's adjacency key and cache slot, and whether the
-	// destination is a VXLAN attachment (port): a hit whose adjacency is
-	// valid is finished in flush4, its counters summed per run.
-	// key, adj, natted, ipD and l4D are set by prepare (ready) at the
-	// memo's first hit.
+	// The delivery's adjacency key and cache slot, whether the
+	// destination is a VXLAN attachment (port) and the headroom its
+	// headers take (hdrs, 0 for a VPC without attachment): a hit whose
+	// adjacency is valid is finished in flush4, its counters summed per
+	// run. key, adj, natted, ipD and l4D are set by prepare (ready) at
+	// the memo's first hit.
 	key   neighKey
 	adj   uint32
 	vxlan bool
+	hdrs  int
 	port  uint16
 	ready bool
+}
+
+// l2Hdrs is what delivery into vpc writes in front of an IP packet (as
+// pushL2 does), 0 when vpc has no attachment.
+func l2Hdrs(vpc *fib.VPC) int {
+	switch vpc.Kind {
+	case fib.AttachVXLAN:
+		return vxlanHdrs
+	case fib.AttachVLAN:
+		if vpc.OuterVLAN != 0 {
+			return packet.EthernetMinLen + 2*packet.VLANLen
+		}
+		return packet.EthernetMinLen + packet.VLANLen
+	case fib.AttachUntagged:
+		return packet.EthernetMinLen
+	}
+	return 0
 }
 
 // pend4 is an IPv4 packet parsed and waiting for its burst's route lookups.
@@ -312,8 +331,10 @@ func (w *Worker) flush4() {
 		if m.gen == w.learnGen && m.g == g && m.snat.has(e.src) && m.vpc == e.p.vpc && m.gen != 0 &&
 			(m.dst == e.dst || m.anyDst && w.resolved && e.g2 == m.g2 && e.dvpc == int32(m.dvpc)) &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
-			// deliver's checks for a VXLAN template push: anything else
-			// (an adjacency to resolve, too little headroom) takes it.
+			// deliver's checks for a push onto a valid adjacency
+			// (a VXLAN template, or Ethernet and VLAN tags): anything
+			// else (an adjacency to resolve, too little headroom, no
+			// attachment) takes it.
 			b := e.p.b
 			if !m.ready {
 				// Prepared at the first hit: traffic whose memo never
@@ -323,8 +344,8 @@ func (w *Worker) flush4() {
 			// A hit after another (hp > 0: the same memo, and only
 			// the hit path ran since, which changes no adjacency)
 			// has the adjacency checked already.
-			if a := &w.adj[m.adj]; (hp > 0 || m.vxlan && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl) &&
-				b.Off+e.p.l3 >= vxlanHdrs {
+			if a := &w.adj[m.adj]; (hp > 0 || m.hdrs != 0 && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl == m.vxlan) &&
+				b.Off+e.p.l3 >= m.hdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
 				} else {
@@ -332,7 +353,11 @@ func (w *Worker) flush4() {
 				}
 				b.Off += e.p.l3
 				b.Len = e.tot
-				w.pushTemplate(b, a, packet.EtherTypeIPv4, e.hash)
+				if m.vxlan {
+					w.pushTemplate(b, a, packet.EtherTypeIPv4, e.hash)
+				} else {
+					w.pushL2(b, &w.snap.VPCs[m.dvpc], a.mac, packet.EtherTypeIPv4, 0, [6]byte{}, e.hash)
+				}
 				b.Verdict = VerdictTx
 				b.OutPort = m.port
 				hp, hb, hf = hp+1, hb+e.tot, hf+b.Len
@@ -616,7 +641,7 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 			}
 			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, g2: g2, anyDst: anyDst, snat: snat, dst: dst,
 				newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
-				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, port: dvpc.Port}
+				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, hdrs: l2Hdrs(dvpc), port: dvpc.Port}
 		}
 	default:
 		w.drop(b, DropRouteDrop)
