@@ -13,8 +13,14 @@
 // Pipeline.Traffic the per-VPC and per-peering packet counters.
 //
 // IPv4 packets of a burst are parsed first and routed together: their route
-// lookups go through one batched lpm walk per VPC (Lookup4Batch). It works on bursts of driver-neutral Bufs and
-// never allocates, locks or calls through an interface per packet; the DPDK
-// runtime and the pcap replay drive it the same way. It must not import the
-// controlplane or any driver.
+// lookups go through one batched lpm walk per VPC (Lookup4Batch). A
+// forwarding memo keeps the last stateless decision (source VPC, route
+// group, destination, and the source's NAT segment rather than the source
+// itself), so the packets of a flow, or of many clients of one segment,
+// after the first are rewritten and re-encapsulated with precomputed
+// checksum deltas; the per-packet checks (TTL, MTU, ingress filter) stay.
+// It works on bursts of driver-neutral Bufs and never allocates, locks or
+// calls through an interface per packet; the DPDK runtime and the pcap
+// replay drive it the same way. It must not import the controlplane or any
+// driver.
 package pipeline
