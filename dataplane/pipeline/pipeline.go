@@ -132,7 +132,7 @@ type Worker struct {
 
 	neigh neighCache
 	hold  holdQueue
-	adj   [adjCacheSize]adjacency
+	adj   *[adjCacheSize]adjacency // allocated apart: large, and read through a few slots only in most bursts
 	// learnGen changes whenever learning changed an entry or the snapshot
 	// changed: it validates adj and the learning memo.
 	learnGen uint64
@@ -196,7 +196,7 @@ type Worker struct {
 
 // NewWorker returns worker id; alloc serves slow-path packets.
 func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
-	w := &Worker{p: p, id: id, alloc: alloc}
+	w := &Worker{p: p, id: id, alloc: alloc, adj: new([adjCacheSize]adjacency)}
 	w.hold.init(p.cfg.HoldQueue)
 	w.natReqs = make([]NATRequest, 0, MaxBurst)
 	w.natCtx = make([]natPending, 0, MaxBurst)
