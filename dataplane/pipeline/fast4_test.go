@@ -466,3 +466,66 @@ func TestL2MemoMatchesPacketsAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestAnyDestinationMemoMatchesPacketsAlone sends a server's answers to
+// many clients behind a destination translation (b's 10.2.0.7 to a's
+// exposed 172.16.0.x, translated back to 10.1.0.x and delivered to each
+// client itself), so one forwarding memo serves every destination with a
+// next hop, and adjacency, per packet. A client never learned (held), TTL
+// expiry, a packet too big, and a second route whose action (and so
+// group) is the same but whose prefix differs (172.20.0.0/16, its own
+// checksum delta) must each end as they do alone.
+func TestAnyDestinationMemoMatchesPacketsAlone(t *testing.T) {
+	tables := peeredTables(nil)
+	b := tables.Vpcs[1]
+	b.Routes = append(b.Routes, &tablesv1.Route{Prefix: "172.20.0.0/16", Actions: fwd(0, func(x *tablesv1.Action) { x.DstNat = "10.1.0.0/16"; x.SrcNat = 2 })})
+	learn := [][]byte{vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1"))}
+	for h := 5; h < 12; h++ {
+		mac := macA
+		mac[5] = byte(h)
+		learn = append(learn, vxlanFrame(vtepA, 100, arpFrame(t, 1, mac, fmt.Sprintf("10.1.0.%d", h), [6]byte{}, "10.1.0.1")))
+	}
+	toClient := func(dst string, dp uint16, ttl uint8, size int) []byte {
+		return vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", dst, 53, dp, ttl, size))
+	}
+	frames := [][]byte{
+		toClient("172.16.0.5", 1024, 64, 64),
+		toClient("172.16.0.6", 1025, 64, 64),
+		toClient("172.16.0.7", 1026, 64, 64),
+		toClient("172.16.0.40", 1027, 64, 64), // never learned: held
+		toClient("172.16.0.8", 1028, 64, 64),
+		toClient("172.20.0.9", 1029, 64, 64), // same group, another prefix
+		toClient("172.20.0.10", 1030, 64, 64),
+		toClient("172.16.0.9", 1031, 1, 64),
+		toClient("172.16.0.10", 1032, 64, 9000),
+		toClient("172.16.0.11", 1033, 64, 64),
+		toClient("172.16.0.5", 1034, 64, 64),
+		toClient("172.16.0.6", 1035, 64, 64),
+	}
+	want := burstMatchesAlone(t, tables, learn, frames)
+	for i, r := range want {
+		switch i {
+		case 3:
+			if r.v != VerdictHeld {
+				t.Errorf("packet %d to a client never learned: %+v", i, r)
+			}
+		case 7:
+			if r.drops["ttl_expired"] != 1 {
+				t.Errorf("packet %d with TTL 1: %+v", i, r)
+			}
+		case 8:
+			if r.v == VerdictTx {
+				t.Errorf("packet %d too big was forwarded", i)
+			}
+		default:
+			if r.v != VerdictTx {
+				t.Errorf("packet %d not forwarded: %+v", i, r)
+				continue
+			}
+			in, _ := hex.DecodeString(r.inner)
+			if got, want := netip.AddrFrom4([4]byte(in[16:20])).String(), fmt.Sprintf("10.1.0.%d", []int{5, 6, 7, 0, 8, 9, 10, 0, 0, 11, 5, 6}[i]); got != want {
+				t.Errorf("packet %d: translated destination %s, want %s", i, got, want)
+			}
+		}
+	}
+}

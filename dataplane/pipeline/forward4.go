@@ -205,18 +205,27 @@ type fwdMemo4 struct {
 	vpc, dvpc int
 	g         uint32
 	// anyDst: the decision holds for any destination of the packet
-	// whose delivery lookup (resolve4) found group g2 in dvpc: the
-	// destination is not translated and the delivery's next hop is
-	// fixed (a via), so the translation's checksum delta does not
-	// depend on it either (~x + x is 0xffff for every 16-bit word).
-	anyDst      bool
-	g2          uint32
-	snat        srcNAT
-	dst, newDst uint32
-	nh          uint32
-	mtu         int
-	dec         uint8
-	act         *fib.Action
+	// whose delivery lookup (resolve4) found group g2 in dvpc and whose
+	// bits under the route's destination translation (dnatMask, 0 when
+	// there is none) are dnatFrom: every such destination is translated
+	// by the same rule (resolve4 did it: pend4.ndst), and the checksum
+	// delta is the same number for all of them (an untranslated word
+	// adds ~x + x = 0xffff, a translated one the same difference, the
+	// host bits being kept). Two routes may share an action group with
+	// the same translation target but different prefixes: dnatFrom
+	// keeps them apart. The next hop is the delivery's via (nhFixed) or
+	// the translated destination itself, whose adjacency is then looked
+	// up per packet.
+	anyDst             bool
+	nhFixed            bool
+	g2                 uint32
+	dnatFrom, dnatMask uint32
+	snat               srcNAT
+	dst, newDst        uint32
+	nh                 uint32
+	mtu                int
+	dec                uint8
+	act                *fib.Action
 	// delta is natDelta4 of the translation, computed once per memo.
 	delta uint32
 	// For a translation (natted): the IPv4 checksum's delta with the TTL
@@ -320,6 +329,9 @@ func (w *Worker) flush4() {
 	// between two route4 or forwardNAT4 calls): packets, IPv4 bytes and
 	// frame bytes.
 	var hp, hb, hf int
+	// memoAdj: the memo's adjacency (m.adj) was found valid by a hit
+	// and only the hit path ran since.
+	memoAdj := false
 	for i := range pend {
 		e := &pend[i]
 		g := w.vals[i]
@@ -329,7 +341,7 @@ func (w *Worker) flush4() {
 		// destination (anyDst) applies to a packet whose delivery lookup
 		// resolve4 did and found the memo's group.
 		if m.gen == w.learnGen && m.g == g && m.snat.has(e.src) && m.vpc == e.p.vpc && m.gen != 0 &&
-			(m.dst == e.dst || m.anyDst && w.resolved && e.g2 == m.g2 && e.dvpc == int32(m.dvpc)) &&
+			(m.dst == e.dst || m.anyDst && w.resolved && e.g2 == m.g2 && e.dvpc == int32(m.dvpc) && e.dst&m.dnatMask == m.dnatFrom) &&
 			(m.dec == 0 || e.ip.TTL() > m.dec) && e.tot <= m.mtu && (m.act.Filter == 0 || w.allows(m.act.Filter, e.proto, &e.l4)) {
 			// deliver's checks for a push onto a valid adjacency
 			// (a VXLAN template, or Ethernet and VLAN tags): anything
@@ -341,11 +353,24 @@ func (w *Worker) flush4() {
 				// hits (a burst of distinct destinations) does not pay.
 				m.prepare()
 			}
-			// A hit after another (hp > 0: the same memo, and only
-			// the hit path ran since, which changes no adjacency)
-			// has the adjacency checked already.
-			if a := &w.adj[m.adj]; (hp > 0 || m.hdrs != 0 && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl == m.vxlan) &&
-				b.Off+e.p.l3 >= m.hdrs {
+			// The memo's own next hop's adjacency, once checked, stays
+			// valid while only the hit path runs (it changes no
+			// adjacency: memoAdj); a next hop per destination is checked
+			// per packet.
+			var a *adjacency
+			ok := false
+			if m.nhFixed || e.dst == m.dst {
+				a, ok = &w.adj[m.adj], memoAdj
+				if !ok {
+					ok = m.hdrs != 0 && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl == m.vxlan
+					memoAdj = ok
+				}
+			} else {
+				k := key4(scopeVPC|uint32(m.dvpc), e.ndst)
+				a = &w.adj[neighHash(&k)&(adjCacheSize-1)]
+				ok = m.hdrs != 0 && a.key == k && a.gen == w.learnGen && w.now < a.until && a.hasTmpl == m.vxlan
+			}
+			if ok && b.Off+e.p.l3 >= m.hdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {
 					m.rewrite(e)
 				} else {
@@ -366,13 +391,15 @@ func (w *Worker) flush4() {
 					w.countHits(hp, hb, hf)
 					hp, hb, hf = 0, 0, 0
 				}
-				w.forwardNAT4(e, m.snat.translate(e.src), m.dstOf(e), m.delta, m.dec, m.act, m.dvpc, m.nh)
+				memoAdj = false
+				w.forwardNAT4(e, m.snat.translate(e.src), m.dstOf(e), m.delta, m.dec, m.act, m.dvpc, m.nhOf(e))
 			}
 		} else {
 			if hp > 0 {
 				w.countHits(hp, hb, hf)
 				hp, hb, hf = 0, 0, 0
 			}
+			memoAdj = false
 			// route4 makes a memo only if it can serve the next packet
 			// of the burst (a burst of many flows would make one per
 			// packet, never used).
@@ -458,13 +485,22 @@ func (m *fwdMemo4) prepare() {
 	m.ipD, m.l4D = uint32(packet.Fold(m.delta+ttlD)), uint32(packet.Fold(m.delta))
 }
 
-// dstOf is the translated destination of e, a packet the memo applies to
-// (prepared): an anyDst memo does not translate it.
+// dstOf is the translated destination of e, a packet the memo applies to:
+// the memo's own for its destination, resolve4's for another one (an
+// anyDst memo applies to those only when the burst was resolved).
 func (m *fwdMemo4) dstOf(e *pend4) uint32 {
-	if m.dnat {
+	if e.dst == m.dst {
 		return m.newDst
 	}
-	return e.dst
+	return e.ndst
+}
+
+// nhOf is the next hop of e, a packet the memo applies to.
+func (m *fwdMemo4) nhOf(e *pend4) uint32 {
+	if m.nhFixed || e.dst == m.dst {
+		return m.nh
+	}
+	return e.ndst
 }
 
 // rewrite applies the memo's TTL decrement and translation to e's UDP or
@@ -478,7 +514,7 @@ func (m *fwdMemo4) rewrite(e *pend4) {
 	ip.SetChecksum(^uint16(c&0xffff + c>>16))
 	binary.BigEndian.PutUint32(ip[12:], m.snat.translate(e.src))
 	if m.dnat {
-		binary.BigEndian.PutUint32(ip[16:], m.newDst)
+		binary.BigEndian.PutUint32(ip[16:], m.dstOf(e))
 	}
 	if off := e.l4.csumOff; off >= 0 {
 		h := ip[e.ihl+int(off):]
@@ -629,17 +665,22 @@ func (w *Worker) route4(e *pend4, g uint32, found bool) {
 		if act2.HasVia && act2.Via.Is4() {
 			nh = addr4(act2.Via.As4())
 		}
-		// A decision that does not depend on the destination (no
-		// translation of it, a delivery through a fixed next hop) serves
-		// any destination whose delivery lookup finds the same group:
-		// the traffic of an Internet table, one destination per packet.
-		anyDst := w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst && !act.HasDstNAT && act2.HasVia && act2.Via.Is4()
+		// The decision serves any destination whose delivery lookup
+		// finds the same group (and, translated, by the same rule; see
+		// fwdMemo4.anyDst): the traffic of an Internet table, or of a
+		// server answering many clients, one destination per packet.
+		anyDst := w.resolved && e.dvpc == int32(dvpcID) && e.ndst == newDst
+		var dnatMask uint32
+		if act.HasDstNAT {
+			dnatMask = act.DstNATMask4
+		}
 		if n := w.next; (n == nil || snat.has(n.src) && (anyDst || n.dst == dst)) && s.Groups[g].N == 1 && s.Groups[g2].N == 1 {
 			mtu := dvpc.MTU
 			if dvpc.Kind == fib.AttachVXLAN {
 				mtu -= packet.VXLANOverhead4
 			}
 			w.fwd4 = fwdMemo4{gen: w.learnGen, vpc: p.vpc, dvpc: dvpcID, g: g, g2: g2, anyDst: anyDst, snat: snat, dst: dst,
+				nhFixed: act2.HasVia && act2.Via.Is4(), dnatFrom: dst & dnatMask, dnatMask: dnatMask,
 				newDst: newDst, nh: nh, mtu: mtu, dec: dec, act: act,
 				delta: natDelta4(src, newSrc, dst, newDst), vxlan: dvpc.Kind == fib.AttachVXLAN, hdrs: l2Hdrs(dvpc), port: dvpc.Port}
 		}
