@@ -122,7 +122,19 @@ type Snapshot struct {
 	n      [2]int
 	dp     [2][]uint32 // first-16-bit direct pointing (direct.go), nil when small
 	dpTop  [2]uint32
+	// walk: the batch lookups walk level by level (a large table, whose
+	// lookups miss the caches); a small one is looked up address by
+	// address (see walkMin).
+	walk bool
 }
+
+// walkMin is the size of node and leaf arrays from which the batch lookups
+// walk a burst level by level. The walk exists to overlap the cache misses
+// of a burst's lookups; a table that small stays in the caches of a core
+// that uses it (a VPC's own routes), and there the walk's bookkeeping
+// (lists, prefetches, one pass per level) costs 2-3x what plain lookups
+// one after the other do (BenchmarkBatchSmallTable).
+const walkMin = 1 << 20
 
 // New returns an empty table. An empty table takes well under a kilobyte.
 func New() *Table {
@@ -188,7 +200,8 @@ func (t *Table) publish() {
 			w.ownFrom[f] = uint32(len(w.nodes) / recWords)
 		}
 	}
-	t.snap.Store(&Snapshot{nodes: w.nodes, leaves: w.leaves, root: w.root, n: w.n, dp: w.dp, dpTop: w.dpTop})
+	walk := len(w.nodes)*8+len(w.leaves)*4 >= walkMin
+	t.snap.Store(&Snapshot{nodes: w.nodes, leaves: w.leaves, root: w.root, n: w.n, dp: w.dp, dpTop: w.dpTop, walk: walk})
 }
 
 func family(p netip.Prefix) int {
@@ -303,10 +316,22 @@ func (s *Snapshot) Lookup4(a uint32) (uint32, bool) {
 // and the walk has no branch on loaded data (the addresses that descend are
 // compacted into a list with a conditional increment), so the CPU keeps
 // many cache misses in flight instead of discarding them at every
-// mispredicted branch. Leaves are loaded last, all 32 at once.
+// mispredicted branch. Leaves are loaded last, all 32 at once. A table
+// below walkMin, which has no misses to overlap, is looked up address by
+// address instead.
 func (s *Snapshot) Lookup4Batch(addrs, vals []uint32) int {
 	vals = vals[:len(addrs)]
 	hits := 0
+	if !s.walk {
+		for i, a := range addrs {
+			v := s.lookup4(a)
+			vals[i] = v
+			if v != NoValue {
+				hits++
+			}
+		}
+		return hits
+	}
 	for len(addrs) > 0 {
 		n := min(len(addrs), batchSize)
 		hits += s.batch4(addrs[:n], vals[:n])
@@ -429,6 +454,19 @@ func (s *Snapshot) batch4(addrs, vals []uint32) int {
 func (s *Snapshot) Lookup6Batch(hi, lo []uint64, vals []uint32) int {
 	lo, vals = lo[:len(hi)], vals[:len(hi)]
 	hits := 0
+	if !s.walk {
+		for i := range hi {
+			v, ok := s.Lookup6(hi[i], lo[i])
+			if !ok {
+				v = NoValue
+			}
+			vals[i] = v
+			if ok {
+				hits++
+			}
+		}
+		return hits
+	}
 	for len(hi) > 0 {
 		n := min(len(hi), batchSize)
 		hits += s.batch6(hi[:n], lo[:n], vals[:n])

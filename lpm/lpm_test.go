@@ -148,13 +148,20 @@ func checkBatches(t *testing.T, tab *Table, addrs []netip.Addr) {
 		}
 		return n
 	}
-	got := make([]uint32, len(a4))
-	if n := tab.Lookup4Batch(a4, got); !slices.Equal(got, want4) || n != hits(want4) {
-		t.Fatalf("Lookup4Batch = %v (%d hits), want %v", got, n, want4)
-	}
-	got = make([]uint32, len(hi))
-	if n := tab.Lookup6Batch(hi, lo, got); !slices.Equal(got, want6) || n != hits(want6) {
-		t.Fatalf("Lookup6Batch = %v (%d hits), want %v", got, n, want6)
+	// Both ways of a batch: address by address (the table's own, as
+	// small as tests make them) and the level-by-level walk of large
+	// tables.
+	for _, walk := range []bool{false, true} {
+		s := *tab.Snapshot()
+		s.walk = walk
+		got := make([]uint32, len(a4))
+		if n := s.Lookup4Batch(a4, got); !slices.Equal(got, want4) || n != hits(want4) {
+			t.Fatalf("Lookup4Batch (walk %v) = %v (%d hits), want %v", walk, got, n, want4)
+		}
+		got = make([]uint32, len(hi))
+		if n := s.Lookup6Batch(hi, lo, got); !slices.Equal(got, want6) || n != hits(want6) {
+			t.Fatalf("Lookup6Batch (walk %v) = %v (%d hits), want %v", walk, got, n, want6)
+		}
 	}
 }
 
