@@ -31,7 +31,7 @@ func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16,
 		w.fail(b, DropNoRoute, held)
 		return
 	}
-	a := &w.adj[neighHash(&k)&(adjCacheSize-1)]
+	a := &w.adj[neighHash(&k)&w.adjMask]
 	if a.gen != w.learnGen || a.key != k || w.now >= a.until {
 		if !w.resolve(a, b, vid, vpc, k, hash, etype, held) {
 			return

@@ -241,8 +241,9 @@ func TestBatchedDeliveryLookupsMatchPacketsAlone(t *testing.T) {
 	}
 }
 
-// burstResult is how a packet ended: verdict, forwarded inner packet (hex)
-// and the drops it caused.
+// burstResult is how a packet ended: verdict, the frame sent (hex; on the
+// fabric with the outer IPv4 ID and checksum zeroed) and the drops it
+// caused.
 type burstResult struct {
 	v     Verdict
 	inner string
@@ -255,13 +256,14 @@ type burstResult struct {
 // the frames sent alone.
 func burstMatchesAlone(t *testing.T, tables *tablesv1.Tables, learn [][]byte, frames [][]byte) []burstResult {
 	t.Helper()
-	return burstMatchesAloneOn(t, tables, learn, 0, frames)
+	return burstMatchesAloneOn(t, tables, Config{}, learn, 0, frames)
 }
 
-// burstMatchesAloneOn is burstMatchesAlone with the frames of learn
-// received on port learnPort. A frame sent out of a port other than 0 (the
-// fabric, VXLAN) is compared whole, its Ethernet header and tags included.
-func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, learn [][]byte, learnPort uint16, frames [][]byte) []burstResult {
+// burstMatchesAloneOn is burstMatchesAlone with workers of configuration
+// cfg and the frames of learn received on port learnPort. A frame sent out
+// of a port other than 0 (the fabric, VXLAN) is compared whole, its
+// Ethernet header and tags included.
+func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, cfg Config, learn [][]byte, learnPort uint16, frames [][]byte) []burstResult {
 	t.Helper()
 	// The gateway's own addresses: the sources of the packets it generates.
 	own := map[netip.Addr]bool{}
@@ -275,12 +277,15 @@ func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, learn [][]byte, 
 		if b.Verdict == VerdictTx && b.OutPort != 0 {
 			r.inner = fmt.Sprintf("%x", b.Bytes())
 		} else if b.Verdict == VerdictTx && b.Len > vxlanHdrs {
-			// The IP ID (and so the checksum) of a packet the gateway
-			// generates (an ICMP error) counts the worker's packets;
-			// a forwarded ICMP packet is compared whole.
-			in := append([]byte(nil), b.Bytes()[vxlanHdrs:]...)
-			if len(in) >= 20 && in[9] == 1 && own[netip.AddrFrom4([4]byte(in[12:16]))] {
-				in[4], in[5], in[10], in[11] = 0, 0, 0, 0
+			// The IP ID (and so the checksum) of the outer header, and of
+			// a packet the gateway generates (an ICMP error), count the
+			// worker's packets; everything else is compared: the outer
+			// addresses and ports, the inner Ethernet header, a forwarded
+			// ICMP packet whole.
+			in := append([]byte(nil), b.Bytes()...)
+			in[18], in[19], in[24], in[25] = 0, 0, 0, 0
+			if ip := in[vxlanHdrs:]; len(ip) >= 20 && ip[9] == 1 && own[netip.AddrFrom4([4]byte(ip[12:16]))] {
+				ip[4], ip[5], ip[10], ip[11] = 0, 0, 0, 0
 			}
 			r.inner = fmt.Sprintf("%x", in)
 		}
@@ -298,7 +303,7 @@ func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, learn [][]byte, 
 	var c0, sumAlone Counters
 	var peer0, peerAlone []Traffic
 	for i, f := range frames {
-		_, w, _ := newTestPipeline(t, tables, Config{})
+		_, w, _ := newTestPipeline(t, tables, cfg)
 		for _, l := range learn {
 			run(w, 1, bufOf(l, learnPort))
 		}
@@ -309,7 +314,7 @@ func burstMatchesAloneOn(t *testing.T, tables *tablesv1.Tables, learn [][]byte, 
 		sumAlone.Add(&w.C)
 		peerAlone = addTraffic(peerAlone, w.traffic.peer)
 	}
-	_, w, _ := newTestPipeline(t, tables, Config{})
+	_, w, _ := newTestPipeline(t, tables, cfg)
 	for _, l := range learn {
 		run(w, 1, bufOf(l, learnPort))
 	}
@@ -411,7 +416,7 @@ func TestSegmentMemoMatchesPacketsAlone(t *testing.T) {
 			}
 			src := func(r burstResult) string { // the inner source, from the hex of the inner packet
 				b, _ := hex.DecodeString(r.inner)
-				return netip.AddrFrom4([4]byte(b[12:16])).String()
+				return netip.AddrFrom4([4]byte(b[vxlanHdrs+12 : vxlanHdrs+16])).String()
 			}
 			wantSrc := map[int]string{0: "172.16.0.5", 2: "172.16.7.200", 3: "172.16.5.9", 9: "172.16.255.255"}
 			if overlap {
@@ -462,14 +467,16 @@ func TestL2MemoMatchesPacketsAlone(t *testing.T) {
 				fromA("10.1.0.10", "192.168.2.8", 1031, 64, 64),
 				fromA("10.1.0.11", "192.168.2.7", 1032, 64, 64),
 			}
-			want := burstMatchesAloneOn(t, tables, [][]byte{arp}, 1, frames)
-			for _, i := range []int{0, 1, 2, 4, 6, 8} {
-				if want[i].v != VerdictTx {
-					t.Errorf("packet %d not forwarded alone: %+v", i, want[i])
+			for _, slots := range adjacencySlotsUnderTest {
+				want := burstMatchesAloneOn(t, tables, Config{AdjacencySlots: slots}, [][]byte{arp}, 1, frames)
+				for _, i := range []int{0, 1, 2, 4, 6, 8} {
+					if want[i].v != VerdictTx {
+						t.Errorf("packet %d not forwarded alone: %+v", i, want[i])
+					}
 				}
-			}
-			if want[3].drops["ttl_expired"] != 1 || want[5].v == VerdictTx || want[7].v == VerdictTx {
-				t.Errorf("the burst does not exercise the per-packet checks: %+v", want)
+				if want[3].drops["ttl_expired"] != 1 || want[5].v == VerdictTx || want[7].v == VerdictTx {
+					t.Errorf("the burst does not exercise the per-packet checks: %+v", want)
+				}
 			}
 		})
 	}
@@ -516,7 +523,18 @@ func TestAnyDestinationMemoMatchesPacketsAlone(t *testing.T) {
 		vxlanFrame(vtepB, 200, ser(t, append([]gopacket.SerializableLayer{&layers.Ethernet{SrcMAC: macB[:], DstMAC: gwMAC0[:], EthernetType: layers.EthernetTypeIPv4}},
 			icmp4Layers("10.2.0.7", "172.20.0.8", 64)...)...)),
 	}
-	want := burstMatchesAlone(t, tables, learn, frames)
+	for _, slots := range adjacencySlotsUnderTest {
+		checkAnyDestinationBurst(t, burstMatchesAloneOn(t, tables, Config{AdjacencySlots: slots}, learn, 0, frames))
+	}
+}
+
+// adjacencySlotsUnderTest are the adjacency cache sizes the memo tests run
+// with: the default, and caches so small that next hops keep evicting one
+// another (the memo's adjacency among them) within a burst.
+var adjacencySlotsUnderTest = []int{0, 1, 2}
+
+func checkAnyDestinationBurst(t *testing.T, want []burstResult) {
+	t.Helper()
 	for i, r := range want {
 		switch i {
 		case 3:
@@ -537,9 +555,43 @@ func TestAnyDestinationMemoMatchesPacketsAlone(t *testing.T) {
 				continue
 			}
 			in, _ := hex.DecodeString(r.inner)
-			if got, want := netip.AddrFrom4([4]byte(in[16:20])).String(), fmt.Sprintf("10.1.0.%d", []int{5, 6, 7, 0, 8, 9, 10, 0, 0, 11, 5, 6, 7, 8}[i]); got != want {
+			if got, want := netip.AddrFrom4([4]byte(in[vxlanHdrs+16 : vxlanHdrs+20])).String(), fmt.Sprintf("10.1.0.%d", []int{5, 6, 7, 0, 8, 9, 10, 0, 0, 11, 5, 6, 7, 8}[i]); got != want {
 				t.Errorf("packet %d: translated destination %s, want %s", i, got, want)
 			}
+		}
+	}
+}
+
+// TestMemoAdjacencyEvictedWithinABurst: with a one-slot adjacency cache,
+// every next hop the slow path resolves evicts the memo's own adjacency;
+// a hit on the memo's destination after that must check it again, both
+// after a hit whose own adjacency was missing (resolved by the full path)
+// and after a packet the memo does not serve (a TTL expiry, whose ICMP
+// error resolves the sender).
+func TestMemoAdjacencyEvictedWithinABurst(t *testing.T) {
+	tables := peeredTables(nil)
+	learn := [][]byte{vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1"))}
+	for h := 5; h < 8; h++ {
+		mac := macA
+		mac[5] = byte(h)
+		learn = append(learn, vxlanFrame(vtepA, 100, arpFrame(t, 1, mac, fmt.Sprintf("10.1.0.%d", h), [6]byte{}, "10.1.0.1")))
+	}
+	toClient := func(dst string, dp uint16, ttl uint8) []byte {
+		return vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", dst, 53, dp, ttl, 64))
+	}
+	frames := [][]byte{
+		toClient("172.16.0.5", 1024, 64),
+		toClient("172.16.0.5", 1025, 64), // hit: the memo's adjacency checked
+		toClient("172.16.0.6", 1026, 64), // its own adjacency missing: resolved, evicting .5's
+		toClient("172.16.0.5", 1027, 64),
+		toClient("172.16.0.5", 1028, 64),
+		toClient("172.16.0.7", 1029, 1), // expired: the error to 10.2.0.7 evicts .5's
+		toClient("172.16.0.5", 1030, 64),
+	}
+	want := burstMatchesAloneOn(t, tables, Config{AdjacencySlots: 1}, learn, 0, frames)
+	for i, r := range want {
+		if (i == 5) != (r.drops["ttl_expired"] == 1) || i != 5 && r.v != VerdictTx {
+			t.Errorf("packet %d: %+v", i, r)
 		}
 	}
 }

@@ -351,7 +351,7 @@ func (w *Worker) flush4() {
 			if !m.ready {
 				// Prepared at the first hit: traffic whose memo never
 				// hits (a burst of distinct destinations) does not pay.
-				m.prepare()
+				m.prepare(w.adjMask)
 			}
 			// The memo's own next hop's adjacency, once checked, stays
 			// valid while only the hit path runs (it changes no
@@ -367,7 +367,7 @@ func (w *Worker) flush4() {
 				}
 			} else {
 				k := key4(scopeVPC|uint32(m.dvpc), e.ndst)
-				a = &w.adj[neighHash(&k)&(adjCacheSize-1)]
+				a = &w.adj[neighHash(&k)&w.adjMask]
 				ok = m.hdrs != 0 && a.key == k && a.gen == w.learnGen && w.now < a.until && a.hasTmpl == m.vxlan
 			}
 			if ok && b.Off+e.p.l3 >= m.hdrs {
@@ -472,9 +472,9 @@ func (w *Worker) resolve4(pend []pend4) {
 
 // prepare sets the adjacency key and slot, natted and the folded checksum
 // deltas from the memo's decision.
-func (m *fwdMemo4) prepare() {
+func (m *fwdMemo4) prepare(mask uint32) {
 	m.key = key4(scopeVPC|uint32(m.dvpc), m.nh)
-	m.adj = neighHash(&m.key) & (adjCacheSize - 1)
+	m.adj = neighHash(&m.key) & mask
 	m.ready = true
 	m.natted = m.snat.to != m.snat.from || m.newDst != m.dst
 	m.dnat = m.newDst != m.dst

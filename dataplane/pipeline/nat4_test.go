@@ -90,7 +90,7 @@ func TestForwardMemoRewriteMatchesRewrite4(t *testing.T) {
 			t.Fatalf("case %d: %#x or %#x not in %+v", i, src, first, snat)
 		}
 		m := fwdMemo4{snat: snat, dst: dst, newDst: ndst, dec: dec, delta: natDelta4(first, snat.translate(first), dst, ndst)}
-		m.prepare()
+		m.prepare(DefaultAdjacencySlots - 1)
 		if !m.natted {
 			t.Fatalf("case %d: translation not seen", i)
 		}

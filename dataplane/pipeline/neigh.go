@@ -174,12 +174,13 @@ type adjacency struct {
 	hasTmpl bool
 }
 
-// adjCacheSize is the adjacency cache's slots per worker (128 bytes each,
-// 512 KiB): direct-mapped by the next hop's hash, it must hold the next
-// hops a burst train cycles through, e.g. a server answering a thousand
-// clients (BenchmarkPipelineVXLANNATManyClientsReturn: 256 slots missed on
-// almost every packet, 235-244 ns/pkt against 147-185 with 4096).
-const adjCacheSize = 4096
+// DefaultAdjacencySlots is the adjacency cache's default size per worker
+// (128 bytes a slot, 512 KiB): direct-mapped by the next hop's hash, it
+// must hold the next hops a burst train cycles through, e.g. a server
+// answering a thousand clients (BenchmarkPipelineVXLANNATManyClientsReturn:
+// 256 slots missed on almost every packet, 235-244 ns/pkt against 147-185
+// with 4096).
+const DefaultAdjacencySlots = 4096
 
 // shouldRequest reports whether a request for k may go out now, and records
 // that it does.

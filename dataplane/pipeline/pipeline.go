@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math/bits"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type Config struct {
 	// Linux's icmp_ratelimit). Packets over the rate are still dropped and
 	// counted, just not answered.
 	ICMPErrorRate int
+	// AdjacencySlots sizes each worker's adjacency cache (resolved next
+	// hops: MACs and VXLAN headers; 128 bytes a slot), rounded up to a
+	// power of two; default 4096 (see DefaultAdjacencySlots).
+	AdjacencySlots int
 }
 
 // Pipeline is shared by all workers of one dataplane.
@@ -62,6 +67,10 @@ func New(h *fib.Holder, cfg Config) *Pipeline {
 	if cfg.HoldQueue <= 0 {
 		cfg.HoldQueue = 64
 	}
+	if cfg.AdjacencySlots <= 0 {
+		cfg.AdjacencySlots = DefaultAdjacencySlots
+	}
+	cfg.AdjacencySlots = 1 << bits.Len(uint(cfg.AdjacencySlots-1))
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = 3 * time.Second
 	}
@@ -132,7 +141,9 @@ type Worker struct {
 
 	neigh neighCache
 	hold  holdQueue
-	adj   *[adjCacheSize]adjacency // allocated apart: large, and read through a few slots only in most bursts
+	// adj is the adjacency cache, direct-mapped by neighHash & adjMask.
+	adj     []adjacency
+	adjMask uint32
 	// learnGen changes whenever learning changed an entry or the snapshot
 	// changed: it validates adj and the learning memo.
 	learnGen uint64
@@ -196,7 +207,8 @@ type Worker struct {
 
 // NewWorker returns worker id; alloc serves slow-path packets.
 func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
-	w := &Worker{p: p, id: id, alloc: alloc, adj: new([adjCacheSize]adjacency)}
+	n := p.cfg.AdjacencySlots
+	w := &Worker{p: p, id: id, alloc: alloc, adj: make([]adjacency, n), adjMask: uint32(n - 1)}
 	w.hold.init(p.cfg.HoldQueue)
 	w.natReqs = make([]NATRequest, 0, MaxBurst)
 	w.natCtx = make([]natPending, 0, MaxBurst)
