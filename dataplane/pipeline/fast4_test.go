@@ -555,7 +555,7 @@ func checkAnyDestinationBurst(t *testing.T, want []burstResult) {
 				continue
 			}
 			in, _ := hex.DecodeString(r.inner)
-			if got, want := netip.AddrFrom4([4]byte(in[vxlanHdrs+16 : vxlanHdrs+20])).String(), fmt.Sprintf("10.1.0.%d", []int{5, 6, 7, 0, 8, 9, 10, 0, 0, 11, 5, 6, 7, 8}[i]); got != want {
+			if got, want := netip.AddrFrom4([4]byte(in[vxlanHdrs+16:vxlanHdrs+20])).String(), fmt.Sprintf("10.1.0.%d", []int{5, 6, 7, 0, 8, 9, 10, 0, 0, 11, 5, 6, 7, 8}[i]); got != want {
 				t.Errorf("packet %d: translated destination %s, want %s", i, got, want)
 			}
 		}
