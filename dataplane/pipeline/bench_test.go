@@ -50,8 +50,13 @@ func benchVXLANTables(b *testing.B, internet []string, stateful bool, sources in
 	n := 1024
 	pristine := make([][]byte, n)
 	for i := range pristine {
-		src := netip.AddrFrom4([4]byte{10, 1, byte((5 + i%sources) >> 8), byte(5 + i%sources)})
-		inner := udpFrame(b, macA, gwMAC0, src.String(), dsts[i%len(dsts)], uint16(1024+i), 53, 64, 64)
+		h := 5 + i%sources
+		src := netip.AddrFrom4([4]byte{10, 1, byte(h >> 8), byte(h)})
+		mac := macA // each client its own MAC
+		if sources > 1 {
+			mac[4], mac[5] = byte(h>>8), byte(h)
+		}
+		inner := udpFrame(b, mac, gwMAC0, src.String(), dsts[i%len(dsts)], uint16(1024+i), 53, 64, 64)
 		pristine[i] = vxlanFrame(vtepA, 100, inner)
 	}
 	bufs := make([]*Buf, n)

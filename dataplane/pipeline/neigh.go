@@ -155,6 +155,81 @@ func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
 	return true
 }
 
+// learnMemo is a slot of the worker's record of what VXLAN packets taught
+// it lately: the inner MAC mac of VPC vpc sits behind VTEP outer, learned
+// (or found unchanged) at learnGen gen, until until. A packet matching a
+// valid slot has nothing to learn, and takes the fast path.
+type learnMemo struct {
+	outer uint32
+	mac   [6]byte
+	vpc   uint16
+	gen   uint64
+	until int64
+}
+
+// learnMemoSets and learnMemoWays size the worker's learning memo: a
+// 4-way set-associative record of recent senders (32 bytes each, 128 KiB).
+// A VPC's clients each have their own inner MAC; a memo of one sender made
+// every packet of a burst from many of them learn again (two
+// neighbour-table probes each), and a direct-mapped one of 1024 slots lost
+// a third of 1024 senders to collisions
+// (BenchmarkPipelineVXLANNATManySources: 1024 clients, their own MACs).
+const (
+	learnMemoSets = 1024
+	learnMemoWays = 4
+)
+
+type learnSet [learnMemoWays]learnMemo
+
+func (w *Worker) learnSetOf(outer uint32, mac [6]byte, vpc int) *learnSet {
+	m := uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])
+	h := (m ^ uint64(outer)<<16 ^ uint64(vpc)<<48) * 0x9e3779b97f4a7c15
+	return &w.learned[h>>32&(learnMemoSets-1)]
+}
+
+// holds reports whether m is valid and records mac of vpc behind outer.
+func (m *learnMemo) holds(outer uint32, mac [6]byte, vpc int, gen uint64, now int64) bool {
+	return m.outer == outer && m.mac == mac && int(m.vpc) == vpc && m.gen == gen && now < m.until
+}
+
+// recentlyLearned reports whether a VXLAN packet from inner MAC mac of VPC
+// vpc behind VTEP outer has nothing to teach the worker: the last sender
+// first (a burst's train), then the set.
+func (w *Worker) recentlyLearned(outer uint32, mac [6]byte, vpc int) bool {
+	return w.lastLearned.holds(outer, mac, vpc, w.learnGen, w.now) || w.learnedLately(outer, mac, vpc)
+}
+
+func (w *Worker) learnedLately(outer uint32, mac [6]byte, vpc int) bool {
+	set := w.learnSetOf(outer, mac, vpc)
+	for i := range set {
+		if m := &set[i]; m.holds(outer, mac, vpc, w.learnGen, w.now) {
+			w.lastLearned = *m
+			return true
+		}
+	}
+	return false
+}
+
+// rememberLearned records that the worker learned from (or found nothing
+// new in) a packet of mac behind outer, in place of the set's entry that
+// expires first.
+func (w *Worker) rememberLearned(outer uint32, mac [6]byte, vpc int) {
+	set := w.learnSetOf(outer, mac, vpc)
+	old := &set[0]
+	for i := range set {
+		m := &set[i]
+		if m.outer == outer && m.mac == mac && int(m.vpc) == vpc || m.gen != w.learnGen {
+			old = m
+			break
+		}
+		if m.until < old.until {
+			old = m
+		}
+	}
+	*old = learnMemo{outer: outer, mac: mac, vpc: uint16(vpc), gen: w.learnGen, until: w.now + int64(1e9)}
+	w.lastLearned = *old
+}
+
 // adjacency caches a fully resolved delivery (next hop MAC, remote VTEP and
 // its MAC) so the common case costs one probe instead of three. Any change
 // learned, and any new snapshot, invalidates every entry (learnGen).

@@ -148,13 +148,10 @@ type Worker struct {
 	// changed: it validates adj and the learning memo.
 	learnGen uint64
 	lastSnap *fib.Snapshot
-	// memo skips re-learning from a run of VXLAN packets of one inner MAC
-	// behind one VTEP.
-	memoOuter uint32
-	memoMAC   [6]byte
-	memoVPC   int
-	memoGen   uint64
-	memoUntil int64
+	// learned skips re-learning from VXLAN packets of an inner MAC behind
+	// a VTEP learned less than a second ago (see recentlyLearned).
+	learned     *[learnMemoSets]learnSet
+	lastLearned learnMemo
 	// Last VXLAN classification (valid while lastGen == learnGen, which a
 	// new snapshot changes).
 	lastVNI  uint32
@@ -208,7 +205,7 @@ type Worker struct {
 // NewWorker returns worker id; alloc serves slow-path packets.
 func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
 	n := p.cfg.AdjacencySlots
-	w := &Worker{p: p, id: id, alloc: alloc, adj: make([]adjacency, n), adjMask: uint32(n - 1)}
+	w := &Worker{p: p, id: id, alloc: alloc, adj: make([]adjacency, n), adjMask: uint32(n - 1), learned: new([learnMemoSets]learnSet)}
 	w.hold.init(p.cfg.HoldQueue)
 	w.natReqs = make([]NATRequest, 0, MaxBurst)
 	w.natCtx = make([]natPending, 0, MaxBurst)
