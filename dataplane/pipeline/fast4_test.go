@@ -595,3 +595,56 @@ func TestMemoAdjacencyEvictedWithinABurst(t *testing.T) {
 		}
 	}
 }
+
+// TestManySendersAreLearnedAndFollowedWhenTheyMove: 40 clients of a, each
+// its own inner MAC, half behind one VTEP and half behind another, send
+// in bursts (the learning memo then answers for them); b's answers must go
+// to the VTEP each client sits behind, and when a client's packets come
+// from the other VTEP, the very next answer must follow it.
+func TestManySendersAreLearnedAndFollowedWhenTheyMove(t *testing.T) {
+	_, w, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
+	const vtepA2 = "192.0.2.11"
+	vtepOf := func(h int) string { return []string{vtepA, vtepA2}[h%2] }
+	macOf := func(h int) [6]byte { m := macA; m[5] = byte(h); return m }
+	var arps, data []*Buf
+	for h := 5; h < 45; h++ {
+		arps = append(arps, bufOf(vxlanFrame(vtepOf(h), 100, arpFrame(t, 1, macOf(h), fmt.Sprintf("10.1.0.%d", h), [6]byte{}, "10.1.0.1")), 0))
+		data = append(data, bufOf(vxlanFrame(vtepOf(h), 100, udpFrame(t, macOf(h), gwMAC0, fmt.Sprintf("10.1.0.%d", h), "192.168.2.7", 1024, 53, 64, 64)), 0))
+	}
+	run(w, 2, arps...)
+	run(w, 3, data[:32]...)
+	run(w, 3, data[32:]...)
+	for i, b := range data {
+		if b.Verdict != VerdictTx {
+			t.Fatalf("client %d: verdict %v, drops %v", i+5, b.Verdict, w.C.DropsByName())
+		}
+	}
+	answer := func(h int) *Buf {
+		b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", fmt.Sprintf("172.16.0.%d", h), 53, 1024, 64, 64)), 0)
+		run(w, 4, b)
+		return b
+	}
+	outerDst := func(b *Buf) string { return netip.AddrFrom4([4]byte(b.Bytes()[30:34])).String() }
+	for h := 5; h < 45; h++ {
+		if b := answer(h); b.Verdict != VerdictTx || outerDst(b) != vtepOf(h) {
+			t.Fatalf("answer to client %d: verdict %v toward %s, want %s", h, b.Verdict, outerDst(b), vtepOf(h))
+		}
+	}
+	// Client 6 (behind vtepA, the VPC's first VTEP) now sends from vtepA2,
+	// right after a packet from where it was, in a burst of others that
+	// are remembered.
+	burst := []*Buf{
+		bufOf(vxlanFrame(vtepOf(7), 100, udpFrame(t, macOf(7), gwMAC0, "10.1.0.7", "192.168.2.7", 1026, 53, 64, 64)), 0),
+		bufOf(vxlanFrame(vtepOf(6), 100, udpFrame(t, macOf(6), gwMAC0, "10.1.0.6", "192.168.2.7", 1024, 53, 64, 64)), 0),
+		bufOf(vxlanFrame(vtepA2, 100, udpFrame(t, macOf(6), gwMAC0, "10.1.0.6", "192.168.2.7", 1025, 53, 64, 64)), 0),
+		bufOf(vxlanFrame(vtepOf(8), 100, udpFrame(t, macOf(8), gwMAC0, "10.1.0.8", "192.168.2.7", 1027, 53, 64, 64)), 0),
+	}
+	run(w, 5, burst...)
+	if b := answer(6); b.Verdict != VerdictTx || outerDst(b) != vtepA2 {
+		t.Fatalf("answer to the moved client: verdict %v toward %s, want %s", b.Verdict, outerDst(b), vtepA2)
+	}
+	if b := answer(7); outerDst(b) != vtepOf(7) {
+		t.Fatalf("answer to client 7 toward %s, want %s", outerDst(b), vtepOf(7))
+	}
+}
