@@ -57,7 +57,7 @@ func (w *Worker) fast4(b *Buf) int {
 	outerSrc := binary.BigEndian.Uint32(h[26:])
 	srcMAC := [6]byte(h[56:62])
 	if binary.BigEndian.Uint16(h[62:]) != packet.EtherTypeIPv4 ||
-		!w.lastLearned.holds(outerSrc, srcMAC, v, w.learnGen, w.now) && !w.learnedLately(outerSrc, srcMAC, v) {
+		!w.lastLearned.holds(outerSrc, [6]byte(h[6:12]), srcMAC, v, w.learnGen, w.now) && !w.learnedLately(outerSrc, [6]byte(h[6:12]), srcMAC, v) {
 		return 0
 	}
 	// Inner: option-less IPv4, first fragment of UDP or TCP, length within the

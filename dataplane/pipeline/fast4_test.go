@@ -648,3 +648,45 @@ func TestManySendersAreLearnedAndFollowedWhenTheyMove(t *testing.T) {
 		t.Fatalf("answer to client 7 toward %s, want %s", outerDst(b), vtepOf(7))
 	}
 }
+
+// TestUnderlayMACChangeLearnedWithManySenders: two clients of a behind
+// vtepA send alternately; then vtepA's packets arrive from a new outer
+// source MAC (the underlay next hop changed). The next answer toward vtepA
+// must use the new MAC: the learning memo, which remembers many senders,
+// must not let them skip learning the VTEP's new underlay MAC (found in
+// review: it did, for up to a second, before the outer MAC joined its key).
+func TestUnderlayMACChangeLearnedWithManySenders(t *testing.T) {
+	_, w, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
+	macOf := func(h int) [6]byte { m := macA; m[5] = byte(h); return m }
+	newMAC := mustMAC("52:54:00:00:00:0b")
+	data := func(h int, port uint16, outerMAC [6]byte) *Buf {
+		f := vxlanFrame(vtepA, 100, udpFrame(t, macOf(h), gwMAC0, fmt.Sprintf("10.1.0.%d", h), "192.168.2.7", port, 53, 64, 64))
+		copy(f[6:12], outerMAC[:])
+		return bufOf(f, 0)
+	}
+	for h := 5; h < 7; h++ {
+		run(w, 2, bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, macOf(h), fmt.Sprintf("10.1.0.%d", h), [6]byte{}, "10.1.0.1")), 0))
+	}
+	run(w, 3, data(5, 1024, macVTEP), data(6, 1024, macVTEP))
+	run(w, 4, data(5, 1025, newMAC), data(6, 1025, newMAC))
+	b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "172.16.0.6", 53, 1025, 64, 64)), 0)
+	run(w, 5, b)
+	if b.Verdict != VerdictTx {
+		t.Fatalf("answer: verdict %v", b.Verdict)
+	}
+	if got := [6]byte(b.Bytes()[0:6]); got != newMAC {
+		t.Fatalf("answer toward vtepA sent to outer MAC %x, want the new %x", got, newMAC)
+	}
+}
+
+func TestAdjacencySlotsAreAPowerOfTwoWithinBounds(t *testing.T) {
+	for _, c := range []struct{ give, want int }{
+		{0, DefaultAdjacencySlots}, {-5, DefaultAdjacencySlots}, {1, 1}, {3, 4}, {4096, 4096}, {4097, 8192}, {1 << 40, maxAdjacencySlots},
+	} {
+		_, w, _ := newTestPipeline(t, peeredTables(nil), Config{AdjacencySlots: c.give})
+		if len(w.adj) != c.want || int(w.adjMask) != c.want-1 {
+			t.Errorf("AdjacencySlots %d: %d slots, mask %#x; want %d", c.give, len(w.adj), w.adjMask, c.want)
+		}
+	}
+}

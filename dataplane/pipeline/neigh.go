@@ -156,19 +156,21 @@ func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
 }
 
 // learnMemo is a slot of the worker's record of what VXLAN packets taught
-// it lately: the inner MAC mac of VPC vpc sits behind VTEP outer, learned
-// (or found unchanged) at learnGen gen, until until. A packet matching a
-// valid slot has nothing to learn, and takes the fast path.
+// it lately: the inner MAC mac of VPC vpc sits behind VTEP outer, whose
+// underlay MAC is outerMAC, learned (or found unchanged) at learnGen gen,
+// until until. A packet matching a valid slot has nothing to learn, and
+// takes the fast path.
 type learnMemo struct {
-	outer uint32
-	mac   [6]byte
-	vpc   uint16
-	gen   uint64
-	until int64
+	outer    uint32
+	mac      [6]byte
+	outerMAC [6]byte
+	vpc      uint16
+	gen      uint64
+	until    int64
 }
 
 // learnMemoSets and learnMemoWays size the worker's learning memo: a
-// 4-way set-associative record of recent senders (32 bytes each, 128 KiB).
+// 4-way set-associative record of recent senders (40 bytes each, 160 KiB).
 // A VPC's clients each have their own inner MAC; a memo of one sender made
 // every packet of a burst from many of them learn again (two
 // neighbour-table probes each), and a direct-mapped one of 1024 slots lost
@@ -187,22 +189,25 @@ func (w *Worker) learnSetOf(outer uint32, mac [6]byte, vpc int) *learnSet {
 	return &w.learned[h>>32&(learnMemoSets-1)]
 }
 
-// holds reports whether m is valid and records mac of vpc behind outer.
-func (m *learnMemo) holds(outer uint32, mac [6]byte, vpc int, gen uint64, now int64) bool {
-	return m.outer == outer && m.mac == mac && int(m.vpc) == vpc && m.gen == gen && now < m.until
+// holds reports whether m is valid and records mac of vpc behind outer,
+// reached at outerMAC. The underlay MAC is part of the key: a VTEP whose
+// next hop changed must be learned again from the next packet of any of
+// its senders.
+func (m *learnMemo) holds(outer uint32, outerMAC, mac [6]byte, vpc int, gen uint64, now int64) bool {
+	return m.outer == outer && m.mac == mac && m.outerMAC == outerMAC && int(m.vpc) == vpc && m.gen == gen && now < m.until
 }
 
 // recentlyLearned reports whether a VXLAN packet from inner MAC mac of VPC
-// vpc behind VTEP outer has nothing to teach the worker: the last sender
-// first (a burst's train), then the set.
-func (w *Worker) recentlyLearned(outer uint32, mac [6]byte, vpc int) bool {
-	return w.lastLearned.holds(outer, mac, vpc, w.learnGen, w.now) || w.learnedLately(outer, mac, vpc)
+// vpc behind VTEP outer (underlay MAC outerMAC) has nothing to teach the
+// worker: the last sender first (a burst's train), then the set.
+func (w *Worker) recentlyLearned(outer uint32, outerMAC, mac [6]byte, vpc int) bool {
+	return w.lastLearned.holds(outer, outerMAC, mac, vpc, w.learnGen, w.now) || w.learnedLately(outer, outerMAC, mac, vpc)
 }
 
-func (w *Worker) learnedLately(outer uint32, mac [6]byte, vpc int) bool {
+func (w *Worker) learnedLately(outer uint32, outerMAC, mac [6]byte, vpc int) bool {
 	set := w.learnSetOf(outer, mac, vpc)
 	for i := range set {
-		if m := &set[i]; m.holds(outer, mac, vpc, w.learnGen, w.now) {
+		if m := &set[i]; m.holds(outer, outerMAC, mac, vpc, w.learnGen, w.now) {
 			w.lastLearned = *m
 			return true
 		}
@@ -211,9 +216,9 @@ func (w *Worker) learnedLately(outer uint32, mac [6]byte, vpc int) bool {
 }
 
 // rememberLearned records that the worker learned from (or found nothing
-// new in) a packet of mac behind outer, in place of the set's entry that
-// expires first.
-func (w *Worker) rememberLearned(outer uint32, mac [6]byte, vpc int) {
+// new in) a packet of mac behind outer (at outerMAC), in place of the set's
+// entry that expires first.
+func (w *Worker) rememberLearned(outer uint32, outerMAC, mac [6]byte, vpc int) {
 	set := w.learnSetOf(outer, mac, vpc)
 	old := &set[0]
 	for i := range set {
@@ -226,7 +231,7 @@ func (w *Worker) rememberLearned(outer uint32, mac [6]byte, vpc int) {
 			old = m
 		}
 	}
-	*old = learnMemo{outer: outer, mac: mac, vpc: uint16(vpc), gen: w.learnGen, until: w.now + int64(1e9)}
+	*old = learnMemo{outer: outer, mac: mac, outerMAC: outerMAC, vpc: uint16(vpc), gen: w.learnGen, until: w.now + int64(1e9)}
 	w.lastLearned = *old
 }
 
@@ -256,6 +261,9 @@ type adjacency struct {
 // 256 slots missed on almost every packet, 235-244 ns/pkt against 147-185
 // with 4096).
 const DefaultAdjacencySlots = 4096
+
+// maxAdjacencySlots caps Config.AdjacencySlots (128 MiB a worker).
+const maxAdjacencySlots = 1 << 20
 
 // shouldRequest reports whether a request for k may go out now, and records
 // that it does.

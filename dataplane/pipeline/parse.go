@@ -156,7 +156,7 @@ func (w *Worker) vxlanIn(p *pkt, off, ihl int) {
 	}
 	// Learn the underlay neighbour and which VTEP the inner MAC sits behind
 	// (skipped while packets keep coming from what was learned lately).
-	if !w.recentlyLearned(p.outerSrc, p.srcMAC, v) {
+	if !w.recentlyLearned(p.outerSrc, p.outerSrcMAC, p.srcMAC, v) {
 		vpc := &s.VPCs[v]
 		k := key4(scopePort|uint32(vpc.Port), p.outerSrc)
 		if w.learn(&k, p.outerSrcMAC, 0) {
@@ -167,7 +167,7 @@ func (w *Worker) vxlanIn(p *pkt, off, ihl int) {
 		if w.learn(&km, p.srcMAC, p.outerSrc) {
 			w.C.Events[EvVTEPLearned]++
 		}
-		w.rememberLearned(p.outerSrc, p.srcMAC, v)
+		w.rememberLearned(p.outerSrc, p.outerSrcMAC, p.srcMAC, v)
 	}
 	p.l3, p.etype = in+packet.EthernetMinLen, et
 	w.inVPC(p)

@@ -47,7 +47,7 @@ type Config struct {
 	ICMPErrorRate int
 	// AdjacencySlots sizes each worker's adjacency cache (resolved next
 	// hops: MACs and VXLAN headers; 128 bytes a slot), rounded up to a
-	// power of two; default 4096 (see DefaultAdjacencySlots).
+	// power of two, at most 1 M; default 4096 (see DefaultAdjacencySlots).
 	AdjacencySlots int
 }
 
@@ -70,7 +70,7 @@ func New(h *fib.Holder, cfg Config) *Pipeline {
 	if cfg.AdjacencySlots <= 0 {
 		cfg.AdjacencySlots = DefaultAdjacencySlots
 	}
-	cfg.AdjacencySlots = 1 << bits.Len(uint(cfg.AdjacencySlots-1))
+	cfg.AdjacencySlots = 1 << bits.Len(uint(min(cfg.AdjacencySlots, maxAdjacencySlots)-1))
 	if cfg.HoldTimeout <= 0 {
 		cfg.HoldTimeout = 3 * time.Second
 	}
