@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 )
 
 // Neighbour and VTEP learning live in one table keyed by (scope, address):
@@ -103,20 +104,73 @@ func (c *neighCache) slot(k *neighKey) *neighEntry {
 	return victim
 }
 
+// drop forgets k (a slot freed in a probe window does not hide the
+// others: get and slot look at every slot of the window).
+func (c *neighCache) drop(k *neighKey) {
+	i := neighHash(k)
+	for n := uint32(0); n < neighProbe; n++ {
+		if e := &c.e[(i+n)&(neighCacheSize-1)]; e.used && e.key == *k {
+			*e = neighEntry{}
+			return
+		}
+	}
+}
+
 // sharedNeigh is the cross-worker table, touched only on learning and on
 // cache misses.
+//
+// Each worker answers from its own copies of the entries it used, so a
+// neighbour that moves (a MAC behind another VTEP: a migrated VM; a new
+// MAC for an address) must reach the workers that did not see the move:
+// put records the keys whose MAC or VTEP changed in a ring (changed, seq
+// counting them), and each worker drops its copies of those keys at its
+// next burst (Worker.syncNeigh), or all of them when it fell more than the
+// ring behind. New entries need no notice: a worker's miss finds them here.
 type sharedNeigh struct {
-	mu sync.Mutex
-	m  map[neighKey]neighEntry
+	mu      sync.Mutex
+	m       map[neighKey]neighEntry
+	changed [neighChanges]neighKey
+	seq     atomic.Uint64
 }
+
+// neighChanges is the length of sharedNeigh's ring of changed keys.
+const neighChanges = 256
 
 func (s *sharedNeigh) put(e *neighEntry) {
 	s.mu.Lock()
 	if s.m == nil {
 		s.m = map[neighKey]neighEntry{}
 	}
+	if old, ok := s.m[e.key]; ok && old.resolved && (old.mac != e.mac || old.vtep != e.vtep) {
+		n := s.seq.Load()
+		s.changed[n%neighChanges] = e.key
+		s.seq.Store(n + 1)
+	}
 	s.m[e.key] = *e
 	s.mu.Unlock()
+}
+
+// syncNeigh drops the worker's copies of the neighbours another worker (or
+// itself) saw change since its last burst, and invalidates what was derived
+// from them (adjacencies, the learning memo). One atomic load when nothing
+// changed.
+func (w *Worker) syncNeigh() {
+	s := &w.p.neigh
+	if s.seq.Load() == w.neighSeq {
+		return
+	}
+	s.mu.Lock()
+	seq := s.seq.Load()
+	if seq-w.neighSeq > neighChanges {
+		w.neigh = neighCache{}
+	} else {
+		for i := w.neighSeq; i < seq; i++ {
+			w.neigh.drop(&s.changed[i%neighChanges])
+		}
+	}
+	s.mu.Unlock()
+	w.neighSeq = seq
+	w.learnGen++
 }
 
 func (s *sharedNeigh) get(k *neighKey) (neighEntry, bool) {

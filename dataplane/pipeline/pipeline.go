@@ -140,7 +140,10 @@ type Worker struct {
 	ipID uint16
 
 	neigh neighCache
-	hold  holdQueue
+	// neighSeq is how many of the shared table's changes (sharedNeigh.seq)
+	// the worker has applied to neigh.
+	neighSeq uint64
+	hold     holdQueue
 	// adj is the adjacency cache, direct-mapped by neighHash & adjMask.
 	adj     []adjacency
 	adjMask uint32
@@ -205,7 +208,8 @@ type Worker struct {
 // NewWorker returns worker id; alloc serves slow-path packets.
 func (p *Pipeline) NewWorker(id int, alloc Allocator) *Worker {
 	n := p.cfg.AdjacencySlots
-	w := &Worker{p: p, id: id, alloc: alloc, adj: make([]adjacency, n), adjMask: uint32(n - 1), learned: new([learnMemoSets]learnSet)}
+	w := &Worker{p: p, id: id, alloc: alloc, adj: make([]adjacency, n), adjMask: uint32(n - 1), learned: new([learnMemoSets]learnSet),
+		neighSeq: p.neigh.seq.Load()}
 	w.hold.init(p.cfg.HoldQueue)
 	w.natReqs = make([]NATRequest, 0, MaxBurst)
 	w.natCtx = make([]natPending, 0, MaxBurst)
@@ -222,6 +226,7 @@ func (w *Worker) ProcessBurst(now int64, in []*Buf, out *Output) {
 	if w.snap != w.lastSnap {
 		w.newSnapshot()
 	}
+	w.syncNeigh()
 	w.now = now
 	w.out = out
 	if w.hold.n > 0 {
@@ -290,6 +295,7 @@ func (w *Worker) Tick(now int64, out *Output) {
 	if w.snap != w.lastSnap {
 		w.newSnapshot()
 	}
+	w.syncNeigh()
 	w.now = now
 	w.out = out
 	if w.hold.n > 0 {

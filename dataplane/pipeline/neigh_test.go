@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// TestAMoveOneWorkerSawReachesTheOthers: two workers of one dataplane both
+// know client 10.1.0.5 behind vtepA. The client moves behind vtepB2 (a VM
+// migrated), and only worker 0 sees its packets from there. Worker 1's
+// next answer to the client must follow the move, as worker 0's does: it
+// used to keep its own copy of the old VTEP until it saw the client
+// itself or the entry's 20 minutes ran out.
+func TestAMoveOneWorkerSawReachesTheOthers(t *testing.T) {
+	p, w0, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	w1 := p.NewWorker(1, &testPool{})
+	const vtepA2 = "192.0.2.11"
+	mac := macA
+	mac[5] = 5
+	arp := func(vtep string) []byte {
+		return vxlanFrame(vtep, 100, arpFrame(t, 1, mac, "10.1.0.5", [6]byte{}, "10.1.0.1"))
+	}
+	for _, w := range []*Worker{w0, w1} {
+		run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
+		run(w, 1, bufOf(arp(vtepA), 0))
+	}
+	answer := func(w *Worker, now int64) string {
+		b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "172.16.0.5", 53, 1024, 64, 64)), 0)
+		run(w, now, b)
+		if b.Verdict != VerdictTx {
+			t.Fatalf("answer: verdict %v, drops %v", b.Verdict, w.C.DropsByName())
+		}
+		return netip.AddrFrom4([4]byte(b.Bytes()[30:34])).String()
+	}
+	for i, w := range []*Worker{w0, w1} {
+		if got := answer(w, 2); got != vtepA {
+			t.Fatalf("worker %d answers toward %s before the move, want %s", i, got, vtepA)
+		}
+	}
+	run(w0, 3, bufOf(vxlanFrame(vtepA2, 100, udpFrame(t, mac, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 64, 64)), 0))
+	for i, w := range []*Worker{w0, w1} {
+		if got := answer(w, 4); got != vtepA2 {
+			t.Errorf("worker %d answers toward %s after the move worker 0 saw, want %s", i, got, vtepA2)
+		}
+	}
+}
+
+// TestMovesBeyondTheRingClearTheOtherWorkersCopies: when more neighbours
+// moved than the ring of changes holds, a worker that was not told each
+// key forgets every copy it had, and still answers each client through its
+// new VTEP.
+func TestMovesBeyondTheRingClearTheOtherWorkersCopies(t *testing.T) {
+	p, w0, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	w1 := p.NewWorker(1, &testPool{})
+	const vtepA2 = "192.0.2.11"
+	n := neighChanges + 44
+	macOf := func(h int) [6]byte { m := macA; m[4], m[5] = byte(h>>8), byte(h); return m }
+	ipOf := func(h int) string { return netip.AddrFrom4([4]byte{10, 1, byte(h >> 8), byte(h)}).String() }
+	for _, w := range []*Worker{w0, w1} {
+		run(w, 1, bufOf(vxlanFrame(vtepB, 200, arpFrame(t, 1, macB, "10.2.0.7", [6]byte{}, "10.2.0.1")), 0))
+		for h := 5; h < 5+n; h++ {
+			run(w, 1, bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, macOf(h), ipOf(h), [6]byte{}, "10.1.0.1")), 0))
+		}
+	}
+	seq0 := p.neigh.seq.Load()
+	for h := 5; h < 5+n; h++ {
+		run(w0, 2, bufOf(vxlanFrame(vtepA2, 100, udpFrame(t, macOf(h), gwMAC0, ipOf(h), "192.168.2.7", 1024, 53, 64, 64)), 0))
+	}
+	if d := p.neigh.seq.Load() - seq0; d != uint64(n) {
+		t.Fatalf("%d moves recorded, want %d", d, n)
+	}
+	for _, h := range []int{5, 5 + n/2, 4 + n} {
+		exposed := netip.AddrFrom4([4]byte{172, 16, byte(h >> 8), byte(h)}).String()
+		b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", exposed, 53, 1024, 64, 64)), 0)
+		run(w1, 3, b)
+		if got := netip.AddrFrom4([4]byte(b.Bytes()[30:34])).String(); b.Verdict != VerdictTx || got != vtepA2 {
+			t.Errorf("worker 1 answers client %s: verdict %v toward %s, want %s", ipOf(h), b.Verdict, got, vtepA2)
+		}
+	}
+}
