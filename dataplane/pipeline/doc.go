@@ -19,6 +19,11 @@
 // itself), so the packets of a flow, or of many clients of one segment,
 // after the first are rewritten and re-encapsulated with precomputed
 // checksum deltas; the per-packet checks (TTL, MTU, ingress filter) stay.
+// Neighbours (ARP, ND, and the VTEP behind each inner MAC of a VXLAN
+// attachment) are learned into a table the workers share; each worker
+// answers from its own copies and recent results (adjacencies with prebuilt
+// VXLAN headers, the senders it learned from lately), and a neighbour that
+// moves reaches every worker at its next burst.
 // It works on bursts of driver-neutral Bufs and never allocates, locks or
 // calls through an interface per packet; the DPDK runtime and the pcap
 // replay drive it the same way. It must not import the controlplane or any
