@@ -150,10 +150,14 @@ func (s *sharedNeigh) put(e *neighEntry) {
 	s.mu.Unlock()
 }
 
-// syncNeigh drops the worker's copies of the neighbours another worker (or
-// itself) saw change since its last burst, and invalidates what was derived
-// from them (adjacencies, the learning memo). One atomic load when nothing
-// changed.
+// syncNeigh drops the worker's copies of the neighbours another worker saw
+// change since its last burst, and invalidates what was derived from them
+// (adjacencies, the learning memo: learnGen). One atomic load when nothing
+// changed. A copy that is already the shared entry stays, and if every
+// changed key is such a copy (the worker learned the changes itself, and
+// bumped learnGen then) nothing is invalidated; a key the worker holds no
+// copy of still invalidates, as an adjacency may outlive the copy it was
+// built from.
 func (w *Worker) syncNeigh() {
 	s := &w.p.neigh
 	if s.seq.Load() == w.neighSeq {
@@ -161,16 +165,26 @@ func (w *Worker) syncNeigh() {
 	}
 	s.mu.Lock()
 	seq := s.seq.Load()
-	if seq-w.neighSeq > neighChanges {
-		w.neigh = neighCache{}
-	} else {
+	clear, stale := seq-w.neighSeq > neighChanges, false
+	if !clear {
 		for i := w.neighSeq; i < seq; i++ {
-			w.neigh.drop(&s.changed[i%neighChanges])
+			k := &s.changed[i%neighChanges]
+			se, ok := s.m[*k]
+			if e := w.neigh.get(k); e != nil && ok && e.resolved && e.mac == se.mac && e.vtep == se.vtep {
+				continue
+			}
+			w.neigh.drop(k)
+			stale = true
 		}
 	}
 	s.mu.Unlock()
+	if clear {
+		w.neigh = neighCache{}
+	}
 	w.neighSeq = seq
-	w.learnGen++
+	if clear || stale {
+		w.learnGen++
+	}
 }
 
 func (s *sharedNeigh) get(k *neighKey) (neighEntry, bool) {

@@ -78,3 +78,25 @@ func TestMovesBeyondTheRingClearTheOtherWorkersCopies(t *testing.T) {
 		}
 	}
 }
+
+// TestAWorkersOwnMoveIsLearnedOnce: the worker that saw a move keeps its
+// copy (it is the shared entry) and counts the move once (found in
+// review: it dropped its own copy at the next burst and learned the move
+// again).
+func TestAWorkersOwnMoveIsLearnedOnce(t *testing.T) {
+	_, w, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	f := func(vtep string) *Buf {
+		return bufOf(vxlanFrame(vtep, 100, udpFrame(t, macA, gwMAC0, "10.1.0.5", "192.168.2.7", 1024, 53, 64, 64)), 0)
+	}
+	run(w, 1, f(vtepA))
+	c0, g0 := w.C.Events[EvVTEPLearned], w.learnGen
+	run(w, 2, f("192.0.2.11"))
+	g1 := w.learnGen
+	run(w, 3, f("192.0.2.11"))
+	if d := w.C.Events[EvVTEPLearned] - c0; d != 1 {
+		t.Errorf("one move counted %d times", d)
+	}
+	if g1 == g0 || w.learnGen != g1 {
+		t.Errorf("learnGen %d -> %d -> %d: want one change, at the move", g0, g1, w.learnGen)
+	}
+}
