@@ -32,7 +32,7 @@ func (w *Worker) deliver(b *Buf, vid int, k neighKey, hash uint32, etype uint16,
 		return
 	}
 	a := &w.adj[neighHash(&k)&w.adjMask]
-	if a.gen != w.learnGen || a.key != k || w.now >= a.until {
+	if !a.validFor(&k, w.learnGen, w.now) {
 		if !w.resolve(a, b, vid, vpc, k, hash, etype, held) {
 			return
 		}

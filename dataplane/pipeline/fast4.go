@@ -56,6 +56,7 @@ func (w *Worker) fast4(b *Buf) int {
 	v := w.lastVPC
 	outerSrc := binary.BigEndian.Uint32(h[26:])
 	srcMAC := [6]byte(h[56:62])
+	// recentlyLearned, written out: too big to inline.
 	if binary.BigEndian.Uint16(h[62:]) != packet.EtherTypeIPv4 ||
 		!w.lastLearned.holds(outerSrc, [6]byte(h[6:12]), srcMAC, v, w.learnGen, w.now) && !w.learnedLately(outerSrc, [6]byte(h[6:12]), srcMAC, v) {
 		return 0

@@ -362,13 +362,13 @@ func (w *Worker) flush4() {
 			if m.nhFixed || e.dst == m.dst {
 				a, ok = &w.adj[m.adj], memoAdj
 				if !ok {
-					ok = m.hdrs != 0 && a.gen == w.learnGen && a.key == m.key && w.now < a.until && a.hasTmpl == m.vxlan
+					ok = m.hdrs != 0 && a.validFor(&m.key, w.learnGen, w.now) && a.hasTmpl == m.vxlan
 					memoAdj = ok
 				}
 			} else {
 				k := key4(scopeVPC|uint32(m.dvpc), e.ndst)
 				a = &w.adj[neighHash(&k)&w.adjMask]
-				ok = m.hdrs != 0 && a.key == k && a.gen == w.learnGen && w.now < a.until && a.hasTmpl == m.vxlan
+				ok = m.hdrs != 0 && a.validFor(&k, w.learnGen, w.now) && a.hasTmpl == m.vxlan
 			}
 			if ok && b.Off+e.p.l3 >= m.hdrs {
 				if m.natted && (e.proto == packet.ProtoUDP || e.proto == packet.ProtoTCP) {

@@ -322,6 +322,11 @@ type adjacency struct {
 	hasTmpl bool
 }
 
+// validFor reports whether a is the worker's current adjacency for k.
+func (a *adjacency) validFor(k *neighKey, gen uint64, now int64) bool {
+	return a.gen == gen && a.key == *k && now < a.until
+}
+
 // DefaultAdjacencySlots is the adjacency cache's default size per worker
 // (128 bytes a slot, 512 KiB): direct-mapped by the next hop's hash, it
 // must hold the next hops a burst train cycles through, e.g. a server
