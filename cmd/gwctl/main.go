@@ -32,19 +32,26 @@ const (
 const mainUsage = `gwctl - command line of the peergate VPC peering gateway
 
 Usage:
-  gwctl [--server ADDR] [--tls-cert FILE --tls-key FILE --tls-ca FILE] COMMAND [flags] [args]
+  gwctl [--server ADDR] [--timeout DURATION] [--tls-cert FILE --tls-key FILE --tls-ca FILE] COMMAND [flags] [args]
 
 Offline (no controlplane needed):
-  validate -f PATH...            check manifests; warnings and errors on stderr
-  compile  -f PATH... [-o FMT]   print the dataplane tables the manifests compile to
+  validate -f PATH...                   check manifests; warnings and errors on stderr
+  compile  -f PATH... [-o FMT] [--dump] print the dataplane tables the manifests compile to
 
 Against a controlplane (--server):
-  apply    -f PATH... [--dry-run]   apply manifests, all or nothing
-  delete   -f PATH... | KIND NAME...  delete objects
-  get      vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status [-o FMT]
-  stats    [-o json] [--dataplane ID]  counters pushed by the dataplanes
+  apply    -f PATH... [--dry-run] [-o text|json]
+           apply manifests, all or nothing
+  delete   -f PATH... | KIND NAME... [--dry-run] [-o text|json]
+           delete objects
+  get      vpcs|peerings|routes [VPC]|bgp [VPC]|objects [KIND]|tables|status|flows [-o FMT]
+           show the configuration, routes, BGP, tables, dataplanes or NAT sessions
+  stats    [--dataplane ID] [-o table|json|yaml]
+           counters pushed by the dataplanes
 
-  help [COMMAND]                 help for a command
+  help [COMMAND]                        a command's help, its flags and examples
+
+FMT is table (the default), json or yaml. --timeout limits the whole command
+(default 30s).
 
 PATH is a manifest file, a directory (its *.yaml and *.yml files) or - for
 standard input. ADDR is unix:///path or host:port; default $PEERGATE_SERVER,
@@ -247,7 +254,7 @@ func find(name string) *command {
 }
 
 func help(o *opts, args []string) int {
-	if len(args) == 0 {
+	if len(args) == 0 || args[0] == "help" {
 		fmt.Fprint(o.stdout, mainUsage)
 		return 0
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,7 @@ func TestOfflineCommands(t *testing.T) {
 		{"compile of invalid manifests fails", "", []string{"compile", "-f", externalAs}, 1, "", "error: "},
 		{"an unknown command is a usage error", "", []string{"frobnicate"}, 2, "", "unknown command"},
 		{"help prints the commands", "", []string{"help"}, 0, "validate -f PATH", ""},
+		{"help help prints the commands", "", []string{"help", "help"}, 0, "validate -f PATH", ""},
 		{"--help of a command prints its help on stdout", "", []string{"apply", "--help"}, 0, "gwctl apply -f PATH", ""},
 		{"help of a command prints its flags", "", []string{"help", "get"}, 0, "--server ADDR", ""},
 	}
@@ -66,6 +68,32 @@ func TestOfflineCommands(t *testing.T) {
 					c.args, r.code, r.stdout, r.stderr, c.wantCode, c.wantStdout, c.wantStderr)
 			}
 		})
+	}
+}
+
+// The overview of gwctl --help names what each command's own help does:
+// every form of its usage line (get's subjects, the output formats).
+func TestMainUsageShowsEveryCommandsForms(t *testing.T) {
+	for _, c := range commands() {
+		line := ""
+		for _, l := range strings.Split(mainUsage, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == c.name {
+				line = l
+				break
+			}
+		}
+		if line == "" {
+			t.Errorf("gwctl --help does not list %s", c.name)
+			continue
+		}
+		for _, form := range strings.FieldsFunc(c.usage, func(r rune) bool { return strings.ContainsRune(" []|", r) }) {
+			if strings.Contains(line, "-o FMT") && slices.Contains([]string{"table", "json", "yaml"}, form) {
+				continue // FMT is explained below the list
+			}
+			if !strings.Contains(line, form) {
+				t.Errorf("gwctl --help line %q lacks %q of %q", strings.TrimSpace(line), form, c.usage)
+			}
+		}
 	}
 }
 
@@ -139,6 +167,8 @@ func TestRemoteCommands(t *testing.T) {
 		{"get bgp -o json prints the response", []string{"get", "bgp", "-o", "json"}, 0, "{", ""},
 		{"delete of an ambiguous kind is a usage error", []string{"delete", "vpc", "vpc-1"}, 2, "", "ambiguous"},
 		{"a delete that breaks references is rejected", []string{"delete", "gateway", "gateway"}, 1, "", "stays live"},
+		{"get objects pod lists the Pods", []string{"get", "objects", "pod"}, 0, "vpc-2-pod", ""},
+		{"delete Pod by kind and name", []string{"delete", "Pod", "vpc-2-pod"}, 0, "Pod/vpc-2-pod deleted", ""},
 		{"delete of the pods succeeds", []string{"delete", "-f", kubeOVN + "/kube-ovn-vpc-peering-3-pods.yaml"}, 0, "Pod/vpc-1-pod deleted", ""},
 		{"delete of a missing object reports it", []string{"delete", "Peering", "nope"}, 0, "Peering/nope not found", ""},
 	}

@@ -184,7 +184,7 @@ func deleteKeys(o *opts, args []string) ([]*apiv1.ObjectKey, error) {
 
 func canonicalKind(k string) (string, error) {
 	switch k {
-	case manifest.KindKubeOVNVpc, manifest.KindSubnet, manifest.KindPeering, manifest.KindGateway, manifest.KindVPC:
+	case manifest.KindKubeOVNVpc, manifest.KindSubnet, manifest.KindPeering, manifest.KindGateway, manifest.KindVPC, manifest.KindPod:
 		return k, nil
 	}
 	switch strings.ToLower(k) {
@@ -194,10 +194,12 @@ func canonicalKind(k string) (string, error) {
 		return manifest.KindPeering, nil
 	case "gateway", "gateways":
 		return manifest.KindGateway, nil
+	case "pod", "pods":
+		return manifest.KindPod, nil
 	case "vpc", "vpcs":
 		return "", fmt.Errorf("kind %q is ambiguous: Vpc (kubeovn.io/v1) or VPC (peergate.io/v1alpha1)", k)
 	}
-	return "", fmt.Errorf("unknown kind %q (Vpc, Subnet, Peering, Gateway, VPC)", k)
+	return "", fmt.Errorf("unknown kind %q (Vpc, Subnet, Peering, Gateway, VPC, Pod)", k)
 }
 
 func getCmd() *command {

@@ -13,6 +13,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -271,7 +272,14 @@ func (s *Server) ApplyObjects(objs []manifest.Object, dryRun bool) (Result, erro
 func (s *Server) DeleteObjects(keys []manifest.Key, dryRun bool) (Result, error) {
 	return s.change(dryRun, func(c *manifest.Config) (*manifest.Config, []*apiv1.ObjectResult) {
 		var results []*apiv1.ObjectResult
+		seen := map[manifest.Key]bool{}
 		for _, k := range keys {
+			// Files often define one object twice (a Kube-OVN Vpc with and
+			// without its vpcPeerings): report it once.
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
 			ch := apiv1.Change_CHANGE_DELETED
 			if _, ok := c.Get(k); !ok {
 				ch = apiv1.Change_CHANGE_NOT_FOUND
@@ -282,8 +290,29 @@ func (s *Server) DeleteObjects(keys []manifest.Key, dryRun bool) (Result, error)
 	})
 }
 
+// same reports whether storing b in place of a changes nothing: the same
+// typed content, whatever the comments, key order and layout of their
+// text. So a backup taken with "gwctl get objects -o yaml", which starts
+// with a "# generation N" comment, applies back as unchanged. Pods have no
+// typed content (they are ignored); their text without comments decides.
 func same(a, b manifest.Object) bool {
-	return string(manifest.Marshal([]manifest.Object{a})) == string(manifest.Marshal([]manifest.Object{b}))
+	if a.Key.Kind == manifest.KindPod {
+		return bytes.Equal(withoutComments(a.Raw), withoutComments(b.Raw))
+	}
+	return bytes.Equal(manifest.Encode(a), manifest.Encode(b))
+}
+
+// withoutComments drops whole-line YAML comments and blank lines.
+func withoutComments(raw []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(raw) {
+		if t := bytes.TrimSpace(line); len(t) == 0 || t[0] == '#' {
+			continue
+		}
+		out = append(out, bytes.TrimRight(line, " \t\r\n")...)
+		out = append(out, '\n')
+	}
+	return out
 }
 
 func (s *Server) change(dryRun bool, edit func(*manifest.Config) (*manifest.Config, []*apiv1.ObjectResult)) (Result, error) {

@@ -45,6 +45,12 @@ spec:
   cidrBlock: 10.1.0.0/16
 `
 
+const pod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+`
+
 const unknownField = `kind: Subnet
 apiVersion: kubeovn.io/v1
 metadata:
@@ -133,6 +139,12 @@ func TestApplyCountsGenerationsOnlyForRealChanges(t *testing.T) {
 		{"new objects are created", vpcs, 1, "Vpc/vpc-1=CREATED Subnet/net1=CREATED"},
 		{"the same objects again change nothing", vpcs, 1, "Vpc/vpc-1=UNCHANGED Subnet/net1=UNCHANGED"},
 		{"a changed object is configured", subnetChanged, 2, "Subnet/net1=CONFIGURED"},
+		{"comments and layout change nothing (a backup from get objects -o yaml)",
+			"# generation 2\n" + "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: {name: net1}\nspec:\n  cidrBlock: 10.1.0.0/16  # moved\n  vpc: vpc-1\n",
+			2, "Subnet/net1=UNCHANGED"},
+		{"a Pod is created", pod, 3, "Pod/p=CREATED"},
+		{"a Pod's comments change nothing", "# a comment\n" + pod, 3, "Pod/p=UNCHANGED"},
+		{"a Pod's other text is configured", pod + "  labels: {app: x}\n", 4, "Pod/p=CONFIGURED"},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -143,8 +155,8 @@ func TestApplyCountsGenerationsOnlyForRealChanges(t *testing.T) {
 			}
 		})
 	}
-	if got := e.srv.Hub().Current().GetGeneration(); got != 2 {
-		t.Errorf("published generation = %d, want 2", got)
+	if got := e.srv.Hub().Current().GetGeneration(); got != 4 {
+		t.Errorf("published generation = %d, want 4", got)
 	}
 }
 
@@ -220,7 +232,7 @@ func TestDeleteRemovesObjectsAndReportsUnknownOnes(t *testing.T) {
 	e := start(t, "")
 	apply(t, e, false, vpcs)
 	r, err := e.client.Delete(context.Background(), &apiv1.DeleteRequest{Keys: []*apiv1.ObjectKey{
-		{Kind: "Subnet", Name: "net1"}, {Kind: "Subnet", Name: "nope"},
+		{Kind: "Subnet", Name: "net1"}, {Kind: "Subnet", Name: "nope"}, {Kind: "Subnet", Name: "net1"},
 	}})
 	if err != nil {
 		t.Fatal(err)
