@@ -49,7 +49,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 const usage = `controlplane - peergate control plane daemon
 
 Usage:
-  controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL]
+  controlplane [--listen ADDR]... [--state-dir DIR] [--config PATH]... [--log-level LEVEL] [--log-format text|json]
                [--bgp-listen-port PORT] [--bgp-connect-retry DURATION]
                [--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure-tcp] [--metrics ADDR]
                [--pprof ADDR]

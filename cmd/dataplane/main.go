@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,11 +44,21 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			// "dataplane help run" is "dataplane run --help".
+			if c, ok := commands[args[1]]; ok {
+				if err := c.run(ctx, []string{"--help"}, stdout, stderr); err != nil {
+					return 1
+				}
+				return 0
+			}
 		}
+		usage(stdout)
 		return 0
 	}
 	c, ok := commands[args[0]]
@@ -64,7 +75,15 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: dataplane <command> [flags]\n\ncommands:")
+	fmt.Fprint(w, `dataplane - packet-processing process of the peergate VPC peering gateway
+
+Usage:
+  dataplane run --controlplane ADDR [--eal "ARGS"] [--workers N] [flags]
+  dataplane replay -f MANIFEST... --in PORT=FILE.pcap [--in ...] --out-dir DIR
+  dataplane help COMMAND    (or dataplane COMMAND --help): a command's help and flags
+
+Commands:
+`)
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -73,6 +92,14 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
+}
+
+// printHelp writes a command's help text and its flags to w.
+func printHelp(w io.Writer, text string, fs *flag.FlagSet) {
+	fmt.Fprint(w, text)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
 }
 
 // multiFlag collects a repeated flag.

@@ -40,10 +40,10 @@ const runHelp = `usage: dataplane run --controlplane ADDR [--eal "ARGS"] [--work
                     [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-server-name NAME]] [--keep-caps LIST]
                     [--nat-sessions N] [--drop-log-interval DURATION]
 
-Connects to the controlplane's table push service, waits for the first
-tables that name the Gateway's ports, starts the DPDK EAL, the ports (their
-"device" strings) and the poll-mode workers, and then follows every new
-generation: lookup structures are built off the hot path and swapped in
+Starts the DPDK EAL, connects to the controlplane's table push service,
+waits for the first tables that name the Gateway's ports, starts those
+ports (their "device" strings) and the poll-mode workers, and then follows
+every new generation: lookup structures are built off the hot path and swapped in
 atomically, and each generation is acknowledged. Counters (ports, drop
 reasons, pipeline events, NAT sessions) are pushed every second ("gwctl
 stats"). Stateful NAT sessions live in a table of --nat-sessions entries.
@@ -84,11 +84,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // re-executing the program, which only the command itself may do.
 func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, dropCaps bool) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, runHelp)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard) // the caller prints parse errors; --help goes to stdout
 	addr := fs.String("controlplane", "", "controlplane `address`: unix:///path/to.sock or host:port")
 	eal := fs.String("eal", "", "DPDK EAL `arguments`, space separated (default: --in-memory with free hugepages, else --no-huge -m 512 --no-pci --no-shconf)")
 	workers := fs.Int("workers", 1, "worker goroutines (one pinned core each)")
@@ -108,9 +104,10 @@ func runDataplane(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	sessions := fs.Int("nat-sessions", 1<<18, "stateful NAT session table `capacity` (about 57 bytes each, allocated at start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printHelp(stdout, runHelp, fs)
 			return nil
 		}
-		return err
+		return fmt.Errorf("%w (dataplane run --help lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

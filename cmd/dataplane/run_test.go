@@ -59,8 +59,34 @@ func TestRunHelpDocumentsPortChanges(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"--controlplane", "Port changes", "refused", "--cores"} {
-		if !strings.Contains(errw.String(), want) {
-			t.Errorf("help has no %q:\n%s", want, errw.String())
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help has no %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// Every way of asking for help prints it on stdout and exits 0; a bad flag
+// is an error that says where the flags are listed.
+func TestHelpIsOnStdoutAndExitsZero(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"--help"}, 0, "dataplane replay -f MANIFEST", ""},
+		{[]string{"help"}, 0, "dataplane run --controlplane ADDR", ""},
+		{[]string{"help", "replay"}, 0, "DIR/<port>.pcap", ""},
+		{[]string{"replay", "--help"}, 0, "-out-dir", ""},
+		{[]string{"run", "-h"}, 0, "-nat-sessions", ""},
+		{[]string{"replay", "--bogus"}, 1, "", "dataplane replay --help lists the flags"},
+		{nil, 2, "", "Usage:"},
+	} {
+		var out, errw bytes.Buffer
+		code := dispatch(context.Background(), c.args, &out, &errw)
+		if code != c.code || !strings.Contains(out.String(), c.out) || !strings.Contains(errw.String(), c.err) {
+			t.Errorf("dataplane %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				c.args, code, out.String(), errw.String(), c.code, c.out, c.err)
 		}
 	}
 }
