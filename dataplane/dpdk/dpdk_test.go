@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -16,7 +17,10 @@ var skipReason string
 
 func TestMain(m *testing.M) {
 	prefix := fmt.Sprintf("pgdpdk%d", os.Getpid())
-	args := append(NoHugeArgs(prefix, 256), "-l", "0", "--log-level=lib.eal:error")
+	// With telemetry on, as an operator's --eal usually leaves it: its
+	// socket is the file Cleanup must remove for the directory to go.
+	args := append(slices.DeleteFunc(NoHugeArgs(prefix, 256), func(a string) bool { return a == "--no-telemetry" }),
+		"-l", "0", "--log-level=lib.eal:error")
 	if err := Init(args); err != nil {
 		if os.Geteuid() == 0 {
 			fmt.Fprintf(os.Stderr, "dpdk: EAL init as root failed: %v\n", err)

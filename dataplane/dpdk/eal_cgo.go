@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -141,10 +143,11 @@ func Initialized() bool {
 
 // Cleanup runs rte_eal_cleanup on the main lcore's thread, releasing DPDK's
 // memory, then removes the runtime directory if the EAL left it empty (as
-// it does with --no-shconf): 22.11 never removes it, and a directory per
-// run piles up under /var/run/dpdk. Files in it are left alone: they may
-// serve secondary processes. Ports and pools must be closed first; no DPDK
-// call is valid after.
+// it does with --no-shconf, once this process's own sockets are gone):
+// 22.11 never removes it, and a directory per run piles up under
+// /var/run/dpdk. Other files in it are left alone: they may serve secondary
+// processes. Ports and pools must be closed first; no DPDK call is valid
+// after.
 func Cleanup() error {
 	var rc C.int
 	var dir string
@@ -155,6 +158,7 @@ func Cleanup() error {
 		return err
 	}
 	if dir != "" {
+		removeOwnSockets(dir)
 		_ = os.Remove(dir) // fails, harmlessly, when not empty
 	}
 	eal.mu.Lock()
@@ -165,6 +169,35 @@ func Cleanup() error {
 		return fmt.Errorf("rte_eal_cleanup: %w", errnoErr(rc))
 	}
 	return nil
+}
+
+// removeOwnSockets unlinks the unix sockets in dir that this process
+// listens on: the telemetry socket. DPDK unlinks it from an atexit handler,
+// which a Go program never runs (os.Exit is the exit_group system call),
+// so every run left it behind, and with it the directory. A socket is this
+// process's when one of its descriptors is the socket bound to that path
+// (/proc/net/unix names the socket inode of each bound path); a socket of
+// another process that shares the file prefix stays.
+func removeOwnSockets(dir string) {
+	own := map[string]bool{} // "socket:[inode]" of our descriptors
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if l, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			own[l] = true
+		}
+	}
+	table, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return
+	}
+	// Num RefCount Protocol Flags Type St Inode Path
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || filepath.Dir(f[7]) != dir || !own["socket:["+f[6]+"]"] {
+			continue
+		}
+		_ = os.Remove(f[7])
+	}
 }
 
 // RegisterThread makes the calling OS thread a DPDK lcore
