@@ -112,7 +112,8 @@ sleep 1.2 # one stats interval
 # only, vpc2 TCP from port 443 only.
 step "Peering API, static NAT: replace the Kube-OVN objects (the Gateway stays)"
 "${GWCTL[@]}" delete -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-2-vpc-peerings.yaml \
-  -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-1-vpcs-and-subnets.yaml
+  -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-1-vpcs-and-subnets.yaml \
+  -f testdata/manifests/kube-ovn-vpc-peering/kube-ovn-vpc-peering-3-pods.yaml
 "${GWCTL[@]}" delete VPC vpc-1 vpc-2
 "${GWCTL[@]}" apply -f testdata/manifests/peering-api-1-static-nat/
 "${GWCTL[@]}" get routes vpc2
