@@ -270,6 +270,41 @@ func TestGatewayEndToEnd(t *testing.T) {
 		g.gwctl("apply", "-f", "../../testdata/manifests/peering-api-1-static-nat/peergate.yaml")
 		g.waitSync(5 * time.Second)
 	})
+
+	// The Peering document's fifth example: both VPCs use 10.1.1.0/24, and
+	// the hosts, both 10.1.1.2, reach each other only through the NAT
+	// prefixes: vpc-1's hosts appear in 192.168.1.0/24, vpc-2's in
+	// 192.168.2.0/24, each host at the same index (10.1.1.2 is .2). vpc-1's
+	// 10.1.1.42 is excluded from the peering.
+	t.Run("hosts with the same address in overlapping VPCs talk through their NAT addresses", func(t *testing.T) {
+		g.gwctl("delete", "Peering", "vpc1--vpc2-stateful")
+		g.gwctl("delete", "VPC", "vpc1", "vpc2")
+		g.gwctl("apply", "-f", "../../testdata/manifests/peering-api-5-overlapping-subnets/")
+		g.ip("-n", g.h2, "addr", "flush", "dev", "e0")
+		g.ip("-n", g.h2, "addr", "add", "10.1.1.2/24", "dev", "e0")
+		g.ip("-n", g.h2, "route", "replace", "default", "via", "10.1.1.1")
+		g.waitSync(5 * time.Second)
+		for _, c := range []struct{ ns, dst string }{{g.h1, "192.168.2.2"}, {g.h2, "192.168.1.2"}} {
+			if out, ok := g.ping(c.ns, "-c", "3", "-i", "0.2", "-W", "2", c.dst); !ok || !strings.Contains(out, " 0% packet loss") {
+				t.Errorf("ping %s from %s: want 0%% packet loss:\n%s", c.dst, c.ns, out)
+			}
+		}
+		g.ip("-n", g.h1, "addr", "add", "10.1.1.42/24", "dev", "vx100")
+		if out, ok := g.ping(g.h1, "-I", "10.1.1.42", "-c", "2", "-i", "0.2", "-W", "1", "192.168.2.2"); ok {
+			t.Errorf("vpc-1's excluded 10.1.1.42 reached vpc-2:\n%s", out)
+		}
+		g.ip("-n", g.h1, "addr", "del", "10.1.1.42/24", "dev", "vx100")
+		for _, c := range []struct{ server, client, dial, want string }{
+			{g.h2, g.h1, "192.168.2.2:8443", "192.168.1.2:"},
+			{g.h1, g.h2, "192.168.1.2:8443", "192.168.2.2:"},
+		} {
+			seen, local := tcpTransferVia(t, c.server, "10.1.1.2:8443", c.client, c.dial, 1<<20)
+			t.Logf("client %s -> %s; the server saw %s", local, c.dial, seen)
+			if !strings.HasPrefix(seen.String(), c.want) {
+				t.Errorf("the server behind %s saw %s, want %s*", c.dial, seen, c.want)
+			}
+		}
+	})
 }
 
 // tcpTransfer sends n random bytes from a client in clientNS to a listener
