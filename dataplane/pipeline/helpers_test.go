@@ -3,6 +3,8 @@ package pipeline
 import (
 	"encoding/binary"
 	"net"
+	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -88,7 +90,7 @@ func peeredTables(internet []string) *tablesv1.Tables {
 		}
 		fa := fwd(2, func(x *tablesv1.Action) { x.SrcNat = 1 })
 		dl := deliver("100.64.0.1", 0)
-		for _, p := range internet {
+		for _, p := range compiledRoutes(internet) {
 			a.Routes = append(a.Routes, &tablesv1.Route{Prefix: p, Actions: fa})
 			e.LocalRoutes = append(e.LocalRoutes, &tablesv1.Route{Prefix: p, Actions: dl})
 		}
@@ -192,6 +194,36 @@ func run(w *Worker, now int64, bufs ...*Buf) []*Buf {
 
 // internetPrefixes returns the IPv4 prefixes of the shared Internet table
 // (internal/fulltable: masked, each once), or nil when the file is absent.
+// compiledRoutes returns the routes the controlplane compiles from learned
+// prefixes that all have one next hop: a prefix inside another one adds
+// nothing to the longest-prefix match, and compile emits the minimal set
+// of routes with the same answer (controlplane/compile's "Resolution").
+// For the full table that is 444 690 of 901 899 IPv4 prefixes, the count
+// compile.Compile gives for a VPC peered with an external that learned
+// them (plus that VPC's own routes).
+func compiledRoutes(prefixes []string) []string {
+	ps := make([]netip.Prefix, len(prefixes))
+	for i, p := range prefixes {
+		ps[i] = netip.MustParsePrefix(p)
+	}
+	slices.SortFunc(ps, func(x, y netip.Prefix) int {
+		if c := x.Addr().Compare(y.Addr()); c != 0 {
+			return c
+		}
+		return x.Bits() - y.Bits()
+	})
+	var out []string
+	var cover netip.Prefix // the last kept prefix: sorted, it covers all that follow inside it
+	for _, p := range ps {
+		if cover.IsValid() && cover.Contains(p.Addr()) && cover.Bits() <= p.Bits() {
+			continue
+		}
+		cover = p
+		out = append(out, p.String())
+	}
+	return out
+}
+
 func internetPrefixes(t testing.TB) []string {
 	name := fulltable.Find()
 	if name == "" {
