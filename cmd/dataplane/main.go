@@ -51,12 +51,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			// "dataplane help run" is "dataplane run --help".
-			if c, ok := commands[args[1]]; ok {
-				if err := c.run(ctx, []string{"--help"}, stdout, stderr); err != nil {
-					return 1
-				}
-				return 0
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "dataplane help: unknown command %q\n", args[1])
+				usage(stderr)
+				return 2
 			}
+			if err := c.run(ctx, []string{"--help"}, stdout, stderr); err != nil {
+				return 1
+			}
+			return 0
 		}
 		usage(stdout)
 		return 0

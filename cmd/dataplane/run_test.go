@@ -80,6 +80,7 @@ func TestHelpIsOnStdoutAndExitsZero(t *testing.T) {
 		{[]string{"replay", "--help"}, 0, "-out-dir", ""},
 		{[]string{"run", "-h"}, 0, "-nat-sessions", ""},
 		{[]string{"replay", "--bogus"}, 1, "", "dataplane replay --help lists the flags"},
+		{[]string{"help", "bogus"}, 2, "", `unknown command "bogus"`},
 		{nil, 2, "", "Usage:"},
 	} {
 		var out, errw bytes.Buffer

@@ -293,8 +293,11 @@ func (s *Server) DeleteObjects(keys []manifest.Key, dryRun bool) (Result, error)
 // same reports whether storing b in place of a changes nothing: the same
 // typed content, whatever the comments, key order and layout of their
 // text. So a backup taken with "gwctl get objects -o yaml", which starts
-// with a "# generation N" comment, applies back as unchanged. Pods have no
-// typed content (they are ignored); their text without comments decides.
+// with a "# generation N" comment, applies back as unchanged. The other
+// side of it: an apply that only edits comments stores nothing (the stored
+// text is that of the last apply that changed the object), as kubectl keeps
+// no comments at all. Pods have no typed content (they are ignored); their
+// text without comments decides.
 func same(a, b manifest.Object) bool {
 	if a.Key.Kind == manifest.KindPod {
 		return bytes.Equal(withoutComments(a.Raw), withoutComments(b.Raw))

@@ -190,13 +190,17 @@ func removeOwnSockets(dir string) {
 	if err != nil {
 		return
 	}
-	// Num RefCount Protocol Flags Type St Inode Path
+	// Num RefCount Protocol Flags Type St Inode Path; St 01 (unconnected)
+	// is a listener's, and the path is the rest of the line.
 	for _, line := range strings.Split(string(table), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 8 || filepath.Dir(f[7]) != dir || !own["socket:["+f[6]+"]"] {
+		if len(f) < 8 || f[5] != "01" || !own["socket:["+f[6]+"]"] {
 			continue
 		}
-		_ = os.Remove(f[7])
+		path := strings.Join(f[7:], " ")
+		if filepath.Dir(path) == dir {
+			_ = os.Remove(path)
+		}
 	}
 }
 
