@@ -63,18 +63,31 @@ func TestScenarioStreamKeepsValidInnerChecksumsAndVariesFlows(t *testing.T) {
 	if _, err := os.Stat(scenario); err != nil {
 		t.Skipf("scenario pcap not there: %v", err)
 	}
-	path := filepath.Join(t.TempDir(), "s.pcap")
-	if err := writeScenarioStream(path, scenario, 2, 300); err != nil {
-		t.Fatal(err)
+	for _, clientMACs := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "s.pcap")
+		if err := writeScenarioStream(path, scenario, 2, 300, clientMACs); err != nil {
+			t.Fatal(err)
+		}
+		checkScenarioStream(t, path, clientMACs)
 	}
+}
+
+func checkScenarioStream(t *testing.T, path string, clientMACs bool) {
+	t.Helper()
 	ports := map[layers.TCPPort]bool{}
+	macs := map[string]bool{}
 	for _, p := range readPcap(t, path) {
 		var inner *layers.IPv4
+		var innerEth *layers.Ethernet
 		for _, l := range p.Layers() {
-			if ip, ok := l.(*layers.IPv4); ok {
-				inner = ip
+			switch l := l.(type) {
+			case *layers.IPv4:
+				inner = l
+			case *layers.Ethernet:
+				innerEth = l
 			}
 		}
+		macs[innerEth.SrcMAC.String()] = true
 		tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
 		if inner == nil || !ok {
 			t.Fatalf("no inner IPv4/TCP: %v", p)
@@ -89,6 +102,9 @@ func TestScenarioStreamKeepsValidInnerChecksumsAndVariesFlows(t *testing.T) {
 	}
 	if len(ports) != 300 {
 		t.Fatalf("%d distinct flows, want 300", len(ports))
+	}
+	if want := map[bool]int{false: 1, true: 200}[clientMACs]; len(macs) != want {
+		t.Fatalf("client MACs %v: %d inner source MACs, want %d", clientMACs, len(macs), want)
 	}
 }
 
@@ -120,7 +136,7 @@ func TestBenchmarkRunsEndToEnd(t *testing.T) {
 	}
 	pl := &pipelineRun{tables: "../../testdata/compiled/peering-api-1-static-nat.json", in: 0, out: 1,
 		stream: filepath.Join(dir, "s.pcap"), prime: "../../testdata/pcap/peering-api-1-static-nat/in-vpc2.pcap"}
-	if err := writeScenarioStream(pl.stream, "../../testdata/pcap/peering-api-1-static-nat/in-fabric.pcap", 2, 256); err != nil {
+	if err := writeScenarioStream(pl.stream, "../../testdata/pcap/peering-api-1-static-nat/in-fabric.pcap", 2, 256, true); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.run(pl, 1)

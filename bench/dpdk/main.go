@@ -62,6 +62,7 @@ func main() {
 	pcap := flag.String("pcap", "", "pcap to replay (default: generated VXLAN packets)")
 	inner := flag.Int("inner", 60, "inner Ethernet frame size of the generated VXLAN packets (without FCS)")
 	count := flag.Int("packets", 1024, "packets in the generated pcap")
+	clientMACs := flag.Bool("client-macs", false, "in the pipeline's stream, give each of its 200 inner sources its own MAC, as separate hosts have (default: one MAC, as behind a router)")
 	core := flag.Int("core", 1, "CPU of the forwarding core (testpmd's lcore and peergate's worker)")
 	workers := flag.Int("workers", 2, "2: also measure testpmd io, peergate forward (io) and the pipeline with two forwarding cores and report the scaling ratio (skipped when fewer than 2 CPUs are usable); 1: one core only")
 	testpmd := flag.String("testpmd", "dpdk-testpmd", "testpmd binary")
@@ -124,7 +125,7 @@ func main() {
 		defer os.RemoveAll(dir)
 		pl = &pipelineRun{tables: *tables, in: uint16(*inPort), out: uint16(*outPort),
 			stream: filepath.Join(dir, "stream.pcap"), prime: filepath.Join(*scenario, "in-vpc2.pcap")}
-		if err := writeScenarioStream(pl.stream, filepath.Join(*scenario, "in-fabric.pcap"), 2, *count); err != nil {
+		if err := writeScenarioStream(pl.stream, filepath.Join(*scenario, "in-fabric.pcap"), 2, *count, *clientMACs); err != nil {
 			fail(err)
 		}
 	}

@@ -67,7 +67,7 @@ func mac(last byte) []byte { return []byte{0x02, 0, 0, 0, 0, last} }
 // scenario's pcap, a VXLAN packet, with the inner TCP destination port and
 // source address varied per packet so that flows differ (checksums are not
 // recomputed except the inner IPv4 header's, which the pipeline checks).
-func writeScenarioStream(path, from string, idx, n int) error {
+func writeScenarioStream(path, from string, idx, n int, clientMACs bool) error {
 	f, err := os.Open(from)
 	if err != nil {
 		return err
@@ -100,7 +100,10 @@ func writeScenarioStream(path, from string, idx, n int) error {
 	}
 	for i := 0; i < n; i++ {
 		p := append([]byte(nil), tmpl...)
-		p[innerIP+15] = byte(2 + i%200)                                // inner source 10.1.1.x
+		p[innerIP+15] = byte(2 + i%200) // inner source 10.1.1.x
+		if clientMACs {
+			p[50+11] = byte(2 + i%200) // and its own inner source MAC
+		}
 		binary.BigEndian.PutUint16(p[innerIP+ihl+2:], uint16(40000+i)) // inner TCP destination port
 		binary.BigEndian.PutUint16(p[34:], uint16(49152+i%16384))      // outer UDP source port
 		setIPv4Checksum(p[innerIP : innerIP+ihl])
