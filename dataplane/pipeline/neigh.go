@@ -210,15 +210,23 @@ func (w *Worker) lookupNeigh(k *neighKey) *neighEntry {
 }
 
 // learn records mac (and vtep) for k and reports whether it changed anything
-// (a new entry, a new MAC, or a resolution).
+// (a new entry, a new MAC or VTEP, or a resolution). An entry confirmed
+// after half its lifetime gets the new time but changes nothing: what was
+// derived from it (adjacencies, memos) stays right, and expires by its own
+// time (an adjacency's until) to pick the new one up. Only a change bumps
+// learnGen, which drops everything the worker derived from any entry.
 func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
 	e := w.neigh.get(k)
-	if e != nil && e.resolved && e.mac == mac && e.vtep == vtep && w.now-e.updated < neighLifetime/2 {
+	live := e != nil && e.resolved && e.mac == mac && e.vtep == vtep && w.now-e.updated < neighLifetime
+	if live && w.now-e.updated < neighLifetime/2 {
 		return false
 	}
 	e = w.neigh.slot(k)
 	e.mac, e.vtep, e.resolved, e.updated = mac, vtep, true, w.now
 	w.p.neigh.put(e)
+	if live {
+		return false
+	}
 	w.learnGen++
 	return true
 }

@@ -100,3 +100,42 @@ func TestAWorkersOwnMoveIsLearnedOnce(t *testing.T) {
 		t.Errorf("learnGen %d -> %d -> %d: want one change, at the move", g0, g1, w.learnGen)
 	}
 }
+
+// TestAConfirmedNeighbourKeepsWhatWasDerivedFromIt: a client's ARP that
+// confirms what the worker knows, after half of the entry's lifetime,
+// renews the entry without dropping the worker's adjacencies and memos
+// (learnGen; it used to, for every confirmation of every client), and the
+// answers keep flowing across the old entry's end of life.
+func TestAConfirmedNeighbourKeepsWhatWasDerivedFromIt(t *testing.T) {
+	_, w, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	resolveHosts(t, w)
+	answer := func(now int64) {
+		t.Helper()
+		b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "172.16.0.5", 53, 1024, 64, 64)), 0)
+		run(w, now, b)
+		if b.Verdict != VerdictTx || netip.AddrFrom4([4]byte(b.Bytes()[30:34])).String() != vtepA {
+			t.Fatalf("answer at %ds: verdict %v, drops %v", now/1e9, b.Verdict, w.C.DropsByName())
+		}
+	}
+	answer(2)
+	confirm := func(now int64) {
+		run(w, now, bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1")), 0))
+	}
+	half := neighLifetime/2 + int64(1e9)
+	gen, learned := w.learnGen, w.C.Events[EvNeighbourLearned]
+	confirm(half)
+	if w.learnGen != gen || w.C.Events[EvNeighbourLearned] != learned {
+		t.Errorf("a confirmation changed learnGen %d -> %d, neighbour_learned %d -> %d", gen, w.learnGen, learned, w.C.Events[EvNeighbourLearned])
+	}
+	answer(half + 1)
+	// Past the first learning's lifetime: the adjacency built from it ends
+	// and is rebuilt from the confirmed entry.
+	answer(neighLifetime + int64(2e9))
+	// A different MAC is a change.
+	mac := macA
+	mac[5]++
+	run(w, neighLifetime+int64(3e9), bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, mac, "10.1.0.5", [6]byte{}, "10.1.0.1")), 0))
+	if w.learnGen == gen {
+		t.Error("a new MAC did not change learnGen")
+	}
+}
