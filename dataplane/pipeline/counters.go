@@ -77,6 +77,8 @@ type Event uint8
 const (
 	EvARPReplied Event = iota
 	EvARPRequested
+	// EvNeighbourLearned and EvVTEPLearned count new, changed (MAC, VTEP)
+	// and re-resolved entries; a confirmation of a live one is not counted.
 	EvNeighbourLearned
 	EvVTEPLearned
 	EvEchoReplied
