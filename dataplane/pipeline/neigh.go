@@ -49,6 +49,11 @@ type neighEntry struct {
 	// updated is when the entry was learned; requested when the last
 	// request went out.
 	updated, requested int64
+	// own: this worker learned mac and vtep itself (and bumped learnGen
+	// then); false for a copy of the shared entry, which syncNeigh must not
+	// take as proof that the worker already dropped what it had built on an
+	// older value.
+	own bool
 }
 
 const (
@@ -153,11 +158,13 @@ func (s *sharedNeigh) put(e *neighEntry) {
 // syncNeigh drops the worker's copies of the neighbours another worker saw
 // change since its last burst, and invalidates what was derived from them
 // (adjacencies, the learning memo: learnGen). One atomic load when nothing
-// changed. A copy that is already the shared entry stays, and if every
-// changed key is such a copy (the worker learned the changes itself, and
-// bumped learnGen then) nothing is invalidated; a key the worker holds no
-// copy of still invalidates, as an adjacency may outlive the copy it was
-// built from.
+// changed. A copy that is already the shared entry and that the worker
+// learned itself stays, and if every changed key is such a copy (the worker
+// bumped learnGen when it learned them) nothing is invalidated. A key the
+// worker holds no copy of still invalidates, as an adjacency may outlive
+// the copy it was built from; so does a copy taken from the shared table
+// (own false), which may have replaced an evicted older one that the
+// worker built on.
 func (w *Worker) syncNeigh() {
 	s := &w.p.neigh
 	if s.seq.Load() == w.neighSeq {
@@ -170,7 +177,7 @@ func (w *Worker) syncNeigh() {
 		for i := w.neighSeq; i < seq; i++ {
 			k := &s.changed[i%neighChanges]
 			se, ok := s.m[*k]
-			if e := w.neigh.get(k); e != nil && ok && e.resolved && e.mac == se.mac && e.vtep == se.vtep {
+			if e := w.neigh.get(k); e != nil && ok && e.resolved && e.own && e.mac == se.mac && e.vtep == se.vtep {
 				continue
 			}
 			w.neigh.drop(k)
@@ -204,6 +211,7 @@ func (w *Worker) lookupNeigh(k *neighKey) *neighEntry {
 	if se, ok := w.p.neigh.get(k); ok && se.resolved && w.now-se.updated < neighLifetime {
 		e = w.neigh.slot(k)
 		*e = se
+		e.own = false
 		return e
 	}
 	return nil
@@ -227,6 +235,7 @@ func (w *Worker) learn(k *neighKey, mac [6]byte, vtep uint32) bool {
 	if live {
 		return false
 	}
+	e.own = true
 	w.learnGen++
 	return true
 }

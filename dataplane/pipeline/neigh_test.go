@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 )
@@ -137,5 +138,46 @@ func TestAConfirmedNeighbourKeepsWhatWasDerivedFromIt(t *testing.T) {
 	run(w, neighLifetime+int64(3e9), bufOf(vxlanFrame(vtepA, 100, arpFrame(t, 1, mac, "10.1.0.5", [6]byte{}, "10.1.0.1")), 0))
 	if w.learnGen == gen {
 		t.Error("a new MAC did not change learnGen")
+	}
+}
+
+// TestACopyOfAChangeMadeMidBurstStillInvalidates: worker 0 built its
+// answers to 10.1.0.5 on vtepA's underlay MAC, then lost its copy of that
+// neighbour (evicted). Worker 1 learns a new MAC for vtepA, and worker 0,
+// within the same burst, copies the new entry from the shared table (as
+// resolving another next hop would). At its next burst the ring names the
+// key and worker 0's copy already equals the shared entry, but worker 0
+// did not learn the change itself: what it built on the old MAC must go
+// (found in review: it was kept until the adjacency's end of life).
+func TestACopyOfAChangeMadeMidBurstStillInvalidates(t *testing.T) {
+	p, w0, _ := newTestPipeline(t, peeredTables(nil), Config{})
+	w1 := p.NewWorker(1, &testPool{})
+	for _, w := range []*Worker{w0, w1} {
+		resolveHosts(t, w)
+	}
+	answer := func(now int64) [6]byte {
+		t.Helper()
+		b := bufOf(vxlanFrame(vtepB, 200, udpFrame(t, macB, gwMAC0, "10.2.0.7", "172.16.0.5", 53, 1024, 64, 64)), 0)
+		run(w0, now, b)
+		if b.Verdict != VerdictTx {
+			t.Fatalf("answer: verdict %v, drops %v", b.Verdict, w0.C.DropsByName())
+		}
+		return [6]byte(b.Bytes()[0:6])
+	}
+	if got := answer(2); got != macVTEP {
+		t.Fatalf("answer toward underlay MAC %x, want %x", got, macVTEP)
+	}
+	x := key4(scopePort|0, binary.BigEndian.Uint32(ip4(vtepA)))
+	w0.neigh.drop(&x) // evicted
+	newMAC := macVTEP
+	newMAC[5]++
+	f := vxlanFrame(vtepA, 100, arpFrame(t, 1, macA, "10.1.0.5", [6]byte{}, "10.1.0.1"))
+	copy(f[6:12], newMAC[:])
+	run(w1, 3, bufOf(f, 0))
+	if w0.lookupNeigh(&x) == nil { // mid-burst copy from the shared table
+		t.Fatal("the shared table has no entry for vtepA")
+	}
+	if got := answer(4); got != newMAC {
+		t.Errorf("answer toward underlay MAC %x after vtepA's MAC changed, want %x", got, newMAC)
 	}
 }
