@@ -6,15 +6,18 @@
 //
 // Writes are atomic (temporary file, fsync, rename, fsync of the
 // directory) and the previous good copy is kept beside the current one, so
-// a file cut short by a crash or a full disk is detected by its checksum
-// and the previous copy is loaded instead. The store neither validates nor
+// a file cut short by a crash or a full disk is detected by its checksums
+// (of the body, and of generation, sources and body) and the previous copy
+// is loaded instead. A file that exists but cannot be read is an error, not
+// damage: it may be the newest state. The store neither validates nor
 // compiles what it holds.
 //
-// One controlplane owns a state directory at a time: Open takes an
-// exclusive lock (flock on LockFile), so a second controlplane started on
-// the same directory fails at once instead of interleaving its saves with
-// the first one's. The kernel drops the lock when the process dies, however
-// it dies, so a crash never leaves the directory locked.
+// One controlplane owns a state directory at a time: Open takes exclusive
+// locks (flock on the directory and on LockFile), so a second controlplane
+// started on the same directory fails at once instead of interleaving its
+// saves with the first one's, even if LockFile was removed. The kernel
+// drops the locks when the process dies, however it dies, so a crash never
+// leaves the directory locked.
 package store
 
 import (
@@ -63,6 +66,10 @@ type Store struct {
 	dir  string
 	log  *slog.Logger
 	lock *os.File // holds the flock until Close or the process's end
+	// dirLock holds a flock on the directory itself: removing LockFile
+	// (clearing the directory, an rsync restore) must not let a second
+	// controlplane in.
+	dirLock *os.File
 }
 
 // Open returns the store of dir, creating the directory (0700) if needed,
@@ -76,16 +83,17 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	// The directory's own lock excludes controlplanes of this version
+	// whatever happens to the files in it; LockFile's also excludes older
+	// versions, which lock only that file.
+	dirLock, err := lockFile(dir, dir, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
+		return nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state dir %s: %w", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
+	lock, err := lockFile(dir, filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		dirLock.Close()
+		return nil, err
 	}
 	stale, _ := filepath.Glob(filepath.Join(dir, tempPattern))
 	for _, f := range stale {
@@ -95,7 +103,23 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		}
 		log.Info("removed a temporary state file left by an interrupted save", "file", f)
 	}
-	return &Store{dir: dir, log: log, lock: lock}, nil
+	return &Store{dir: dir, log: log, lock: lock, dirLock: dirLock}, nil
+}
+
+// lockFile opens path and takes an exclusive flock on it without waiting.
+func lockFile(dir, path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state dir %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("state dir %s: lock %s: %w", dir, path, err)
+	}
+	return f, nil
 }
 
 // Close releases the directory's lock. The store must not be used after.
@@ -103,8 +127,8 @@ func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
 	}
-	err := s.lock.Close()
-	s.lock = nil
+	err := errors.Join(s.lock.Close(), s.dirLock.Close())
+	s.lock, s.dirLock = nil, nil
 	return err
 }
 
@@ -113,8 +137,10 @@ func (s *Store) Dir() string { return s.dir }
 
 // Load returns the last saved state. A missing, cut or corrupted current
 // file falls back to the previous copy (logged); with neither, Load returns
-// an empty State and no error. It fails only when a file exists and cannot
-// be read, or when both copies are corrupted.
+// an empty State and no error. It fails when a file exists and cannot be
+// read (permissions, a directory in its place): that file may well be the
+// newest good state, and starting from an older copy would drop changes
+// and reuse their generation numbers; and when both copies are corrupted.
 func (s *Store) Load() (State, error) {
 	cur := filepath.Join(s.dir, CurrentFile)
 	prev := filepath.Join(s.dir, PreviousFile)
@@ -123,8 +149,8 @@ func (s *Store) Load() (State, error) {
 		return st, nil
 	}
 	curMissing := errors.Is(err, fs.ErrNotExist)
-	if !curMissing {
-		s.log.Error("state file unusable, falling back to the previous copy", "file", cur, "err", err)
+	if !curMissing && !errors.Is(err, errDamaged) {
+		return State{}, fmt.Errorf("load state: %w (not falling back to an older copy: make the file readable by this user)", err)
 	}
 	pst, perr := readFile(prev)
 	switch {
@@ -134,7 +160,8 @@ func (s *Store) Load() (State, error) {
 			// previous copy.
 			s.log.Warn("state file missing, loading the previous copy", "file", prev)
 		} else {
-			s.log.Warn("loaded the previous state copy", "file", prev, "generation", pst.Generation)
+			s.log.Error("state file damaged, loading the previous copy", "file", cur, "err", err,
+				"previous", prev, "generation", pst.Generation)
 		}
 		return pst, nil
 	case errors.Is(perr, fs.ErrNotExist) && curMissing:
@@ -203,8 +230,27 @@ func syncDir(dir string) error {
 type header struct {
 	Generation uint64   `json:"generation"`
 	Objects    int      `json:"objects"`
-	SHA256     string   `json:"sha256"`
+	SHA256     string   `json:"sha256"` // of the body
 	Sources    []source `json:"sources"`
+	// Check is the sha256 of the generation, the sources and the body
+	// (checkSum), so that a changed generation is caught too. Files
+	// written before it existed have only SHA256.
+	Check string `json:"check,omitempty"`
+}
+
+// checkSum is header.Check: generation and sources as the header holds
+// them, then the body.
+func checkSum(gen uint64, sources []source, body []byte) (string, error) {
+	sj, err := json.Marshal(sources)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte(strconv.FormatUint(gen, 10) + "\x00"))
+	h.Write(sj)
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type source struct {
@@ -222,6 +268,11 @@ func encode(st State) ([]byte, error) {
 	for _, o := range st.Objects {
 		h.Sources = append(h.Sources, source{File: o.Source.File, Index: o.Source.Index})
 	}
+	check, err := checkSum(h.Generation, h.Sources, body)
+	if err != nil {
+		return nil, fmt.Errorf("save state: encode header: %w", err)
+	}
+	h.Check = check
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("save state: encode header: %w", err)
@@ -237,6 +288,10 @@ func encode(st State) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// errDamaged marks a state file whose content is not a whole state (cut
+// short, modified): Load falls back to the previous copy only for those.
+var errDamaged = errors.New("damaged")
+
 func readFile(path string) (State, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -244,7 +299,7 @@ func readFile(path string) (State, error) {
 	}
 	st, err := decode(path, data)
 	if err != nil {
-		return State{}, fmt.Errorf("%s: %w", path, err)
+		return State{}, fmt.Errorf("%s: %w: %w", path, errDamaged, err)
 	}
 	return st, nil
 }
@@ -277,6 +332,12 @@ func decode(path string, data []byte) (State, error) {
 	sum := sha256.Sum256(body)
 	if got := hex.EncodeToString(sum[:]); got != h.SHA256 {
 		return State{}, fmt.Errorf("checksum mismatch (file cut short or modified): body sha256 %s, header says %s", got, h.SHA256)
+	}
+	if h.Check != "" {
+		got, err := checkSum(h.Generation, h.Sources, body)
+		if err != nil || got != h.Check {
+			return State{}, errors.New("header checksum mismatch (generation or sources modified)")
+		}
 	}
 	objs, err := manifest.Parse(path, body)
 	if err != nil {

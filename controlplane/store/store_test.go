@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/peergate/peergate/controlplane/manifest"
@@ -163,6 +165,9 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 			return d
 		}},
 		{"not a state file", func([]byte) []byte { return []byte(vpcs) }},
+		{"the generation changed", func(d []byte) []byte {
+			return bytes.Replace(d, []byte(`{"generation":2,`), []byte(`{"generation":9,`), 1)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -201,6 +206,77 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An unreadable newest copy may be the newest good state: Load refuses
+// instead of starting from the previous copy (found by a durability audit:
+// a state file written by root stopped the peergate user's controlplane
+// from reading it, and it went back a generation, then reused that
+// generation's number for other content).
+func TestAnUnreadableCurrentFileIsAnErrorNotAFallback(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	for g := uint64(1); g <= 2; g++ {
+		if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur := filepath.Join(dir, CurrentFile)
+	// A directory in its place: unreadable for root too (tests run as root
+	// in CI, where file modes do not stop a read).
+	if err := os.Rename(cur, cur+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(cur, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir)
+	if st, err := s.Load(); err == nil || !strings.Contains(err.Error(), "not falling back") {
+		t.Fatalf("Load = generation %d, %v; want an error that does not fall back", st.Generation, err)
+	}
+}
+
+// State files written before the header checksum existed still load.
+func TestAFileWithoutTheHeaderChecksumStillLoads(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Save(State{Generation: 4, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+		t.Fatal(err)
+	}
+	cur := filepath.Join(dir, CurrentFile)
+	data, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte(`,"check":"`))
+	if i < 0 {
+		t.Fatalf("no check field in:\n%s", data)
+	}
+	j := i + len(`,"check":"`) + 64 + 1
+	old := append(append([]byte(nil), data[:i]...), data[j:]...)
+	if err := os.WriteFile(cur, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Load(); err != nil || st.Generation != 4 {
+		t.Fatalf("Load of a file without check = generation %d, %v", st.Generation, err)
+	}
+}
+
+// The directory itself is locked: removing the lock file does not let a
+// second store in.
+func TestRemovingTheLockFileDoesNotAdmitASecondStore(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := os.Remove(filepath.Join(dir, LockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("second Open after removing %s = %v, want ErrLocked", LockFile, err)
+	}
+	_ = s
 }
 
 func TestCrashBetweenRenamesLoadsThePreviousCopy(t *testing.T) {
