@@ -160,8 +160,25 @@ func (s *Store) Load() (State, error) {
 			// previous copy.
 			s.log.Warn("state file missing, loading the previous copy", "file", prev)
 		} else {
+			// Keep the damaged file for a post-mortem (the next save would
+			// replace it), and give the previous copy a generation above the
+			// damaged file's: that number may be live on dataplanes with
+			// other content, and must not be reused.
+			kept := cur + ".damaged"
+			if rerr := os.Rename(cur, kept); rerr != nil {
+				kept = ""
+				s.log.Warn("cannot keep the damaged state file aside", "file", cur, "err", rerr)
+			}
+			if g, ok := damagedGeneration(kept); ok && g >= pst.Generation {
+				pst.Generation = g + 1
+			}
 			s.log.Error("state file damaged, loading the previous copy", "file", cur, "err", err,
-				"previous", prev, "generation", pst.Generation)
+				"previous", prev, "kept", kept, "generation", pst.Generation)
+			// Written at once, so that a restart before the next change
+			// finds that generation too.
+			if serr := s.Save(pst); serr != nil {
+				return State{}, fmt.Errorf("load state: write the previous copy back as %s: %w", cur, serr)
+			}
 		}
 		return pst, nil
 	case errors.Is(perr, fs.ErrNotExist) && curMissing:
@@ -286,6 +303,31 @@ func encode(st State) ([]byte, error) {
 	b.WriteString("\n---\n")
 	b.Write(body)
 	return b.Bytes(), nil
+}
+
+// damagedGeneration reads the generation from the header of a damaged
+// state file, when its header line is still whole.
+func damagedGeneration(path string) (uint64, bool) {
+	if path == "" {
+		return 0, false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "# meta: "); ok {
+			var h header
+			if json.Unmarshal([]byte(rest), &h) == nil {
+				return h.Generation, true
+			}
+			return 0, false
+		}
+		if line == "---\n" {
+			break
+		}
+	}
+	return 0, false
 }
 
 // errDamaged marks a state file whose content is not a whole state (cut

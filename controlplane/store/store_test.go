@@ -151,23 +151,24 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 	cases := []struct {
 		name   string
 		damage func(data []byte) []byte
+		gen    uint64 // the generation Load gives the previous copy
 	}{
-		{"cut in the middle of the body", func(d []byte) []byte { return d[:len(d)-20] }},
+		{"cut in the middle of the body", func(d []byte) []byte { return d[:len(d)-20] }, 3},
 		{"cut at a document boundary", func(d []byte) []byte {
 			i := len(d) - len("---\nkind: Vpc\napiVersion: kubeovn.io/v1\nmetadata:\n  name: vpc-2\nspec: {}\n")
 			return d[:i]
-		}},
-		{"cut inside the header", func(d []byte) []byte { return d[:40] }},
-		{"empty", func([]byte) []byte { return nil }},
+		}, 3},
+		{"cut inside the header", func(d []byte) []byte { return d[:40] }, 1},
+		{"empty", func([]byte) []byte { return nil }, 1},
 		{"a byte changed", func(d []byte) []byte {
 			d = append([]byte(nil), d...)
 			d[len(d)-5] ^= 1
 			return d
-		}},
-		{"not a state file", func([]byte) []byte { return []byte(vpcs) }},
+		}, 3},
+		{"not a state file", func([]byte) []byte { return []byte(vpcs) }, 1},
 		{"the generation changed", func(d []byte) []byte {
 			return bytes.Replace(d, []byte(`{"generation":2,`), []byte(`{"generation":9,`), 1)
-		}},
+		}, 10},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -192,17 +193,28 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Generation != 1 || len(st.Objects) != 2 {
-				t.Fatalf("Load = generation %d with %d objects, want the previous copy (1, 2)", st.Generation, len(st.Objects))
+			// The previous copy's objects, under a generation above the
+			// damaged file's when its header still says which (2, or 9
+			// when that was changed): that number must not be reused.
+			if len(st.Objects) != 2 || st.Generation != c.gen {
+				t.Fatalf("Load = generation %d with %d objects, want the previous copy's objects (2) at generation %d", st.Generation, len(st.Objects), c.gen)
+			}
+			if _, err := os.Stat(cur + ".damaged"); err != nil {
+				t.Errorf("the damaged file was not kept aside: %v", err)
+			}
+			// A restart before any change finds the same state.
+			s = reopen(t, s, dir)
+			if again, err := s.Load(); err != nil || again.Generation != c.gen || len(again.Objects) != 2 {
+				t.Fatalf("Load after a restart = generation %d with %d objects, %v; want %d, 2", again.Generation, len(again.Objects), err, c.gen)
 			}
 			// The next save must not replace the good previous copy with
 			// the damaged file.
-			if err := s.Save(State{Generation: 3, Objects: objects(t, "a.yaml", vpcs2)}); err != nil {
+			if err := s.Save(State{Generation: c.gen + 1, Objects: objects(t, "a.yaml", vpcs2)}); err != nil {
 				t.Fatal(err)
 			}
 			prev, err := readFile(filepath.Join(dir, PreviousFile))
-			if err != nil || prev.Generation != 1 {
-				t.Fatalf("previous copy after save = generation %d, %v; want 1", prev.Generation, err)
+			if err != nil || prev.Generation != c.gen || len(prev.Objects) != 2 {
+				t.Fatalf("previous copy after save = generation %d with %d objects, %v; want the fallback (%d, 2)", prev.Generation, len(prev.Objects), err, c.gen)
 			}
 		})
 	}
