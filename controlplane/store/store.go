@@ -30,11 +30,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/peergate/peergate/controlplane/manifest"
 )
@@ -87,12 +89,20 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	// whatever happens to the files in it; LockFile's also excludes older
 	// versions, which lock only that file.
 	dirLock, err := lockFile(dir, dir, os.O_RDONLY)
+	if errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EINVAL) {
+		// Some filesystems (NFS emulates flock with write locks) cannot
+		// lock a directory opened read-only: LockFile alone guards it.
+		log.Warn("cannot lock the state directory itself; relying on its lock file", "dir", dir, "err", err)
+		dirLock, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	lock, err := lockFile(dir, filepath.Join(dir, LockFile), os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		dirLock.Close()
+		if dirLock != nil {
+			dirLock.Close()
+		}
 		return nil, err
 	}
 	stale, _ := filepath.Glob(filepath.Join(dir, tempPattern))
@@ -127,7 +137,10 @@ func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
 	}
-	err := errors.Join(s.lock.Close(), s.dirLock.Close())
+	err := s.lock.Close()
+	if s.dirLock != nil {
+		err = errors.Join(err, s.dirLock.Close())
+	}
 	s.lock, s.dirLock = nil, nil
 	return err
 }
@@ -160,25 +173,7 @@ func (s *Store) Load() (State, error) {
 			// previous copy.
 			s.log.Warn("state file missing, loading the previous copy", "file", prev)
 		} else {
-			// Keep the damaged file for a post-mortem (the next save would
-			// replace it), and give the previous copy a generation above the
-			// damaged file's: that number may be live on dataplanes with
-			// other content, and must not be reused.
-			kept := cur + ".damaged"
-			if rerr := os.Rename(cur, kept); rerr != nil {
-				kept = ""
-				s.log.Warn("cannot keep the damaged state file aside", "file", cur, "err", rerr)
-			}
-			if g, ok := damagedGeneration(kept); ok && g >= pst.Generation {
-				pst.Generation = g + 1
-			}
-			s.log.Error("state file damaged, loading the previous copy", "file", cur, "err", err,
-				"previous", prev, "kept", kept, "generation", pst.Generation)
-			// Written at once, so that a restart before the next change
-			// finds that generation too.
-			if serr := s.Save(pst); serr != nil {
-				return State{}, fmt.Errorf("load state: write the previous copy back as %s: %w", cur, serr)
-			}
+			pst.Generation = s.recoverDamaged(cur, pst)
 		}
 		return pst, nil
 	case errors.Is(perr, fs.ErrNotExist) && curMissing:
@@ -191,6 +186,36 @@ func (s *Store) Load() (State, error) {
 		}
 		return State{}, fmt.Errorf("load state: %w; previous copy: %w", err, perr)
 	}
+}
+
+// recoverDamaged handles a damaged current file when Load falls back to
+// the previous copy pst. It returns the generation to serve pst under:
+// above the damaged file's when its header still says which (that number
+// may be live on dataplanes with other content and must not be reused).
+// The damaged file is kept for a post-mortem under a new hard link (a
+// unique name per incident), and pst is written back over it with Save's
+// atomic rename, so that a restart finds that generation too. Every crash
+// point leaves either the damaged file, and the next Load does this again
+// with the same outcome, or the written-back copy. If the write-back
+// fails (a full disk), pst is served all the same: the damaged file stays,
+// and so does the next Load's outcome.
+func (s *Store) recoverDamaged(cur string, pst State) uint64 {
+	gen := pst.Generation
+	if g, ok := damagedGeneration(cur); ok && g >= gen && g < math.MaxUint64 {
+		gen = g + 1
+	}
+	kept := fmt.Sprintf("%s.damaged-%s", cur, time.Now().UTC().Format("20060102T150405.000000000"))
+	if err := os.Link(cur, kept); err != nil {
+		s.log.Warn("cannot keep the damaged state file aside", "file", cur, "err", err)
+		kept = ""
+	}
+	s.log.Error("state file damaged, loading the previous copy", "file", cur, "kept", kept,
+		"previous", filepath.Join(s.dir, PreviousFile), "generation", gen)
+	pst.Generation = gen
+	if err := s.Save(pst); err != nil {
+		s.log.Error("cannot write the previous copy back; the damaged file stays", "file", cur, "err", err)
+	}
+	return gen
 }
 
 // Save writes st as the current state and keeps the former current file as
@@ -219,11 +244,16 @@ func (s *Store) Save(st State) error {
 		return fmt.Errorf("save state: close %s: %w", tmp.Name(), err)
 	}
 	// Keep the current file as the previous copy only when it is good: a
-	// corrupted current file must not push out the last good copy.
-	if _, err := readFile(cur); err == nil {
+	// corrupted current file must not push out the last good copy. One
+	// that cannot be read may be good: refuse rather than lose it.
+	switch _, err := readFile(cur); {
+	case err == nil:
 		if err := os.Rename(cur, prev); err != nil {
 			return fmt.Errorf("save state: keep previous copy: %w", err)
 		}
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errDamaged):
+	default:
+		return fmt.Errorf("save state: cannot read the current state file, which may be the newest good one: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), cur); err != nil {
 		return fmt.Errorf("save state: %w", err)
@@ -283,7 +313,9 @@ func encode(st State) ([]byte, error) {
 	sum := sha256.Sum256(body)
 	h := header{Generation: st.Generation, Objects: len(st.Objects), SHA256: hex.EncodeToString(sum[:])}
 	for _, o := range st.Objects {
-		h.Sources = append(h.Sources, source{File: o.Source.File, Index: o.Source.Index})
+		// As JSON will read it back: an invalid byte becomes U+FFFD, and
+		// the check must be over what Load sees.
+		h.Sources = append(h.Sources, source{File: strings.ToValidUTF8(o.Source.File, "\uFFFD"), Index: o.Source.Index})
 	}
 	check, err := checkSum(h.Generation, h.Sources, body)
 	if err != nil {
@@ -306,28 +338,35 @@ func encode(st State) ([]byte, error) {
 }
 
 // damagedGeneration reads the generation from the header of a damaged
-// state file, when its header line is still whole.
+// state file: the larger of its "# generation:" line and its meta line,
+// whichever parse. The header failed its checksum, so either may be wrong;
+// raising the next generation too far only skips numbers, too little would
+// reuse one.
 func damagedGeneration(path string) (uint64, bool) {
-	if path == "" {
-		return 0, false
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, false
 	}
+	var gen uint64
+	found := false
 	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "# meta: "); ok {
+		line = strings.TrimSuffix(line, "\n")
+		if rest, ok := strings.CutPrefix(line, "# generation: "); ok {
+			if g, err := strconv.ParseUint(rest, 10, 64); err == nil {
+				gen, found = max(gen, g), true
+			}
+		}
+		if rest, ok := strings.CutPrefix(line, "# meta: "); ok {
 			var h header
 			if json.Unmarshal([]byte(rest), &h) == nil {
-				return h.Generation, true
+				gen, found = max(gen, h.Generation), true
 			}
-			return 0, false
 		}
-		if line == "---\n" {
+		if line == "---" {
 			break
 		}
 	}
-	return 0, false
+	return gen, found
 }
 
 // errDamaged marks a state file whose content is not a whole state (cut

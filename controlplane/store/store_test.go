@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,10 +200,11 @@ func TestDamagedCurrentFileFallsBackToThePreviousCopy(t *testing.T) {
 			if len(st.Objects) != 2 || st.Generation != c.gen {
 				t.Fatalf("Load = generation %d with %d objects, want the previous copy's objects (2) at generation %d", st.Generation, len(st.Objects), c.gen)
 			}
-			if _, err := os.Stat(cur + ".damaged"); err != nil {
-				t.Errorf("the damaged file was not kept aside: %v", err)
+			if kept, _ := filepath.Glob(cur + ".damaged-*"); len(kept) != 1 {
+				t.Errorf("the damaged file was kept as %q, want one copy", kept)
 			}
-			// A restart before any change finds the same state.
+			// A restart before any change finds the same state (and keeps
+			// no second copy of the damaged file: it was replaced).
 			s = reopen(t, s, dir)
 			if again, err := s.Load(); err != nil || again.Generation != c.gen || len(again.Objects) != 2 {
 				t.Fatalf("Load after a restart = generation %d with %d objects, %v; want %d, 2", again.Generation, len(again.Objects), err, c.gen)
@@ -246,6 +248,69 @@ func TestAnUnreadableCurrentFileIsAnErrorNotAFallback(t *testing.T) {
 	if st, err := s.Load(); err == nil || !strings.Contains(err.Error(), "not falling back") {
 		t.Fatalf("Load = generation %d, %v; want an error that does not fall back", st.Generation, err)
 	}
+}
+
+// Review finds on the damage fallback and the header checksum.
+func TestDamageFallbackEdges(t *testing.T) {
+	cut := func(t *testing.T, dir string) {
+		cur := filepath.Join(dir, CurrentFile)
+		data, err := os.ReadFile(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cur, data[:len(data)-20], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a source path that is not UTF-8 still checks", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		for g := uint64(1); g <= 2; g++ {
+			if err := s.Save(State{Generation: g, Objects: objects(t, "/etc/peergate/conf-\xe4.yaml", vpcs2)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s = reopen(t, s, dir)
+		if st, err := s.Load(); err != nil || st.Generation != 2 {
+			t.Fatalf("Load = generation %d, %v; want 2", st.Generation, err)
+		}
+		if kept, _ := filepath.Glob(filepath.Join(dir, CurrentFile+".damaged-*")); len(kept) != 0 {
+			t.Errorf("a good file was taken for damaged: %q", kept)
+		}
+	})
+	t.Run("a crash after keeping the damaged file raises the generation again", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		for g := uint64(1); g <= 2; g++ {
+			if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cut(t, dir)
+		// What a crash right after the hard link leaves.
+		cur := filepath.Join(dir, CurrentFile)
+		if err := os.Link(cur, cur+".damaged-before-the-crash"); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t, s, dir)
+		if st, err := s.Load(); err != nil || st.Generation != 3 {
+			t.Fatalf("Load = generation %d, %v; want 3, above the damaged file's 2", st.Generation, err)
+		}
+	})
+	t.Run("a damaged header at the largest generation does not wrap to 0", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		for _, g := range []uint64{1, math.MaxUint64} {
+			if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cut(t, dir)
+		s = reopen(t, s, dir)
+		if st, err := s.Load(); err != nil || st.Generation == 0 {
+			t.Fatalf("Load = generation %d, %v; want the previous copy, not generation 0", st.Generation, err)
+		}
+	})
 }
 
 // State files written before the header checksum existed still load.
