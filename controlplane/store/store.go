@@ -192,8 +192,8 @@ func (s *Store) Load() (State, error) {
 // the previous copy pst. It returns the generation to serve pst under:
 // above the damaged file's when its header still says which (that number
 // may be live on dataplanes with other content and must not be reused).
-// The damaged file is kept for a post-mortem under a new hard link (a
-// unique name per incident), and pst is written back over it with Save's
+// The damaged file is kept for a post-mortem under a new hard link or copy
+// (a unique name per incident), and pst is written back over it with Save's
 // atomic rename, so that a restart finds that generation too. Every crash
 // point leaves either the damaged file, and the next Load does this again
 // with the same outcome, or the written-back copy. If the write-back
@@ -205,7 +205,7 @@ func (s *Store) recoverDamaged(cur string, pst State) uint64 {
 		gen = g + 1
 	}
 	kept := fmt.Sprintf("%s.damaged-%s", cur, time.Now().UTC().Format("20060102T150405.000000000"))
-	if err := os.Link(cur, kept); err != nil {
+	if err := keepCopy(cur, kept); err != nil {
 		s.log.Warn("cannot keep the damaged state file aside", "file", cur, "err", err)
 		kept = ""
 	}
@@ -216,6 +216,30 @@ func (s *Store) recoverDamaged(cur string, pst State) uint64 {
 		s.log.Error("cannot write the previous copy back; the damaged file stays", "file", cur, "err", err)
 	}
 	return gen
+}
+
+// keepCopy makes kept a copy of cur: a hard link, or where the filesystem
+// has none (vfat, some FUSE mounts) a new file with cur's bytes, synced.
+func keepCopy(cur, kept string) error {
+	if os.Link(cur, kept) == nil {
+		return nil
+	}
+	data, err := os.ReadFile(cur)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(kept, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Save writes st as the current state and keeps the former current file as
@@ -285,19 +309,16 @@ type header struct {
 	Check string `json:"check,omitempty"`
 }
 
-// checkSum is header.Check: generation and sources as the header holds
-// them, then the body.
-func checkSum(gen uint64, sources []source, body []byte) (string, error) {
-	sj, err := json.Marshal(sources)
-	if err != nil {
-		return "", err
-	}
+// checkSum is header.Check: the generation, the sources exactly as the
+// meta line holds them (JSON; Load hashes those bytes, not a re-encoding,
+// which would differ for a path that is not valid UTF-8), then the body.
+func checkSum(gen uint64, sourcesJSON, body []byte) string {
 	h := sha256.New()
 	h.Write([]byte(strconv.FormatUint(gen, 10) + "\x00"))
-	h.Write(sj)
+	h.Write(sourcesJSON)
 	h.Write([]byte{0})
 	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 type source struct {
@@ -313,15 +334,14 @@ func encode(st State) ([]byte, error) {
 	sum := sha256.Sum256(body)
 	h := header{Generation: st.Generation, Objects: len(st.Objects), SHA256: hex.EncodeToString(sum[:])}
 	for _, o := range st.Objects {
-		// As JSON will read it back: an invalid byte becomes U+FFFD, and
-		// the check must be over what Load sees.
-		h.Sources = append(h.Sources, source{File: strings.ToValidUTF8(o.Source.File, "\uFFFD"), Index: o.Source.Index})
+		h.Sources = append(h.Sources, source{File: o.Source.File, Index: o.Source.Index})
 	}
-	check, err := checkSum(h.Generation, h.Sources, body)
+	// The same bytes as the "sources" field of the meta line below.
+	sj, err := json.Marshal(h.Sources)
 	if err != nil {
 		return nil, fmt.Errorf("save state: encode header: %w", err)
 	}
-	h.Check = check
+	h.Check = checkSum(h.Generation, sj, body)
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return nil, fmt.Errorf("save state: encode header: %w", err)
@@ -389,6 +409,7 @@ func decode(path string, data []byte) (State, error) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), len(data)+1)
 	var h *header
+	var sourcesJSON []byte
 	n := 0
 	for first := true; sc.Scan(); first = false {
 		line := sc.Text()
@@ -401,6 +422,13 @@ func decode(path string, data []byte) (State, error) {
 			if err := json.Unmarshal([]byte(rest), h); err != nil {
 				return State{}, fmt.Errorf("header: %w", err)
 			}
+			var raw struct {
+				Sources json.RawMessage `json:"sources"`
+			}
+			if err := json.Unmarshal([]byte(rest), &raw); err != nil {
+				return State{}, fmt.Errorf("header: %w", err)
+			}
+			sourcesJSON = raw.Sources
 		}
 		if line == "---" {
 			break
@@ -415,8 +443,7 @@ func decode(path string, data []byte) (State, error) {
 		return State{}, fmt.Errorf("checksum mismatch (file cut short or modified): body sha256 %s, header says %s", got, h.SHA256)
 	}
 	if h.Check != "" {
-		got, err := checkSum(h.Generation, h.Sources, body)
-		if err != nil || got != h.Check {
+		if checkSum(h.Generation, sourcesJSON, body) != h.Check {
 			return State{}, errors.New("header checksum mismatch (generation or sources modified)")
 		}
 	}

@@ -297,6 +297,38 @@ func TestDamageFallbackEdges(t *testing.T) {
 			t.Fatalf("Load = generation %d, %v; want 3, above the damaged file's 2", st.Generation, err)
 		}
 	})
+	t.Run("a broken meta line still raises by the generation line", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		for g := uint64(1); g <= 2; g++ {
+			if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cur := filepath.Join(dir, CurrentFile)
+		data, err := os.ReadFile(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cur, bytes.Replace(data, []byte(`# meta: {`), []byte(`# meta: {{`), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t, s, dir)
+		if st, err := s.Load(); err != nil || st.Generation != 3 {
+			t.Fatalf("Load = generation %d, %v; want 3", st.Generation, err)
+		}
+	})
+	t.Run("Save does not replace a current file it cannot read", func(t *testing.T) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		cur := filepath.Join(dir, CurrentFile)
+		if err := os.Mkdir(cur, 0o700); err != nil { // unreadable as a file, for root too
+			t.Fatal(err)
+		}
+		if err := s.Save(State{Generation: 1, Objects: objects(t, "a.yaml", vpcs)}); err == nil || !strings.Contains(err.Error(), "cannot read the current state file") {
+			t.Fatalf("Save over an unreadable current file = %v, want a refusal", err)
+		}
+	})
 	t.Run("a damaged header at the largest generation does not wrap to 0", func(t *testing.T) {
 		dir := t.TempDir()
 		s := open(t, dir)
