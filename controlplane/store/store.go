@@ -173,7 +173,7 @@ func (s *Store) Load() (State, error) {
 			// previous copy.
 			s.log.Warn("state file missing, loading the previous copy", "file", prev)
 		} else {
-			pst.Generation = s.recoverDamaged(cur, pst)
+			pst.Generation = s.recoverDamaged(cur, err, pst)
 		}
 		return pst, nil
 	case errors.Is(perr, fs.ErrNotExist) && curMissing:
@@ -188,8 +188,8 @@ func (s *Store) Load() (State, error) {
 	}
 }
 
-// recoverDamaged handles a damaged current file when Load falls back to
-// the previous copy pst. It returns the generation to serve pst under:
+// recoverDamaged handles a current file damaged as the error damage says,
+// when Load falls back to the previous copy pst. It returns the generation to serve pst under:
 // above the damaged file's when its header still says which (that number
 // may be live on dataplanes with other content and must not be reused).
 // The damaged file is kept for a post-mortem under a new hard link or copy
@@ -199,7 +199,7 @@ func (s *Store) Load() (State, error) {
 // with the same outcome, or the written-back copy. If the write-back
 // fails (a full disk), pst is served all the same: the damaged file stays,
 // and so does the next Load's outcome.
-func (s *Store) recoverDamaged(cur string, pst State) uint64 {
+func (s *Store) recoverDamaged(cur string, damage error, pst State) uint64 {
 	gen := pst.Generation
 	if g, ok := damagedGeneration(cur); ok && g >= gen && g < math.MaxUint64 {
 		gen = g + 1
@@ -209,7 +209,7 @@ func (s *Store) recoverDamaged(cur string, pst State) uint64 {
 		s.log.Warn("cannot keep the damaged state file aside", "file", cur, "err", err)
 		kept = ""
 	}
-	s.log.Error("state file damaged, loading the previous copy", "file", cur, "kept", kept,
+	s.log.Error("state file damaged, loading the previous copy", "file", cur, "err", damage, "kept", kept,
 		"previous", filepath.Join(s.dir, PreviousFile), "generation", gen)
 	pst.Generation = gen
 	if err := s.Save(pst); err != nil {

@@ -398,7 +398,9 @@ func TestSIGKILLDuringApplyLeavesTheOldOrTheNewGeneration(t *testing.T) {
 
 // TestDamagedStateFileStartsFromTheLastGoodCopy damages the current state
 // file the way a crash or a full disk would and starts the real binary on
-// it: it must serve the previous copy's generation and say so on stderr.
+// it: it must serve the previous copy's objects and tables and say so on
+// stderr, under a generation above the damaged file's when its header still
+// names it (generation 2 was live with other content: it is not reused).
 // Both copies damaged must stop the start rather than start empty.
 func TestDamagedStateFileStartsFromTheLastGoodCopy(t *testing.T) {
 	seeds := filepath.Join(testenv.ModuleRoot(), "testdata", "manifests", "kube-ovn-vpc-peering")
@@ -409,23 +411,25 @@ func TestDamagedStateFileStartsFromTheLastGoodCopy(t *testing.T) {
 	cut := func(frac float64) func([]byte) []byte {
 		return func(b []byte) []byte { return b[:int(float64(len(b))*frac)] }
 	}
+	const damaged = "state file damaged, loading the previous copy"
 	cases := []struct {
 		name     string
 		damage   func([]byte) []byte // nil removes the file
 		both     bool                // damage the previous copy too
+		gen      uint64              // the generation the copy is served under
 		wantLogs []string
 	}{
-		{name: "a current file cut in half", damage: cut(0.5),
-			wantLogs: []string{"state file unusable, falling back to the previous copy", "checksum mismatch", "loaded the previous state copy"}},
-		{name: "a current file cut inside its header", damage: cut(0.05),
-			wantLogs: []string{"state file unusable, falling back to the previous copy", "truncated", "loaded the previous state copy"}},
-		{name: "a current file of zero bytes", damage: cut(0),
-			wantLogs: []string{"state file unusable, falling back to the previous copy", "loaded the previous state copy"}},
+		{name: "a current file cut in half", damage: cut(0.5), gen: 3,
+			wantLogs: []string{damaged, "checksum mismatch", "config.yaml.damaged-"}},
+		{name: "a current file cut inside its header", damage: func(b []byte) []byte { return b[:40] }, gen: 1,
+			wantLogs: []string{damaged, "truncated"}},
+		{name: "a current file of zero bytes", damage: cut(0), gen: 1,
+			wantLogs: []string{damaged}},
 		{name: "a current file with one byte changed", damage: func(b []byte) []byte {
 			b[len(b)-3] ^= 0x20
 			return b
-		}, wantLogs: []string{"state file unusable, falling back to the previous copy", "checksum mismatch", "loaded the previous state copy"}},
-		{name: "a missing current file (a crash between the renames)", damage: nil,
+		}, gen: 3, wantLogs: []string{damaged, "checksum mismatch"}},
+		{name: "a missing current file (a crash between the renames)", damage: nil, gen: 1,
 			wantLogs: []string{"state file missing, loading the previous copy"}},
 		{name: "both copies cut in half", damage: cut(0.5), both: true},
 	}
@@ -476,13 +480,15 @@ func TestDamagedStateFileStartsFromTheLastGoodCopy(t *testing.T) {
 			}
 			e.start()
 			l := e.live()
-			if l.statusGen != 1 || l.tables.GetGeneration() != 1 {
-				t.Errorf("generation after the start = %d (tables %d), want 1: the previous copy", l.statusGen, l.tables.GetGeneration())
+			if l.statusGen != tc.gen || l.tables.GetGeneration() != tc.gen {
+				t.Errorf("generation after the start = %d (tables %d), want %d", l.statusGen, l.tables.GetGeneration(), tc.gen)
 			}
 			if !proto.Equal(&apiv1.ListResponse{Objects: l.objects}, &apiv1.ListResponse{Objects: good.objects}) {
 				t.Errorf("objects after the start are not generation 1's (%d objects, want %d)", len(l.objects), len(good.objects))
 			}
-			if !proto.Equal(l.tables, good.tables) {
+			gt := proto.Clone(good.tables).(*tablesv1.Tables)
+			gt.Generation = l.tables.GetGeneration()
+			if !proto.Equal(l.tables, gt) {
 				t.Errorf("tables after the start are not generation 1's")
 			}
 			log := e.proc.Log.String()
@@ -498,8 +504,8 @@ func TestDamagedStateFileStartsFromTheLastGoodCopy(t *testing.T) {
 			}
 			e.stop()
 			e.start()
-			if g := e.live().statusGen; g != 2 {
-				t.Errorf("generation after a change and a restart = %d, want 2", g)
+			if g := e.live().statusGen; g != tc.gen+1 {
+				t.Errorf("generation after a change and a restart = %d, want %d", g, tc.gen+1)
 			}
 			if strings.Contains(e.proc.Log.String(), "previous") {
 				t.Errorf("the restart after the recovery still fell back to a previous copy:\n%s", tail(e.proc.Log.String(), 20))
