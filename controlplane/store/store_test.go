@@ -252,71 +252,56 @@ func TestAnUnreadableCurrentFileIsAnErrorNotAFallback(t *testing.T) {
 
 // Review finds on the damage fallback and the header checksum.
 func TestDamageFallbackEdges(t *testing.T) {
-	cut := func(t *testing.T, dir string) {
+	// saved2 is a store holding generations 1 and 2 of objects from file.
+	saved2 := func(t *testing.T, file string) (string, *Store) {
+		dir := t.TempDir()
+		s := open(t, dir)
+		for g := uint64(1); g <= 2; g++ {
+			if err := s.Save(State{Generation: g, Objects: objects(t, file, vpcs2)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir, s
+	}
+	rewrite := func(t *testing.T, dir string, damage func([]byte) []byte) {
 		cur := filepath.Join(dir, CurrentFile)
 		data, err := os.ReadFile(cur)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(cur, data[:len(data)-20], 0o600); err != nil {
+		if err := os.WriteFile(cur, damage(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Run("a source path that is not UTF-8 still checks", func(t *testing.T) {
-		dir := t.TempDir()
-		s := open(t, dir)
-		for g := uint64(1); g <= 2; g++ {
-			if err := s.Save(State{Generation: g, Objects: objects(t, "/etc/peergate/conf-\xe4.yaml", vpcs2)}); err != nil {
-				t.Fatal(err)
-			}
-		}
+	cut := func(d []byte) []byte { return d[:len(d)-20] }
+	loadGen := func(t *testing.T, s *Store, dir string, want uint64) {
+		t.Helper()
 		s = reopen(t, s, dir)
-		if st, err := s.Load(); err != nil || st.Generation != 2 {
-			t.Fatalf("Load = generation %d, %v; want 2", st.Generation, err)
+		if st, err := s.Load(); err != nil || st.Generation != want {
+			t.Fatalf("Load = generation %d, %v; want %d", st.Generation, err, want)
 		}
+	}
+	t.Run("a source path that is not UTF-8 still checks", func(t *testing.T) {
+		dir, s := saved2(t, "/etc/peergate/conf-\xe4.yaml")
+		loadGen(t, s, dir, 2)
 		if kept, _ := filepath.Glob(filepath.Join(dir, CurrentFile+".damaged-*")); len(kept) != 0 {
 			t.Errorf("a good file was taken for damaged: %q", kept)
 		}
 	})
 	t.Run("a crash after keeping the damaged file raises the generation again", func(t *testing.T) {
-		dir := t.TempDir()
-		s := open(t, dir)
-		for g := uint64(1); g <= 2; g++ {
-			if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cut(t, dir)
+		dir, s := saved2(t, "a.yaml")
+		rewrite(t, dir, cut)
 		// What a crash right after the hard link leaves.
 		cur := filepath.Join(dir, CurrentFile)
 		if err := os.Link(cur, cur+".damaged-before-the-crash"); err != nil {
 			t.Fatal(err)
 		}
-		s = reopen(t, s, dir)
-		if st, err := s.Load(); err != nil || st.Generation != 3 {
-			t.Fatalf("Load = generation %d, %v; want 3, above the damaged file's 2", st.Generation, err)
-		}
+		loadGen(t, s, dir, 3) // above the damaged file's 2
 	})
 	t.Run("a broken meta line still raises by the generation line", func(t *testing.T) {
-		dir := t.TempDir()
-		s := open(t, dir)
-		for g := uint64(1); g <= 2; g++ {
-			if err := s.Save(State{Generation: g, Objects: objects(t, "a.yaml", vpcs)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cur := filepath.Join(dir, CurrentFile)
-		data, err := os.ReadFile(cur)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cur, bytes.Replace(data, []byte(`# meta: {`), []byte(`# meta: {{`), 1), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s = reopen(t, s, dir)
-		if st, err := s.Load(); err != nil || st.Generation != 3 {
-			t.Fatalf("Load = generation %d, %v; want 3", st.Generation, err)
-		}
+		dir, s := saved2(t, "a.yaml")
+		rewrite(t, dir, func(d []byte) []byte { return bytes.Replace(d, []byte(`# meta: {`), []byte(`# meta: {{`), 1) })
+		loadGen(t, s, dir, 3)
 	})
 	t.Run("Save does not replace a current file it cannot read", func(t *testing.T) {
 		dir := t.TempDir()
@@ -337,11 +322,8 @@ func TestDamageFallbackEdges(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cut(t, dir)
-		s = reopen(t, s, dir)
-		if st, err := s.Load(); err != nil || st.Generation == 0 {
-			t.Fatalf("Load = generation %d, %v; want the previous copy, not generation 0", st.Generation, err)
-		}
+		rewrite(t, dir, cut)
+		loadGen(t, s, dir, 1) // the previous copy's: no number above MaxUint64, and never 0
 	})
 }
 
