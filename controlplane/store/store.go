@@ -21,7 +21,6 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -189,9 +188,10 @@ func (s *Store) Load() (State, error) {
 }
 
 // recoverDamaged handles a current file damaged as the error damage says,
-// when Load falls back to the previous copy pst. It returns the generation to serve pst under:
-// above the damaged file's when its header still says which (that number
-// may be live on dataplanes with other content and must not be reused).
+// when Load falls back to the previous copy pst. It returns the generation
+// to serve pst under: above the damaged file's when its header still says
+// which (that number may be live on dataplanes with other content and must
+// not be reused).
 // The damaged file is kept for a post-mortem under a new hard link or copy
 // (a unique name per incident), and pst is written back over it with Save's
 // atomic rename, so that a restart finds that generation too. Every crash
@@ -367,26 +367,50 @@ func damagedGeneration(path string) (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
+	rh := splitHeader(data)
 	var gen uint64
 	found := false
+	if g, err := strconv.ParseUint(rh.gen, 10, 64); err == nil {
+		gen, found = g, true
+	}
+	var h header
+	if rh.meta != "" && json.Unmarshal([]byte(rh.meta), &h) == nil {
+		gen, found = max(gen, h.Generation), true
+	}
+	return gen, found
+}
+
+// rawHeader is a state file's header as text: its first line, the values
+// of its "# generation: " and "# meta: " lines, and where the body starts
+// (after the "---" line; whole is false when there is none).
+type rawHeader struct {
+	first, gen, meta string
+	body             int
+	whole            bool
+}
+
+func splitHeader(data []byte) rawHeader {
+	var rh rawHeader
+	n := 0
 	for line := range strings.Lines(string(data)) {
+		first := n == 0
+		n += len(line)
 		line = strings.TrimSuffix(line, "\n")
+		if first {
+			rh.first = line
+		}
 		if rest, ok := strings.CutPrefix(line, "# generation: "); ok {
-			if g, err := strconv.ParseUint(rest, 10, 64); err == nil {
-				gen, found = max(gen, g), true
-			}
+			rh.gen = rest
 		}
 		if rest, ok := strings.CutPrefix(line, "# meta: "); ok {
-			var h header
-			if json.Unmarshal([]byte(rest), &h) == nil {
-				gen, found = max(gen, h.Generation), true
-			}
+			rh.meta = rest
 		}
 		if line == "---" {
+			rh.body, rh.whole = n, true
 			break
 		}
 	}
-	return gen, found
+	return rh
 }
 
 // errDamaged marks a state file whose content is not a whole state (cut
@@ -406,44 +430,30 @@ func readFile(path string) (State, error) {
 }
 
 func decode(path string, data []byte) (State, error) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), len(data)+1)
-	var h *header
-	var sourcesJSON []byte
-	n := 0
-	for first := true; sc.Scan(); first = false {
-		line := sc.Text()
-		n += len(line) + 1
-		if first && line != magic {
-			return State{}, errors.New("not a peergate state file (bad first line)")
-		}
-		if rest, ok := strings.CutPrefix(line, "# meta: "); ok {
-			h = new(header)
-			if err := json.Unmarshal([]byte(rest), h); err != nil {
-				return State{}, fmt.Errorf("header: %w", err)
-			}
-			var raw struct {
-				Sources json.RawMessage `json:"sources"`
-			}
-			if err := json.Unmarshal([]byte(rest), &raw); err != nil {
-				return State{}, fmt.Errorf("header: %w", err)
-			}
-			sourcesJSON = raw.Sources
-		}
-		if line == "---" {
-			break
-		}
+	rh := splitHeader(data)
+	if len(data) > 0 && rh.first != magic {
+		return State{}, errors.New("not a peergate state file (bad first line)")
 	}
-	if h == nil || n > len(data) {
+	if !rh.whole || rh.meta == "" {
 		return State{}, errors.New("truncated: header incomplete")
 	}
-	body := data[n:]
+	h := new(header)
+	var raw struct {
+		Sources json.RawMessage `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(rh.meta), h); err != nil {
+		return State{}, fmt.Errorf("header: %w", err)
+	}
+	if err := json.Unmarshal([]byte(rh.meta), &raw); err != nil {
+		return State{}, fmt.Errorf("header: %w", err)
+	}
+	body := data[rh.body:]
 	sum := sha256.Sum256(body)
 	if got := hex.EncodeToString(sum[:]); got != h.SHA256 {
 		return State{}, fmt.Errorf("checksum mismatch (file cut short or modified): body sha256 %s, header says %s", got, h.SHA256)
 	}
 	if h.Check != "" {
-		if checkSum(h.Generation, sourcesJSON, body) != h.Check {
+		if checkSum(h.Generation, raw.Sources, body) != h.Check {
 			return State{}, errors.New("header checksum mismatch (generation or sources modified)")
 		}
 	}
